@@ -1,0 +1,5 @@
+"""Decision log: hash-chained, sealed, checkpointed; verify and report."""
+
+from writ.audit.sink import DecisionSink, MemorySink
+
+__all__ = ["DecisionSink", "MemorySink"]

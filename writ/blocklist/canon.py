@@ -1,0 +1,188 @@
+"""Canonical forms of host names and URLs (DESIGN §3).
+
+The same functions canonicalise order targets at load time and requests at
+lookup time, so that two spellings of one resource can never get two
+decisions. Rules:
+
+- names: lowercase, trailing dot dropped, IDNA (UTS-46) to punycode;
+- URLs: scheme ignored (http ≡ https), host as a name, userinfo, port and
+  fragment dropped, percent-encoding normalised (unreserved characters
+  decoded, hex uppercased), dot-segments resolved, repeated slashes
+  collapsed, empty path = `/`;
+- the query is kept as (key, value) pairs, normalised like the path, with
+  `+` read as a space (form encoding), so `?q=a+b` ≡ `?q=a%20b`.
+
+Ports are not significant at all, not only default ones: a court orders a
+resource, and the same resource on another port is the same evasion.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import idna
+
+__all__ = [
+    "CanonError",
+    "CanonicalURL",
+    "canonical_name",
+    "canonical_path",
+    "canonical_url",
+    "is_url",
+]
+
+MAX_NAME = 253
+MAX_LABEL = 63
+MAX_URL = 16384
+
+_ASCII_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+# Characters that may stand unescaped in a canonical path or query component.
+_PATH_SAFE = _UNRESERVED | frozenset(b"!$&'()*+,;=:@/")
+_QUERY_SAFE = _UNRESERVED | frozenset(b"!$'()*,;:@/?")
+
+
+class CanonError(ValueError):
+    """A name or URL that cannot be canonicalised; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalURL:
+    host: str
+    path: str  # starts with "/", no trailing "/" except for the root
+    query: tuple[tuple[str, str], ...]
+
+    def __str__(self) -> str:
+        q = "&".join(f"{k}={v}" for k, v in self.query)
+        return f"{self.host}{self.path}" + (f"?{q}" if q else "")
+
+
+def canonical_name(name: str) -> str:
+    """Lowercase, no trailing dot, punycode. Raises CanonError."""
+    n = name.strip()
+    if n.endswith("."):
+        n = n[:-1]
+    if not n:
+        raise CanonError("empty host name")
+    if n.isascii():
+        n = n.lower()
+        if _ASCII_NAME.fullmatch(n) and len(n) <= MAX_NAME:
+            if "xn--" in n:
+                _check_punycode(n)
+            return n
+    try:
+        out = idna.encode(n, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        raise CanonError(f"invalid host name {name!r}: {e}") from None
+    out = out.lower()
+    if not _ASCII_NAME.fullmatch(out) or len(out) > MAX_NAME:
+        raise CanonError(f"invalid host name {name!r}")
+    return out
+
+
+def _check_punycode(n: str) -> None:
+    for label in n.split("."):
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError, ValueError) as e:
+                raise CanonError(f"invalid punycode label {label!r}: {e}") from None
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def _normalise_component(raw: str, safe: frozenset[int], plus_is_space: bool) -> str:
+    """Percent-normalise one path or query component."""
+    data = raw.encode("utf-8", "surrogatepass")
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x25:  # '%'
+            if i + 2 < n and data[i + 1] in _HEX and data[i + 2] in _HEX:
+                v = int(data[i + 1 : i + 3], 16)
+                if v in _UNRESERVED:
+                    out.append(v)
+                else:
+                    out += b"%%%02X" % v
+                i += 3
+                continue
+            raise CanonError(f"invalid percent-encoding in {raw[:80]!r}")
+        if plus_is_space and c == 0x2B:  # '+'
+            out += b"%20"
+        elif c in safe:
+            out.append(c)
+        else:
+            out += b"%%%02X" % c
+        i += 1
+    return out.decode("ascii")
+
+
+def canonical_path(raw: str) -> str:
+    """Normalise a path: percent-encoding, dot-segments, `//`, no trailing `/`."""
+    p = _normalise_component(raw, _PATH_SAFE, plus_is_space=False)
+    segments: list[str] = []
+    for seg in p.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(seg)
+    return "/" + "/".join(segments)
+
+
+def _canonical_query(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        pairs.append(
+            (
+                _normalise_component(k, _QUERY_SAFE, plus_is_space=True),
+                _normalise_component(v, _QUERY_SAFE, plus_is_space=True),
+            )
+        )
+    return tuple(pairs)
+
+
+def _split_authority(authority: str) -> str:
+    """Return the host of an authority, dropping userinfo and port."""
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):  # IPv6 literal
+        end = host.find("]")
+        if end < 0:
+            raise CanonError(f"unterminated IPv6 literal in {authority!r}")
+        return host[: end + 1].lower()
+    host, _, port = host.partition(":")
+    if port and not port.isdigit():
+        raise CanonError(f"invalid port {port!r}")
+    return host
+
+
+def canonical_url(url: str) -> CanonicalURL:
+    """Canonicalise an absolute URL (any scheme, which is ignored)."""
+    if len(url) > MAX_URL:
+        raise CanonError(f"URL longer than {MAX_URL} characters")
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme:
+        raise CanonError(f"not an absolute URL: {url[:80]!r}")
+    rest = rest.partition("#")[0]
+    cut = len(rest)
+    for ch in "/?":
+        i = rest.find(ch)
+        if 0 <= i < cut:
+            cut = i
+    authority, tail = rest[:cut], rest[cut:]
+    host_raw = _split_authority(authority)
+    if not host_raw:
+        raise CanonError(f"URL has no host: {url[:80]!r}")
+    host = host_raw if host_raw.startswith("[") else canonical_name(host_raw)
+    path_raw, _, query_raw = tail.partition("?")
+    return CanonicalURL(host, canonical_path(path_raw), _canonical_query(query_raw))

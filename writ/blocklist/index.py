@@ -1,0 +1,212 @@
+"""The compiled index: one instant's blocklist, answering names and URLs.
+
+Compile once, match many: an Index is built whole from a Fold and never
+changes afterwards, so readers need no locks. A name is answered in
+O(labels) dict lookups; a URL in O(labels + path segments + rules for that
+host). Every answer is a Decision carrying its provenance: the ids of every
+act behind it (all of them, not the first) and the rule that matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from writ.blocklist.canon import CanonicalURL, canonical_name, canonical_url
+from writ.blocklist.fold import Fold
+from writ.blocklist.model import Act, Target, TargetKind
+
+__all__ = ["ALLOW", "Decision", "Index", "Verdict"]
+
+
+class Verdict(StrEnum):
+    BLOCK = "block"
+    URL_RULES = "url-rules"  # DNS only: the host has URL rules, the proxy decides
+    ALLOW = "allow"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision: Verdict
+    orders: tuple[str, ...] = ()  # every act behind the decision, sorted
+    rule: str | None = None  # the most specific rule that matched
+    rules: tuple[str, ...] = ()  # every rule that matched
+    host_level: bool = False  # blocked by a domain rule (not only by URL rules)
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision is Verdict.BLOCK
+
+
+ALLOW = Decision(Verdict.ALLOW)
+
+
+@dataclass(slots=True)
+class _DomainEntry:
+    sub: tuple[str, ...] = ()  # orders blocking the name and its subdomains
+    exact: tuple[str, ...] = ()  # orders blocking only this very name
+
+
+@dataclass(frozen=True, slots=True)
+class _UrlRule:
+    target: Target
+    orders: tuple[str, ...]
+    rule: str
+
+
+@dataclass(slots=True)
+class _HostRules:
+    exact: dict[str, list[_UrlRule]]  # path -> url rules
+    prefix: dict[str, list[_UrlRule]]  # path prefix -> url_prefix rules
+    orders: tuple[str, ...] = ()  # every order with a URL rule on this host
+
+
+def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if not a:
+        return b
+    if not b or a == b:
+        return a
+    return tuple(sorted(set(a) | set(b)))
+
+
+class Index:
+    """The blocklist in force at one instant. Immutable once built."""
+
+    __slots__ = (
+        "_domains",
+        "_hosts",
+        "acts",
+        "at",
+        "domain_count",
+        "restored",
+        "url_count",
+        "valid_until",
+        "version",
+    )
+
+    def __init__(self, fold: Fold, version: str, acts: Mapping[str, Act]) -> None:
+        self.version = version
+        self.at: datetime = fold.at
+        self.valid_until: datetime | None = fold.next_change
+        self.acts = acts  # every act of the set, by id (for block pages, explain)
+        domains: dict[str, _DomainEntry] = {}
+        hosts: dict[str, _HostRules] = {}
+        self.restored: dict[str, tuple[str, ...]] = {}  # lifted host -> restoration ids
+        url_count = 0
+        for f in fold.in_force:
+            oid = (f.act.id,)
+            for host, sub in f.act.domain_targets():
+                if host in f.lifted:
+                    self.restored[host] = _merge(self.restored.get(host, ()), f.restored_by)
+                    continue
+                e = domains.get(host)
+                if e is None:
+                    e = domains[host] = _DomainEntry()
+                if sub:
+                    e.sub = _merge(e.sub, oid)
+                else:
+                    e.exact = _merge(e.exact, oid)
+            for t in f.act.url_targets():
+                self._add_url(hosts, t, oid)
+                url_count += 1
+        for k in fold.kept:
+            self._add_url(hosts, k.target, tuple(sorted(k.orders)))
+            url_count += 1
+        self._domains = domains
+        self._hosts = hosts
+        self.domain_count = len(domains)
+        self.url_count = url_count
+
+    @staticmethod
+    def _add_url(hosts: dict[str, _HostRules], t: Target, orders: tuple[str, ...]) -> None:
+        h = hosts.get(t.host)
+        if h is None:
+            h = hosts[t.host] = _HostRules({}, {})
+        table = h.exact if t.kind is TargetKind.URL else h.prefix
+        table.setdefault(t.path, []).append(_UrlRule(t, orders, t.describe()))
+        h.orders = _merge(h.orders, orders)
+
+    def __len__(self) -> int:
+        return self.domain_count + self.url_count
+
+    # -- names -------------------------------------------------------------
+
+    def _domain_match(self, name: str) -> Decision | None:
+        """Domain rules over `name` (canonical), or None."""
+        d = self._domains
+        orders: tuple[str, ...] = ()
+        rules: list[str] = []
+        e = d.get(name)
+        if e is not None:
+            if e.exact:
+                orders = e.exact
+                rules.append(f"domain {name} (exact)")
+            if e.sub:
+                orders = _merge(orders, e.sub)
+                rules.append(f"domain {name}")
+        i = name.find(".")
+        while i >= 0:
+            suffix = name[i + 1 :]
+            e = d.get(suffix)
+            if e is not None and e.sub:
+                orders = _merge(orders, e.sub)
+                rules.append(f"domain {suffix}")
+            i = name.find(".", i + 1)
+        if not orders:
+            return None
+        return Decision(Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=True)
+
+    def decide_name(self, name: str) -> Decision:
+        """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
+        return self.decide_canonical_name(canonical_name(name))
+
+    def decide_canonical_name(self, name: str) -> Decision:
+        hit = self._domain_match(name)
+        if hit is not None:
+            return hit
+        h = self._hosts.get(name)
+        if h is not None:
+            return Decision(Verdict.URL_RULES, h.orders, f"url rules for {name}")
+        return ALLOW
+
+    def has_url_rules(self, name: str) -> bool:
+        return name in self._hosts
+
+    # -- URLs --------------------------------------------------------------
+
+    def decide_url(self, url: str) -> Decision:
+        """HTTP decision for an absolute URL: block or allow. Raises CanonError."""
+        return self.decide_canonical_url(canonical_url(url))
+
+    def decide_canonical_url(self, u: CanonicalURL) -> Decision:
+        hit = self._domain_match(u.host)
+        h = self._hosts.get(u.host)
+        if h is None:
+            return hit if hit is not None else ALLOW
+        matched: list[_UrlRule] = []
+        for r in h.exact.get(u.path, ()):
+            if not r.target.query or _query_subset(r.target.query, u.query):
+                matched.append(r)
+        if h.prefix:
+            p = u.path
+            while True:
+                matched.extend(h.prefix.get(p, ()))
+                if p == "/":
+                    break
+                p = p[: p.rfind("/")] or "/"
+        if not matched:
+            return hit if hit is not None else ALLOW
+        orders: tuple[str, ...] = hit.orders if hit is not None else ()
+        rules = list(hit.rules) if hit is not None else []
+        for r in matched:
+            orders = _merge(orders, r.orders)
+            rules.append(r.rule)
+        return Decision(
+            Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=hit is not None
+        )
+
+
+def _query_subset(need: tuple[tuple[str, str], ...], have: tuple[tuple[str, str], ...]) -> bool:
+    return all(pair in have for pair in need)

@@ -1,0 +1,149 @@
+"""The order model: legal acts as frozen values (DESIGN §2).
+
+An act is one YAML document: a `block`, a `restore` (URL-level restoration
+of a block) or a `revoke` (an appeal won). Acts are append-only: a later act
+amends an earlier one, nobody edits history. Every value here has already
+been validated and canonicalised by the loader; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+__all__ = [
+    "Act",
+    "ActKind",
+    "BulkList",
+    "OrderError",
+    "Position",
+    "Target",
+    "TargetKind",
+]
+
+
+class ActKind(StrEnum):
+    BLOCK = "block"
+    RESTORE = "restore"
+    REVOKE = "revoke"
+
+
+class TargetKind(StrEnum):
+    DOMAIN = "domain"
+    URL = "url"
+    URL_PREFIX = "url_prefix"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One canonical target.
+
+    domain:     host = the name, path = "", query = ()
+    url:        host, canonical path (no trailing "/"), query pairs that must be present
+    url_prefix: host, canonical path prefix (matched at segment boundaries)
+    """
+
+    kind: TargetKind
+    host: str
+    path: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+    subdomains: bool = True
+    pos: Position | None = field(default=None, compare=False)
+
+    @property
+    def host_level(self) -> bool:
+        return self.kind is TargetKind.DOMAIN
+
+    def describe(self) -> str:
+        """The rule as people read it: `domain videohost.example`, `url a.example/x?v=1`."""
+        if self.kind is TargetKind.DOMAIN:
+            return f"domain {self.host}" + ("" if self.subdomains else " (exact)")
+        q = "&".join(f"{k}={v}" for k, v in self.query)
+        text = f"{self.host}{self.path}" + (f"?{q}" if q else "")
+        if self.kind is TargetKind.URL_PREFIX:
+            return f"url_prefix {text.rstrip('/')}/"
+        return f"url {text}"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkList:
+    """Targets from a `file:` list, kept compact: a million names are a million
+    strings, not a million objects. Names are canonical domain targets with
+    subdomains; URL lines become ordinary Targets."""
+
+    file: str
+    domains: tuple[str, ...]
+    urls: tuple[Target, ...] = ()
+    pos: Position | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    id: str
+    kind: ActKind
+    court: str
+    case: str
+    issued: date
+    effective: datetime  # always timezone-aware
+    expires: datetime | None = None
+    authority: str | None = None
+    legal_basis: str | None = None
+    reference: str | None = None
+    summary: str | None = None
+    targets: tuple[Target, ...] = ()
+    bulk: tuple[BulkList, ...] = ()
+    amends: str | None = None
+    restores: tuple[Target, ...] | None = None  # None: all domain targets of `amends`
+    keep_blocked: tuple[Target, ...] = ()
+    condition: str | None = None
+    allow_public_suffix: bool = False
+    pos: Position | None = field(default=None, compare=False)
+
+    def active_at(self, at: datetime) -> bool:
+        return self.effective <= at and (self.expires is None or at < self.expires)
+
+    def domain_targets(self) -> Iterator[tuple[str, bool]]:
+        """(host, subdomains) for every domain target, inline and bulk."""
+        for t in self.targets:
+            if t.kind is TargetKind.DOMAIN:
+                yield t.host, t.subdomains
+        for b in self.bulk:
+            for name in b.domains:
+                yield name, True
+
+    def url_targets(self) -> Iterator[Target]:
+        """Every url and url_prefix target, inline and bulk."""
+        for t in self.targets:
+            if t.kind is not TargetKind.DOMAIN:
+                yield t
+        for b in self.bulk:
+            yield from b.urls
+
+    def target_count(self) -> int:
+        return len(self.targets) + sum(len(b.domains) + len(b.urls) for b in self.bulk)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderError:
+    """One validation error: `FILE:LINE: FIELD: message` (with the order id when known)."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+    order_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f" [{self.order_id}]" if self.order_id else ""
+        return f"{self.file}:{self.line}: {self.field}: {self.message}{where}"

@@ -1,0 +1,120 @@
+"""The operator's enforcement policy as frozen values.
+
+Strategy, not matching: the blocklist says *whether* and *by what* a target is
+blocked; the policy says *what we answer* and *what we record*. Defaults are
+safe for one box: loopback listeners, no open resolver, fail-closed,
+pseudonymised clients.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "AuditPolicy",
+    "ClientPrivacy",
+    "DnsAction",
+    "DnsPolicy",
+    "FailMode",
+    "Policy",
+    "ProxyPolicy",
+    "TlsMode",
+    "UrlRuleMode",
+    "WebPolicy",
+]
+
+
+class DnsAction(StrEnum):
+    NXDOMAIN = "nxdomain"
+    REFUSED = "refused"
+    SINKHOLE = "sinkhole"
+
+
+class UrlRuleMode(StrEnum):
+    PASS = "pass"  # resolve hosts with only URL rules normally
+    STEER = "steer"  # answer the proxy's addresses so the URL filter sees the traffic
+
+
+class TlsMode(StrEnum):
+    PASSTHROUGH = "passthrough"  # decide on SNI only
+    INTERCEPT = "intercept"  # clients trust writ's CA; URL rules apply inside TLS
+
+
+class FailMode(StrEnum):
+    CLOSED = "closed"  # no blocklist at all: SERVFAIL / 503
+    OPEN = "open"
+
+
+class ClientPrivacy(StrEnum):
+    PSEUDONYMISE = "pseudonymise"
+    TRUNCATE = "truncate"
+    RAW = "raw"
+
+
+def _default_acl() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+            "100.64.0.0/10", "fc00::/7", "fe80::/10"]
+    return tuple(ipaddress.ip_network(n) for n in nets)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsPolicy:
+    listen: tuple[str, ...] = ("127.0.0.1:5300",)
+    upstreams: tuple[str, ...] = ("127.0.0.1:53",)
+    action: DnsAction = DnsAction.SINKHOLE
+    sinkhole_ipv4: tuple[str, ...] = ("127.0.0.1",)
+    sinkhole_ipv6: tuple[str, ...] = ("::1",)
+    block_ttl: int = 60
+    url_rules: UrlRuleMode = UrlRuleMode.PASS
+    steer_ipv4: tuple[str, ...] = ("127.0.0.1",)
+    steer_ipv6: tuple[str, ...] = ("::1",)
+    allow_clients: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=_default_acl
+    )
+    upstream_timeout: float = 2.0
+    cache_size: int = 100_000
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPolicy:
+    listen: str = "127.0.0.1:8080"
+    mode: str = "regular"  # regular | transparent
+    tls: TlsMode = TlsMode.PASSTHROUGH
+
+
+@dataclass(frozen=True, slots=True)
+class WebPolicy:
+    listen: str = "127.0.0.1:8451"
+    token_file: str | None = None  # bearer token for the admin API
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPolicy:
+    path: str = "state/audit/decisions.log"
+    log_allowed: bool = False
+    client_privacy: ClientPrivacy = ClientPrivacy.PSEUDONYMISE
+    key_file: str = "state/audit/client.key"
+    key_rotation: str | None = None  # None | "daily" | "weekly"
+    rotate_bytes: int = 256 * 1024 * 1024
+    rotate_seconds: int | None = 86400
+    fsync: str = "batch"  # batch | interval | never
+    checkpoint_every: int = 10_000
+    checkpoint_seconds: int = 60
+    signing_key_file: str = "state/audit/signing.key"
+    checkpoint_file: str = "state/audit/checkpoints.log"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    node: str = "writ-node"
+    operator: str = "Example ISP"
+    transparency_url: str = "https://isp.example/blocking"
+    timezone: str = "UTC"
+    fail: FailMode = FailMode.CLOSED
+    dns: DnsPolicy = field(default_factory=DnsPolicy)
+    proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    web: WebPolicy = field(default_factory=WebPolicy)
+    audit: AuditPolicy = field(default_factory=AuditPolicy)
