@@ -1,0 +1,132 @@
+"""Canonical names and URLs (DESIGN §3): every spelling of a resource is one form."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from writ.blocklist.canon import CanonError, canonical_name, canonical_path, canonical_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("videohost.example", "videohost.example"),
+        ("VideoHost.EXAMPLE", "videohost.example"),
+        ("videohost.example.", "videohost.example"),
+        ("  videohost.example  ", "videohost.example"),
+        ("пример.қаз", "xn--e1afmkfd.xn--80ao21a"),
+        ("ПРИМЕР.ҚАЗ.", "xn--e1afmkfd.xn--80ao21a"),
+        ("xn--e1afmkfd.xn--80ao21a", "xn--e1afmkfd.xn--80ao21a"),
+        ("faß.example", "xn--fa-hia.example"),  # UTS-46 non-transitional: ß stays
+        ("_dmarc.mail.example", "_dmarc.mail.example"),
+        ("a-b.c-d.example", "a-b.c-d.example"),
+    ],
+)
+def test_names_are_canonicalised(raw: str, canonical: str) -> None:
+    assert canonical_name(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", ".", "a..example", "-lead.example", "trail-.example", "a" * 64 + ".example",
+     ("a" * 60 + ".") * 5 + "example", "sp ace.example", "xn--zz-.example", "x@y.example"],
+)
+def test_bad_names_are_refused(bad: str) -> None:
+    with pytest.raises(CanonError):
+        canonical_name(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("http://videohost.example", "videohost.example/"),
+        ("https://videohost.example/", "videohost.example/"),
+        ("HTTPS://VIDEOHOST.EXAMPLE/v/1", "videohost.example/v/1"),
+        ("http://user:secret@videohost.example/v/1", "videohost.example/v/1"),
+        ("http://videohost.example:80/v/1", "videohost.example/v/1"),
+        ("https://videohost.example:443/v/1", "videohost.example/v/1"),
+        ("http://videohost.example:8080/v/1", "videohost.example/v/1"),
+        ("http://videohost.example/v/1#comments", "videohost.example/v/1"),
+        ("http://videohost.example/v/1/", "videohost.example/v/1"),
+        ("http://videohost.example//v///1", "videohost.example/v/1"),
+        ("http://videohost.example/x/./v/../../v/1", "videohost.example/v/1"),
+        ("http://videohost.example/../../v/1", "videohost.example/v/1"),
+        ("http://videohost.example/%76/%31", "videohost.example/v/1"),
+        ("http://videohost.example/v%2f1", "videohost.example/v%2F1"),
+        ("http://videohost.example/%7Euser", "videohost.example/~user"),
+        ("http://videohost.example/a b", "videohost.example/a%20b"),
+        ("http://videohost.example/путь", "videohost.example/%D0%BF%D1%83%D1%82%D1%8C"),
+        ("http://videohost.example/watch?v=abc", "videohost.example/watch?v=abc"),
+        ("http://videohost.example/watch?v=%61bc", "videohost.example/watch?v=abc"),
+        ("http://videohost.example/s?q=a+b", "videohost.example/s?q=a%20b"),
+        ("http://videohost.example/s?q=a%20b", "videohost.example/s?q=a%20b"),
+        ("http://пример.қаз/", "xn--e1afmkfd.xn--80ao21a/"),
+        ("http://[::1]:8080/x", "[::1]/x"),
+    ],
+)
+def test_urls_are_canonicalised(raw: str, canonical: str) -> None:
+    assert str(canonical_url(raw)) == canonical
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["videohost.example/v/1", "://videohost.example", "http:///v/1", "http://bad..example/",
+     "http://videohost.example/%zz", "http://videohost.example/%4", "http://h.example:8o/",
+     "http://[::1/x", "http://h.example/" + "a" * 20000],
+)
+def test_bad_urls_are_refused(bad: str) -> None:
+    with pytest.raises(CanonError):
+        canonical_url(bad)
+
+
+def test_paths_resolve_dot_segments_at_root() -> None:
+    assert canonical_path("") == "/"
+    assert canonical_path("/..") == "/"
+    assert canonical_path("/a/b/../../..//c/.") == "/c"
+
+
+# -- properties -------------------------------------------------------------
+
+label = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=12)
+names = st.lists(label, min_size=1, max_size=4).map(lambda ls: ".".join(ls) + ".example")
+segment = st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@ %é/",
+                  max_size=10)
+paths = st.lists(segment, max_size=5).map(lambda ss: "/" + "/".join(ss))
+
+
+def _url_or_none(u: str) -> str | None:
+    try:
+        return str(canonical_url(u))
+    except CanonError:
+        return None
+
+
+@given(names)
+def test_name_canonicalisation_is_idempotent(name: str) -> None:
+    once = canonical_name(name)
+    assert canonical_name(once) == once
+    assert canonical_name(name.upper() + ".") == once
+
+
+@given(names, paths)
+def test_url_canonicalisation_is_idempotent(host: str, path: str) -> None:
+    first = _url_or_none(f"http://{host}{path}")
+    if first is not None:
+        assert _url_or_none("http://" + first) == first
+
+
+@given(names, paths, st.sampled_from(["http", "https", "HTTP"]), st.sampled_from(["", ":80", ":443"]),
+       st.sampled_from(["", "u:p@"]), st.sampled_from(["", "#f"]))
+def test_equivalent_spellings_are_one_url(host: str, path: str, scheme: str, port: str,
+                                          userinfo: str, frag: str) -> None:
+    plain = _url_or_none(f"http://{host}{path}")
+    if plain is None:
+        return
+    # percent-encode every unreserved character of the path: still the same resource
+    encoded = "".join(f"%{ord(c):02x}" if c.isascii() and c.isalnum() else c for c in path)
+    variant = f"{scheme}://{userinfo}{host.upper()}{port}{encoded}{frag}"
+    assert _url_or_none(variant) == plain
