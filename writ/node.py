@@ -10,21 +10,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from writ.blocklist import Blocklist, BlocklistHolder, load_orders
+from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["open_holder"]
+__all__ = ["OrdersInvalid", "load_blocklist", "open_holder"]
 
 
-def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> BlocklistHolder:
-    holder = BlocklistHolder()
+class OrdersInvalid(Exception):
+    def __init__(self, errors: tuple[OrderError, ...]) -> None:
+        super().__init__(f"{len(errors)} error(s) in the orders")
+        self.errors = errors
+
+
+def load_blocklist(
+    orders: Path | None, redis_url: str | None, prefix: str = "writ", tz: str = "UTC"
+) -> Blocklist:
+    """A one-shot read of the act set (for explain, export, diff)."""
     if redis_url is not None:
         raise UsageError("--redis is not available yet")
     if orders is None or not orders.is_dir():
         raise UsageError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(policy.timezone))
+    result = load_orders(orders, ZoneInfo(tz))
     if not result.ok:
-        raise UsageError("invalid orders:\n" + "\n".join(str(e) for e in result.errors))
-    holder.set(Blocklist(result.acts), datetime.now(UTC))
+        raise OrdersInvalid(result.errors)
+    return Blocklist(result.acts)
+
+
+def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> BlocklistHolder:
+    holder = BlocklistHolder()
+    try:
+        blocklist = load_blocklist(orders, redis_url, tz=policy.timezone)
+    except OrdersInvalid as e:
+        raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
+    holder.set(blocklist, datetime.now(UTC))
     return holder

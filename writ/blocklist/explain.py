@@ -1,0 +1,71 @@
+"""Explanations: a decision with its provenance, as data and as a sentence.
+
+Shared by `writ explain` and the admin API's /v1/explain so both say the same.
+A target with `://` is a URL; anything else a name (DNS decision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from writ.blocklist.canon import CanonError, is_url
+from writ.blocklist.index import Index, Verdict
+
+__all__ = ["explain", "sentence"]
+
+
+def explain(index: Index, target: str) -> dict[str, Any]:
+    """One JSON-able object: target, decision, orders, rule, rules, blocklist_version, at."""
+    out: dict[str, Any] = {"target": target, "kind": "url" if is_url(target) else "name"}
+    try:
+        d = index.decide_url(target) if is_url(target) else index.decide_name(target)
+    except CanonError as e:
+        out.update(decision="invalid", orders=[], rule=None, error=str(e))
+    else:
+        out.update(decision=d.decision.value, orders=list(d.orders), rule=d.rule,
+                   rules=list(d.rules))
+        host = _host(target)
+        if host is not None and d.decision is not Verdict.BLOCK and host in index.restored:
+            out["restored_by"] = list(index.restored[host])
+    out["blocklist_version"] = index.version
+    out["at"] = index.at.isoformat()
+    return out
+
+
+def _host(target: str) -> str | None:
+    from writ.blocklist.canon import canonical_name, canonical_url
+
+    try:
+        return canonical_url(target).host if is_url(target) else canonical_name(target)
+    except CanonError:
+        return None
+
+
+def _acts(index: Index, ids: list[str]) -> str:
+    parts = []
+    for i in ids:
+        a = index.acts.get(i)
+        if a is None:
+            parts.append(i)
+            continue
+        what = {"restore": "restoration", "revoke": "revocation"}.get(a.kind.value, "order")
+        parts.append(f"{i} ({what} of {a.court}, case {a.case}, issued {a.issued.isoformat()})")
+    return "; ".join(parts)
+
+
+def sentence(index: Index, e: dict[str, Any]) -> str:
+    """A human sentence saying why."""
+    t, d = e["target"], e["decision"]
+    if d == "invalid":
+        return f"INVALID    {t}: {e['error']}"
+    if d == "block":
+        what = "URL" if e["kind"] == "url" else "name"
+        return (f"BLOCK      {t}: this {what} is blocked by rule `{e['rule']}` — "
+                f"{_acts(index, e['orders'])}")
+    if d == "url-rules":
+        return (f"URL-RULES  {t}: DNS resolves this host (no host-level block); the proxy "
+                f"blocks only the URLs named by {_acts(index, e['orders'])}")
+    restored = e.get("restored_by")
+    if restored:
+        return f"ALLOW      {t}: access was restored by {_acts(index, restored)}"
+    return f"ALLOW      {t}: no order in force blocks it"

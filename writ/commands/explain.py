@@ -1,0 +1,72 @@
+"""`writ explain [--orders DIR | --redis URL] [--at TIME] [--json] TARGET…`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from writ.blocklist import Index
+from writ.blocklist.explain import explain, sentence
+from writ.commands._common import parse_instant
+
+__all__ = ["configure", "run"]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--orders", type=Path, metavar="DIR",
+                     help="compile this folder of orders (default: court_orders)")
+    src.add_argument("--redis", metavar="URL", help="answer from the version published in Redis")
+    p.add_argument("--prefix", default="writ", help="Redis key prefix (with --redis)")
+    p.add_argument("--at", metavar="TIME", help="the instant to judge at (default: now)")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="a URL (has ://) or a host name; - reads targets from stdin")
+
+
+def _targets(args: argparse.Namespace) -> Iterator[str]:
+    for t in args.targets:
+        if t == "-":
+            for line in sys.stdin:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    yield line
+        else:
+            yield t
+
+
+def load_index(args: argparse.Namespace, at: datetime) -> Index:
+    """The index for `at`, from --orders (default court_orders) or --redis."""
+    from writ.node import load_blocklist
+
+    bl = load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix)
+    return bl.at(at)
+
+
+def run(args: argparse.Namespace) -> int:
+    at = parse_instant(args.at) if args.at else datetime.now(UTC)
+    if args.orders is None and args.redis is None:
+        args.orders = Path("court_orders")
+    from writ.node import OrdersInvalid
+
+    try:
+        index = load_index(args, at)
+    except OrdersInvalid as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        print(f"writ: {len(e.errors)} error(s) in the orders; nothing explained", file=sys.stderr)
+        return 1
+    status = 0
+    for target in _targets(args):
+        e = explain(index, target)
+        if e["decision"] == "invalid":
+            status = 1
+        print(json.dumps(e, ensure_ascii=False) if args.json else sentence(index, e))
+    if not args.json:
+        print(f"(blocklist {index.version}, at {index.at.isoformat()})", file=sys.stderr)
+    return status
+
