@@ -36,12 +36,16 @@ MAX_NAME = 253
 MAX_LABEL = 63
 MAX_URL = 16384
 
-_ASCII_NAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# One label: 1-63 of [a-z0-9_-], not starting or ending with "-".
+_ASCII_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 # Characters that may stand unescaped in a canonical path or query component.
 _PATH_SAFE = _UNRESERVED | frozenset(b"!$&'()*+,;=:@/")
 _QUERY_SAFE = _UNRESERVED | frozenset(b"!$'()*,;:@/?")
+# Fast paths: components made only of characters that canonicalisation keeps as they are.
+_PATH_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
+_QUERY_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$'()*,;:@/?]*")
 
 
 class CanonError(ValueError):
@@ -97,6 +101,9 @@ def is_url(target: str) -> bool:
 
 def _normalise_component(raw: str, safe: frozenset[int], plus_is_space: bool) -> str:
     """Percent-normalise one path or query component."""
+    plain = _QUERY_PLAIN if plus_is_space else _PATH_PLAIN
+    if plain.fullmatch(raw):
+        return raw
     data = raw.encode("utf-8", "surrogatepass")
     out = bytearray()
     i, n = 0, len(data)
@@ -125,6 +132,8 @@ def _normalise_component(raw: str, safe: frozenset[int], plus_is_space: bool) ->
 def canonical_path(raw: str) -> str:
     """Normalise a path: percent-encoding, dot-segments, `//`, no trailing `/`."""
     p = _normalise_component(raw, _PATH_SAFE, plus_is_space=False)
+    if p.startswith("/") and "//" not in p and "/." not in p and (len(p) == 1 or p[-1] != "/"):
+        return p  # already canonical: the common case
     segments: list[str] = []
     for seg in p.split("/"):
         if seg in ("", "."):

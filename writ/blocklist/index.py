@@ -43,10 +43,10 @@ class Decision:
 ALLOW = Decision(Verdict.ALLOW)
 
 
-@dataclass(slots=True)
-class _DomainEntry:
-    sub: tuple[str, ...] = ()  # orders blocking the name and its subdomains
-    exact: tuple[str, ...] = ()  # orders blocking only this very name
+# A domain entry is (sub, exact): the orders blocking the name and its
+# subdomains, and the orders blocking only this very name. Entries are shared
+# tuples, not objects: a million names from one order cost one entry.
+_Entry = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +91,19 @@ class Index:
         self.at: datetime = fold.at
         self.valid_until: datetime | None = fold.next_change
         self.acts = acts  # every act of the set, by id (for block pages, explain)
-        domains: dict[str, _DomainEntry] = {}
+        domains: dict[str, _Entry] = {}
         hosts: dict[str, _HostRules] = {}
         self.restored: dict[str, tuple[str, ...]] = {}  # lifted host -> restoration ids
         url_count = 0
         for f in fold.in_force:
             oid = (f.act.id,)
-            for host, sub in f.act.domain_targets():
-                if host in f.lifted:
-                    self.restored[host] = _merge(self.restored.get(host, ()), f.restored_by)
-                    continue
-                e = domains.get(host)
-                if e is None:
-                    e = domains[host] = _DomainEntry()
-                if sub:
-                    e.sub = _merge(e.sub, oid)
-                else:
-                    e.exact = _merge(e.exact, oid)
+            for host in f.lifted:
+                self.restored[host] = _merge(self.restored.get(host, ()), f.restored_by)
+            sub_names = [t.host for t in f.act.targets if t.host_level and t.subdomains]
+            exact_names = [t.host for t in f.act.targets if t.host_level and not t.subdomains]
+            for names in [sub_names] + [list(b.domains) for b in f.act.bulk]:
+                _add_domains(domains, names, (oid, ()), f.lifted)
+            _add_domains(domains, exact_names, ((), oid), f.lifted)
             for t in f.act.url_targets():
                 self._add_url(hosts, t, oid)
                 url_count += 1
@@ -134,28 +130,32 @@ class Index:
     # -- names -------------------------------------------------------------
 
     def _domain_match(self, name: str) -> Decision | None:
-        """Domain rules over `name` (canonical), or None."""
+        """Domain rules over `name` (canonical), or None. Misses allocate nothing."""
         d = self._domains
-        orders: tuple[str, ...] = ()
-        rules: list[str] = []
+        hits: list[tuple[str, _Entry]] | None = None
         e = d.get(name)
         if e is not None:
-            if e.exact:
-                orders = e.exact
-                rules.append(f"domain {name} (exact)")
-            if e.sub:
-                orders = _merge(orders, e.sub)
-                rules.append(f"domain {name}")
+            hits = [(name, e)]
         i = name.find(".")
         while i >= 0:
             suffix = name[i + 1 :]
             e = d.get(suffix)
-            if e is not None and e.sub:
-                orders = _merge(orders, e.sub)
-                rules.append(f"domain {suffix}")
+            if e is not None and e[0]:
+                if hits is None:
+                    hits = []
+                hits.append((suffix, e))
             i = name.find(".", i + 1)
-        if not orders:
+        if hits is None:
             return None
+        orders: tuple[str, ...] = ()
+        rules: list[str] = []
+        for host, (sub, exact) in hits:
+            if host == name and exact:
+                orders = _merge(orders, exact)
+                rules.append(f"domain {host} (exact)")
+            if sub:
+                orders = _merge(orders, sub)
+                rules.append(f"domain {host}")
         return Decision(Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=True)
 
     def decide_name(self, name: str) -> Decision:
@@ -206,6 +206,18 @@ class Index:
         return Decision(
             Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=hit is not None
         )
+
+
+def _add_domains(
+    domains: dict[str, _Entry], names: list[str], value: _Entry, lifted: frozenset[str]
+) -> None:
+    """Add names with `value`, merging with entries other acts put there."""
+    if lifted:
+        names = [h for h in names if h not in lifted]
+    clashes = {h: domains[h] for h in names if h in domains}
+    domains.update(dict.fromkeys(names, value))
+    for h, (sub, exact) in clashes.items():
+        domains[h] = (_merge(sub, value[0]), _merge(exact, value[1]))
 
 
 def _query_subset(need: tuple[tuple[str, str], ...], have: tuple[tuple[str, str], ...]) -> bool:
