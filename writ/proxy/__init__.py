@@ -1,0 +1,20 @@
+"""HTTP enforcement: the mitmproxy addon and the runner that hosts it.
+
+`writ proxy` and `writ serve` call `run_proxy()`; `mitmdump -s
+writ/proxy/mitmdump_addon.py` loads the addon on its own (see that file).
+"""
+
+from writ.proxy.addon import STREAM_THRESHOLD, WritAddon
+from writ.proxy.judge import judge_names, judge_request
+from writ.proxy.runner import ProxyHandle, ProxyStartError, parse_listen, run_proxy
+
+__all__ = [
+    "STREAM_THRESHOLD",
+    "ProxyHandle",
+    "ProxyStartError",
+    "WritAddon",
+    "judge_names",
+    "judge_request",
+    "parse_listen",
+    "run_proxy",
+]

@@ -1,0 +1,253 @@
+"""The mitmproxy addon enforcing the blocklist over HTTP (DESIGN §4 HTTP).
+
+Thin hooks around pure parts: `judge` decides, `writ.blockpage` renders.
+
+Invariants:
+- Decide in `requestheaders`, before any upload body is read; a blocked
+  request is answered here, so the upstream is never contacted.
+- Judge every name a request carries (request-target host, Host header, TLS
+  SNI); blocked if any is blocked.
+- The hot path reads `holder.index` once per request: no Redis, no network,
+  no lock; cost independent of the blocklist's size.
+- Every decision is recorded with component "http" (allows only when the
+  policy asks) and counted in the metrics (always).
+- Bad input (unparseable URL, invalid IDN, bad percent-encoding) gets a clear
+  400 from the addon and a record; it never raises out of a hook.
+- Only this class reads `ctx.options`, and only in `configure()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http, tls
+from OpenSSL import SSL
+
+from writ.audit import DecisionSink
+from writ.blocklist import CanonError, Decision, Index, Verdict
+from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_page
+from writ.metrics import Metrics
+from writ.policies import FailMode, Policy, TlsMode
+from writ.proxy.judge import authority_of, judge_names, judge_request
+
+__all__ = ["STREAM_THRESHOLD", "WritAddon"]
+
+log = logging.getLogger("writ.proxy")
+
+# Bodies above this size (or of unknown size) are streamed, never buffered:
+# video must flow through as it arrives.
+STREAM_THRESHOLD = 256 * 1024
+_STREAMED_TYPES = ("video/", "audio/", "application/octet-stream", "text/event-stream")
+# mitmproxy options that must be off (refused at startup if present and on).
+_FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")
+_OPTIONS = ("writ_orders", "writ_redis", "writ_policy", "writ_audit_log")
+
+
+def _streams(headers: http.Headers) -> bool:
+    length = headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > STREAM_THRESHOLD:
+        return True
+    return headers.get("content-type", "").lower().startswith(_STREAMED_TYPES)
+
+
+def _client(conn: Any) -> str:
+    peer = getattr(conn, "peername", None)
+    return str(peer[0]) if peer else ""
+
+
+class WritAddon:
+    """Built by writ with (holder, policy, sink, metrics), or by `mitmdump -s`
+    with nothing: then the `writ_*` options say where the orders live."""
+
+    def __init__(self, holder: Any = None, policy: Policy | None = None,
+                 sink: DecisionSink | None = None, metrics: Metrics | None = None) -> None:
+        self.holder = holder  # a BlocklistHolder: `.index` read per request
+        self.policy = policy or Policy()
+        self.sink = sink
+        self.metrics = metrics or Metrics()
+        self._given = holder is not None  # built by writ: ignore the writ_* options
+        self._refused: set[str] = set()  # client connection ids whose TLS we refuse
+
+    # -- configuration -----------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("writ_orders", str | None, None, "writ: folder of court orders")
+        loader.add_option("writ_redis", str | None, None, "writ: Redis URL of the blocklist")
+        loader.add_option("writ_policy", str | None, None, "writ: enforcement policy YAML")
+        loader.add_option("writ_audit_log", str | None, None,
+                          "writ: decision log path (default: the policy's)")
+
+    def configure(self, updated: set[str]) -> None:
+        for name in _FORBIDDEN_OPTIONS:
+            if hasattr(ctx.options, name) and getattr(ctx.options, name):
+                raise exceptions.OptionsError(
+                    f"{name}: writ refuses to run with this option on; turn it off")
+        if self._given or not (updated & set(_OPTIONS)):
+            return
+        self._configure_standalone()
+
+    def _configure_standalone(self) -> None:
+        from writ.proxy import standalone
+
+        o = ctx.options
+        if not o.writ_orders and not o.writ_redis:
+            raise exceptions.OptionsError("writ_orders or writ_redis: one of them is required")
+        if o.writ_orders and o.writ_redis:
+            raise exceptions.OptionsError("writ_orders, writ_redis: give only one of them")
+        try:
+            policy = standalone.load_policy_file(o.writ_policy)
+        except Exception as e:
+            raise exceptions.OptionsError(f"writ_policy: {e}") from None
+        try:
+            holder = standalone.open_holder_for(o.writ_orders, o.writ_redis, policy)
+        except Exception as e:
+            which = "writ_orders" if o.writ_orders else "writ_redis"
+            raise exceptions.OptionsError(f"{which}: {e}") from None
+        try:
+            sink = standalone.open_audit_sink(o.writ_audit_log, policy)
+        except Exception as e:
+            raise exceptions.OptionsError(f"writ_audit_log: {e}") from None
+        self.holder, self.policy, self.sink = holder, policy, sink
+
+    # -- recording ---------------------------------------------------------
+
+    def _record(self, client: str, target: str, decision: str, action: str,
+                d: Decision | None, version: str | None) -> None:
+        orders: Sequence[str] = d.orders if d is not None else ()
+        self.metrics.count("http", decision, action, orders)
+        if self.sink is None or (decision == "allow" and not self.policy.audit.log_allowed):
+            return
+        self.sink.record(component="http", client=client, target=target, decision=decision,
+                         action=action, orders=orders, rule=d.rule if d is not None else None,
+                         blocklist_version=version)
+
+    def _index(self) -> Index | None:
+        return self.holder.index if self.holder is not None else None
+
+    @staticmethod
+    def _answer(flow: http.HTTPFlow, page: Page) -> None:
+        resp = http.Response.make(page.status, page.body, dict(page.headers))
+        resp.reason = page.reason  # mitmproxy 11 leaves the reason phrase empty
+        flow.response = resp
+
+    # -- HTTP --------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return  # already answered (by http_connect or another addon)
+        req = flow.request
+        accept = req.headers.get("accept")
+        target = f"{req.method} {req.pretty_url}"
+        client = _client(flow.client_conn)
+        index = self._index()
+        if index is None:
+            self._no_blocklist(flow, client, target, accept)
+            return
+        sni = flow.client_conn.sni if flow.client_conn.tls else None
+        names = (authority_of(req.host), req.host_header, sni)
+        try:
+            d = judge_request(index, names, req.path)
+        except CanonError as e:
+            log.info("writ.http.bad_request %s: %s", target[:200], e)
+            self._answer(flow, bad_request_page(str(e), accept))
+            self._record(client, target, "invalid", "400", None, index.version)
+            return
+        if d.decision is Verdict.BLOCK:
+            self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
+                                            accept, index.version))
+            self._record(client, target, "block", "451", d, index.version)
+            return
+        if _streams(req.headers) and req.headers.get("content-length") != "0" and (
+            "content-length" in req.headers or "transfer-encoding" in req.headers
+        ):
+            req.stream = True  # large upload: forward as it arrives
+        self._record(client, target, "allow", "pass", d, index.version)
+
+    def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
+                      accept: str | None) -> None:
+        if self.policy.fail is FailMode.OPEN:
+            self._record(client, target, "no-blocklist", "pass", None, None)
+            return
+        self._answer(flow, unavailable_page("No blocklist is loaded yet; writ fails closed.",
+                                            accept))
+        self._record(client, target, "no-blocklist", "503", None, None)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and _streams(flow.response.headers):
+            flow.response.stream = True
+
+    # -- CONNECT and TLS ---------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        target = f"CONNECT {authority_of(req.host)}:{req.port}"
+        client = _client(flow.client_conn)
+        accept = req.headers.get("accept")
+        index = self._index()
+        if index is None:
+            self._no_blocklist(flow, client, target, accept)
+            return
+        try:
+            d = judge_names(index, (req.host,))
+        except CanonError as e:
+            self._answer(flow, bad_request_page(str(e), accept))
+            self._record(client, target, "invalid", "400", None, index.version)
+            return
+        if d.decision is Verdict.BLOCK:
+            self._answer(flow, blocked_page(d, index.acts, self.policy, req.host, accept,
+                                            index.version))
+            self._record(client, target, "block", "451", d, index.version)
+        elif d.decision is Verdict.ALLOW:
+            self._record(client, target, "allow", "pass", d, index.version)
+        # url-rules: the TLS hook (or the requests inside a plain tunnel) decide.
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        conn = data.context.client
+        sni = data.client_hello.sni
+        address = data.context.server.address
+        dest = address[0] if address else None
+        target = f"TLS {authority_of(sni or dest or '')}"
+        client = _client(conn)
+        index = self._index()
+        if index is None:
+            if self.policy.fail is FailMode.OPEN:
+                data.ignore_connection = True
+                self._record(client, target, "no-blocklist", "pass", None, None)
+            else:
+                self._refuse(data, client, target, "no-blocklist", None, None)
+            return
+        try:
+            d = judge_names(index, (sni, dest))
+        except CanonError:
+            self._refuse(data, client, target, "invalid", None, index.version)
+            return
+        if d.decision is Verdict.BLOCK:
+            self._refuse(data, client, target, "tls-refused", d, index.version)
+        elif d.decision is Verdict.URL_RULES:
+            if self.policy.proxy.tls is TlsMode.INTERCEPT:
+                return  # intercepted: requestheaders applies the URL rules inside TLS
+            data.ignore_connection = True
+            self._record(client, target, "unenforceable", "pass", d, index.version)
+        else:
+            data.ignore_connection = True
+            self._record(client, target, "allow", "pass", d, index.version)
+
+    def _refuse(self, data: tls.ClientHelloData, client: str, target: str, decision: str,
+                d: Decision | None, version: str | None) -> None:
+        # Never dial the upstream for a refused name; tls_start_client fails the handshake.
+        data.establish_server_tls_first = False
+        self._refused.add(data.context.client.id)
+        self._record(client, target, decision, "tls-refused", d, version)
+
+    def tls_start_client(self, data: tls.TlsData) -> None:
+        if data.context.client.id not in self._refused:
+            return
+        self._refused.discard(data.context.client.id)
+        # A server context without a certificate cannot complete any handshake:
+        # the client gets a TLS alert and the connection closes, whichever
+        # order the addons run in (mitmproxy's tlsconfig skips a set ssl_conn).
+        conn = SSL.Connection(SSL.Context(SSL.TLS_SERVER_METHOD))
+        conn.set_accept_state()
+        data.ssl_conn = conn

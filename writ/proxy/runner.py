@@ -1,0 +1,138 @@
+"""Running mitmproxy (a DumpMaster) with the addon inside writ's own event loop.
+
+`run_proxy()` is what `writ proxy` and `writ serve` call: it receives the
+node's holder, policy, sink and metrics, starts the listeners and returns a
+handle once they accept connections (or raises ProxyStartError saying why).
+
+Invariants:
+- mitmproxy's ErrorCheck addon is removed: it calls sys.exit() from inside
+  the loop, which would take down every other shell sharing it. Startup
+  errors are raised here instead.
+- connection_strategy is "lazy": in transparent mode mitmproxy would
+  otherwise dial the original destination before any hook could refuse it,
+  and a blocked upstream must never be contacted.
+- Our addon is added after mitmproxy's defaults, so its hooks see what
+  tlsconfig and nextlayer decided and may override it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mitmproxy import exceptions, options
+from mitmproxy.proxy.mode_specs import ProxyMode
+from mitmproxy.tools.dump import DumpMaster
+
+from writ.audit import DecisionSink
+from writ.blocklist import BlocklistHolder
+from writ.metrics import Metrics
+from writ.policies import Policy
+from writ.proxy.addon import WritAddon
+
+__all__ = ["ProxyHandle", "ProxyStartError", "parse_listen", "run_proxy"]
+
+_START_TIMEOUT = 15.0
+
+
+class ProxyStartError(Exception):
+    """The proxy could not start: the message names the option or address."""
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises ProxyStartError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ProxyStartError(f"--listen: expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not host:
+        raise ProxyStartError(f"--listen: no host in {text!r}")
+    return host, int(port)
+
+
+@dataclass
+class ProxyHandle:
+    master: DumpMaster
+    addon: WritAddon
+    task: asyncio.Task[None]
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        ps: Any = self.master.addons.get("proxyserver")
+        return [(str(a[0]), int(a[1])) for a in ps.listen_addrs()]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def shutdown(self) -> None:
+        if not self.task.done():
+            self.master.shutdown()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def run_proxy(
+    holder: BlocklistHolder,
+    policy: Policy,
+    sink: DecisionSink | None,
+    *,
+    listen: str | None = None,
+    mode: str | None = None,
+    metrics: Metrics | None = None,
+    confdir: str | None = None,
+    termlog: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> ProxyHandle:
+    """Start mitmproxy with the writ addon on the running loop; return once listening.
+
+    `listen` defaults to policy.proxy.listen, `mode` to policy.proxy.mode
+    ("regular", "transparent", or any mitmproxy mode spec such as
+    "reverse:http://127.0.0.1:8000"). `extra` sets further mitmproxy options.
+    """
+    host, port = parse_listen(listen or policy.proxy.listen)
+    spec = mode or policy.proxy.mode
+    try:
+        ProxyMode.parse(spec)
+    except ValueError as e:
+        raise ProxyStartError(f"--mode: {spec!r}: {e}") from None
+    opts = options.Options(listen_host=host, listen_port=port)
+    master = DumpMaster(opts, loop=asyncio.get_running_loop(), with_termlog=termlog,
+                        with_dumper=False)
+    errorcheck = master.addons.get("errorcheck")
+    if errorcheck is not None:
+        master.addons.remove(errorcheck)
+        errorcheck.finish()
+    addon = WritAddon(holder, policy, sink, metrics)
+    master.addons.add(addon)
+    settings: dict[str, Any] = {"mode": [spec], "connection_strategy": "lazy"}
+    if confdir is not None:
+        settings["confdir"] = confdir
+    settings.update(extra or {})
+    try:
+        master.options.update(**settings)
+    except (exceptions.OptionsError, KeyError, TypeError) as e:
+        raise ProxyStartError(f"proxy options: {e}") from None
+    task = asyncio.create_task(master.run(), name="writ-proxy")
+    handle = ProxyHandle(master, addon, task)
+    await _until_listening(handle, f"{host}:{port}")
+    return handle
+
+
+async def _until_listening(handle: ProxyHandle, where: str) -> None:
+    ps: Any = handle.master.addons.get("proxyserver")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _START_TIMEOUT
+    while not ps.is_running and not handle.task.done():
+        if loop.time() > deadline:
+            await handle.shutdown()
+            raise ProxyStartError(f"proxy on {where}: did not start within {_START_TIMEOUT:.0f}s")
+        await asyncio.sleep(0.01)
+    failed = [str(s.last_exception) for s in ps.servers if s.last_exception is not None]
+    if handle.task.done() or failed or not ps.listen_addrs():
+        await handle.shutdown()
+        detail = "; ".join(failed) or "no listener came up"
+        raise ProxyStartError(f"proxy on {where}: {detail}")
