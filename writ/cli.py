@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("writ.commands.serve", "run DNS + proxy + web for one box"),
     "audit": ("writ.commands.audit", "verify and summarise decision logs"),
     "export": ("writ.commands.export", "export the blocklist for other resolvers (RPZ)"),
+    "policy": ("writ.commands.policy", "validate enforcement policy files"),
 }
 
 

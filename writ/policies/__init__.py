@@ -1,5 +1,7 @@
 """Enforcement policies: the operator's settings (YAML lives in ../policies/)."""
 
+from writ.policies._checks import format_endpoint, parse_endpoint
+from writ.policies.loader import PolicyError, load_policy, parse_policy
 from writ.policies.model import (
     AuditPolicy,
     ClientPrivacy,
@@ -20,8 +22,13 @@ __all__ = [
     "DnsPolicy",
     "FailMode",
     "Policy",
+    "PolicyError",
     "ProxyPolicy",
     "TlsMode",
     "UrlRuleMode",
     "WebPolicy",
+    "format_endpoint",
+    "load_policy",
+    "parse_endpoint",
+    "parse_policy",
 ]

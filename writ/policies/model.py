@@ -33,7 +33,7 @@ class DnsAction(StrEnum):
 
 
 class UrlRuleMode(StrEnum):
-    PASS = "pass"  # resolve hosts with only URL rules normally
+    PASS = "pass"  # noqa: S105 -- not a password; resolve hosts with only URL rules normally
     STEER = "steer"  # answer the proxy's addresses so the URL filter sees the traffic
 
 

@@ -1,0 +1,220 @@
+"""Value checks for policy keys: one small function per kind of value.
+
+Invariants:
+- A check takes a value already constructed by the safe YAML loader and
+  returns the value the policy model stores, or raises `BadValueError` with a message a
+  person can act on. Checks never do I/O (the time zone database excepted).
+- Addresses are IP literals, never names: a resolver cannot resolve the name
+  of its own upstream, and a listener bound to a name is ambiguous.
+- Stored forms are canonical: `host:port` with IPv6 in brackets, addresses
+  compressed, networks in CIDR form.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["BadValueError", "format_endpoint", "parse_endpoint"]
+
+E = TypeVar("E", bound=StrEnum)
+Check = Callable[[object], object]
+
+
+class BadValueError(ValueError):
+    """A value that does not fit its key; the message says why."""
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {type(value).__name__} ({value!r})"
+
+
+def text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadValueError(f"expected non-empty text, got {_kind(value)}")
+    return value
+
+
+def optional(check: Check) -> Check:
+    def inner(value: object) -> object:
+        return None if value is None else check(value)
+
+    return inner
+
+
+def boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise BadValueError(f"expected true or false, got {_kind(value)}")
+    return value
+
+
+def integer(lo: int, hi: int | None = None) -> Callable[[object], int]:
+    def inner(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadValueError(f"expected a whole number, got {_kind(value)}")
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise BadValueError(f"must be {bound}, got {value}")
+        return value
+
+    return inner
+
+
+def seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValueError(f"expected a number of seconds, got {_kind(value)}")
+    if not 0 < value <= 3600:
+        raise BadValueError(f"must be more than 0 and at most 3600 seconds, got {value}")
+    return float(value)
+
+
+def enum(cls: type[E]) -> Callable[[object], E]:
+    allowed = ", ".join(m.value for m in cls)
+
+    def inner(value: object) -> E:
+        if isinstance(value, str):
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        raise BadValueError(f"expected one of {allowed}; got {_kind(value)}")
+
+    return inner
+
+
+def choice(*allowed: str) -> Callable[[object], str]:
+    def inner(value: object) -> str:
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise BadValueError(f"expected one of {', '.join(allowed)}; got {_kind(value)}")
+
+    return inner
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def node_name(value: object) -> str:
+    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+        raise BadValueError(
+            f"expected a node name of letters, digits, '.', '_' or '-', got {_kind(value)}"
+        )
+    return value
+
+
+def http_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValueError(f"expected an http(s) URL, got {_kind(value)}")
+    try:
+        u = urlsplit(value)
+        u.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError as e:
+        raise BadValueError(f"not a valid URL {value!r}: {e}") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise BadValueError(f"expected an absolute http:// or https:// URL, got {value!r}")
+    if any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise BadValueError(f"URL must not contain spaces or control characters: {value!r}")
+    return value
+
+
+def timezone(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadValueError(f"expected an IANA time zone name like Asia/Almaty, got {_kind(value)}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadValueError(
+            f"unknown time zone {value!r} (use an IANA name like Asia/Almaty or UTC)"
+        ) from None
+    return value
+
+
+def parse_endpoint(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """`127.0.0.1:53`, `[::1]:53` (or a bare address when `default_port` is
+    given) → (address, port). Raises BadValueError."""
+    s = value.strip()
+    port_text: str | None = None
+    if s.startswith("["):
+        host, sep, rest = s[1:].partition("]")
+        if not sep:
+            raise BadValueError(f"unterminated '[' in {value!r}")
+        if rest:
+            if not rest.startswith(":"):
+                raise BadValueError(f"expected ]:PORT after the IPv6 address in {value!r}")
+            port_text = rest[1:]
+    elif s.count(":") == 1:
+        host, _, port_text = s.partition(":")
+    else:
+        host = s  # an IPv4 address, or an IPv6 address without a port
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise BadValueError(f"expected an IP address (not a name) in {value!r}") from None
+    if port_text is None:
+        if default_port is None:
+            example = "[::1]:5300" if addr.version == 6 else "127.0.0.1:5300"
+            raise BadValueError(f"missing port in {value!r} (e.g. {example})")
+        return str(addr), default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise BadValueError(f"port must be a number from 1 to 65535 in {value!r}")
+    return str(addr), int(port_text)
+
+
+def format_endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def endpoint(default_port: int | None = None) -> Callable[[object], str]:
+    def inner(value: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise BadValueError(f"expected ADDRESS:PORT like 127.0.0.1:5300, got {_kind(value)}")
+        return format_endpoint(*parse_endpoint(value, default_port))
+
+    return inner
+
+
+def address(version: int) -> Callable[[object], str]:
+    def inner(value: object) -> str:
+        try:
+            addr = ipaddress.ip_address(value) if isinstance(value, str) else None
+        except ValueError:
+            addr = None
+        if addr is None or addr.version != version:
+            raise BadValueError(f"expected an IPv{version} address, got {_kind(value)}")
+        return str(addr)
+
+    return inner
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def network(value: object) -> Network:
+    if not isinstance(value, str):
+        raise BadValueError(f"expected a network like 192.0.2.0/24, got {_kind(value)}")
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError as e:
+        if "host bits set" in str(e):
+            fixed = ipaddress.ip_network(value, strict=False)
+            raise BadValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
+        raise BadValueError(f"expected a network like 192.0.2.0/24, got {value!r}") from None
+    if net.prefixlen == 0:
+        # DESIGN §4: only networks the policy allows may query (no open resolver).
+        raise BadValueError(
+            f"{net} would make an open resolver; list the client networks you serve"
+        )
+    return net
