@@ -1,0 +1,122 @@
+"""The audit record: canonical form, hash, timestamps, event names.
+
+Invariants:
+- `hash` = SHA-256 hex over the canonical JSON of the record without `hash`:
+  keys sorted, no whitespace (`,` `:`), UTF-8, non-ASCII left as is.
+- The writer emits each line as that canonical body with `,"hash":"…"}`
+  appended, so a verifier can hash the raw bytes without re-serialising
+  (fast path) and fall back to re-serialising only when they differ.
+- `seq` counts every record of one node's chain, across files, from 0 (the
+  genesis record). `prev` of the genesis record is GENESIS_PREV.
+- Control records (genesis, continue, seal, dropped) carry the same `ts`,
+  `seq`, `node`, `prev`, `hash` as decisions and differ by `event`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "CONTINUE",
+    "CONTROL_EVENTS",
+    "DROPPED",
+    "GENESIS",
+    "GENESIS_PREV",
+    "SEAL",
+    "TsFormatter",
+    "canonical",
+    "decision_event",
+    "format_ts",
+    "hash_line",
+    "record_hash",
+    "render_line",
+    "split_line",
+]
+
+GENESIS = "writ.audit.genesis"  # the first record of a node's chain
+CONTINUE = "writ.audit.continue"  # the first record of every later file
+SEAL = "writ.audit.seal"  # the last record of a closed file
+DROPPED = "writ.audit.dropped"  # records that could not be written, counted
+CONTROL_EVENTS = frozenset({GENESIS, CONTINUE, SEAL, DROPPED})
+GENESIS_PREV = "0" * 64
+
+_HASH_TAIL_LEN = len(',"hash":"') + 64 + len('"}')
+
+
+def decision_event(component: str) -> str:
+    """`writ.dns.decision`, `writ.http.decision` (dotted event names)."""
+    return f"writ.{component}.decision"
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """The bytes that are hashed: sorted keys, compact, UTF-8."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """The hash a record must carry (any `hash` key in it is ignored)."""
+    if "hash" in record:
+        record = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(record)).hexdigest()
+
+
+def render_line(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(line without newline, hash) for a record that has no `hash` yet."""
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return f'{body[:-1]},"hash":"{digest}"}}', digest
+
+
+def split_line(line: bytes) -> tuple[bytes, str] | None:
+    """Split a line in the writer's own layout into (canonical body, claimed hash).
+
+    None when the line is not in that layout (then re-serialise to check it).
+    """
+    line = line.rstrip(b"\r\n")
+    if len(line) <= _HASH_TAIL_LEN or not line.endswith(b'"}'):
+        return None
+    tail = line[-_HASH_TAIL_LEN:]
+    if not tail.startswith(b',"hash":"'):
+        return None
+    return line[:-_HASH_TAIL_LEN] + b"}", tail[9:73].decode("ascii", "replace")
+
+
+def hash_line(line: bytes) -> str | None:
+    """SHA-256 of the canonical body of a line in the writer's layout, else None."""
+    parts = split_line(line)
+    if parts is None:
+        return None
+    return hashlib.sha256(parts[0]).hexdigest()
+
+
+class TsFormatter:
+    """Formats epoch seconds as RFC 3339 UTC with microseconds, `Z` suffix.
+
+    The date-and-time prefix only changes once a second; caching it keeps the
+    writer's per-record cost to one f-string. The cache is one tuple, swapped
+    whole, so threads sharing it never pair a second with another's prefix.
+    """
+
+    __slots__ = ("cached",)
+
+    def __init__(self) -> None:
+        self.cached: tuple[int, str] = (-1, "")
+
+    def __call__(self, epoch: float) -> str:
+        second = int(epoch)
+        micros = round((epoch - second) * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        cached_second, prefix = self.cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.cached = (second, prefix)
+        return f"{prefix}.{micros:06d}Z"
+
+
+format_ts = TsFormatter()

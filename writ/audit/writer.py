@@ -1,0 +1,390 @@
+"""AuditLog: the DecisionSink that writes the hash-chained decision log.
+
+Invariants:
+- `record()` only appends a tuple to a deque (no I/O, no lock on the common
+  path). One writer thread owns everything else: the structlog pipeline, the
+  chain head, the files, checkpoints. Records are chained in dequeue order.
+- The queue is soft-bounded: past `queue_size` the producer waits up to
+  `wait_timeout` for room (each wait counted) and then enqueues anyway; only
+  past twice that is a record dropped. Every drop, and every batch the disk
+  refused, is counted and written into the chain as a `writ.audit.dropped`
+  record as soon as writing works again. Nothing is lost silently.
+- A batch that fails to write is cut off the file again (ftruncate) and the
+  chain head restored, so the file never holds half a batch nobody chained.
+- A checkpoint is only signed over records already fsynced.
+- Each process start opens a new file whose first record links to the old
+  head: `restart` after a seal, `recovered` (naming the last good seq and the
+  debris after it) after a crash. The gap is written down, never papered over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from writ.audit.checkpoint import Checkpointer
+from writ.audit.files import file_for, find_chain_end
+from writ.audit.privacy import ClientMasker
+from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
+from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL, decision_event
+from writ.policies import AuditPolicy
+
+__all__ = ["AuditLog"]
+
+_MAX_BATCH = 4096
+_IDLE_POLL = 0.2  # seconds the writer sleeps when nobody wakes it
+
+Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
+
+
+class _Lines:
+    """The structlog 'logger': collects rendered lines for the current batch."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.decisions = 0  # how many of the lines are decisions (the rest: control)
+        self.carried_drops = 0  # the count in a `dropped` record among the lines
+
+    def msg(self, line: str) -> None:
+        self.lines.append(line)
+
+    info = msg
+
+
+class AuditLog:
+    def __init__(self, policy: AuditPolicy, node: str, *, queue_size: int = 100_000,
+                 wait_timeout: float = 0.05, fsync_interval: float = 1.0,
+                 checkpoint_push: Path | None = None, redis_url: str | None = None,
+                 redis_prefix: str = "writ:", clock: Callable[[], float] = time.time) -> None:
+        self.policy = policy
+        self.node = node
+        self.base = Path(policy.path)
+        self.queue_size = queue_size
+        self.wait_timeout = wait_timeout
+        self.fsync_interval = fsync_interval
+        self.clock = clock
+        self._checkpoint_args = (Path(policy.signing_key_file), Path(policy.checkpoint_file),
+                                 checkpoint_push, redis_url, redis_prefix)
+        self._masker = ClientMasker(policy.client_privacy, Path(policy.key_file),
+                                    policy.key_rotation)
+        self._chain = ChainHash()
+        self._durable = self._chain.snapshot()  # the head as last written to disk
+        self._out = _Lines()
+        self._log = structlog.wrap_logger(
+
+            self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
+            processors=[AddNode(node), AddTimestamp(), PseudonymiseClient(self._masker),
+                        self._chain])
+        self._queue: deque[Item] = deque()
+        self._wake = threading.Event()
+        self._idle = False
+        self._busy = False
+        self._stopping = False
+        self._lock = threading.Lock()  # guards the slow-path counters below
+        self._thread: threading.Thread | None = None
+        self._servers: list[Any] = []
+        self._cp: Checkpointer | None = None
+        self._fd = -1
+        self.path: Path | None = None  # the file being written
+        self._index = 0
+        self._file_records = 0
+        self._file_bytes = 0
+        self._file_opened = 0.0
+        self._last_fsync = 0.0
+        self._since_cp = 0
+        self._last_cp = 0.0
+        self._unsynced = False
+        self._pending_drops = 0  # dropped but not yet written down in the chain
+        # Counters, read by /metrics: plain ints, written by one thread each.
+        self.records_written = 0
+        self.waits = 0
+        self.drops = 0
+        self.allows_not_logged = 0
+        self.write_errors = 0
+        self.batches = 0
+        self.rotations = 0
+        self.error: str | None = None  # the last write error, for the operator
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
+               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
+        self.enqueue((self.clock(), component, client, target, decision, action,
+                      tuple(orders), rule, blocklist_version))
+
+    def enqueue(self, item: Item) -> None:
+        """Queue one decision (the socket server calls this with workers' times)."""
+        if item[4] == "allow" and not self.policy.log_allowed:
+            with self._lock:
+                self.allows_not_logged += 1
+            return
+        q = self._queue
+        if len(q) >= self.queue_size and not self._make_room():
+            return
+        q.append(item)
+        if self._idle:
+            self._wake.set()
+
+    def _make_room(self) -> bool:
+        """Wait briefly for the writer; False when the record had to be dropped."""
+        with self._lock:
+            self.waits += 1
+        self._wake.set()
+        deadline = time.monotonic() + self.wait_timeout
+        while len(self._queue) >= self.queue_size and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        if len(self._queue) < 2 * self.queue_size and self._thread is not None:
+            return True
+        with self._lock:
+            self.drops += 1
+            self._pending_drops += 1
+        return False
+
+    def stats(self) -> dict[str, int]:
+        return {"records_written": self.records_written, "waits": self.waits,
+                "drops": self.drops, "queue_depth": len(self._queue),
+                "allows_not_logged": self.allows_not_logged, "write_errors": self.write_errors,
+                "batches": self.batches, "rotations": self.rotations,
+                "checkpoints": self._cp.written if self._cp else 0,
+                "checkpoint_push_failures": self._cp.push_failures if self._cp else 0}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> AuditLog:
+        if self._thread is not None:
+            return self
+        self._cp = Checkpointer(*self._checkpoint_args)
+        self._open_chain()
+        self._thread = threading.Thread(target=self._run, name="writ-audit-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while (self._queue or self._busy) and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.001)
+        return not self._queue
+
+    def close(self) -> None:
+        """Write everything queued, seal the file, sign a last checkpoint."""
+        for server in self._servers:
+            server.close()
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+        self._thread = None
+        if self._cp is not None:
+            self._cp.close()
+
+    def __enter__(self) -> AuditLog:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def serve(self, path: Path) -> Any:
+        """Accept records from worker processes on a Unix socket (writ.audit.remote)."""
+        from writ.audit.remote import SinkServer
+
+        server = SinkServer(self, path).start()
+        self._servers.append(server)
+        return server
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            self._idle = True
+            if not q and not self._stopping:
+                self._wake.wait(self._sleep_time())
+            self._idle = False
+            self._wake.clear()
+            self._busy = True
+            try:
+                while q:
+                    batch = [q.popleft() for _ in range(min(len(q), _MAX_BATCH))]
+                    self._write_batch(batch)
+                self._housekeeping()
+            except OSError as e:  # e.g. the next file cannot be created: keep counting
+                self.write_errors += 1
+                self.error = f"{self.path}: {e.strerror or e}"
+            self._busy = False
+            if self._stopping and not q:
+                break
+        try:
+            self._seal(self.clock())
+        except OSError as e:
+            self.write_errors += 1
+            self.error = f"{self.path}: cannot seal: {e.strerror or e}"
+
+    def _sleep_time(self) -> float:
+        t = _IDLE_POLL
+        if self._unsynced and self.policy.fsync == "interval":
+            t = min(t, self.fsync_interval)
+        return t
+
+    def _emit(self, event: str, epoch: float, **fields: Any) -> None:
+        self._log.info(event, ts=epoch, **fields)
+
+    def _write_batch(self, batch: list[Item]) -> None:
+        out = self._out
+        if self._pending_drops:
+            with self._lock:
+                dropped, self._pending_drops = self._pending_drops, 0
+            self._emit(DROPPED, self.clock(), count=dropped,
+                       reason="queue overflow or write error: these decisions are not in the log")
+            out.carried_drops += dropped
+        emit = self._log.info
+        rotate_bytes = self.policy.rotate_bytes
+        pending = 0
+        for ts, component, client, target, decision, action, orders, rule, version in batch:
+            full = self._file_bytes + pending >= rotate_bytes
+            if full and self._file_records + len(out.lines) > 1:
+                self._flush_lines()
+                self._rotate(ts)
+                pending = 0
+            emit(decision_event(component), ts=ts, component=component, client=client,
+                 target=target, decision=decision, action=action, orders=list(orders),
+                 rule=rule, blocklist_version=version)
+            out.decisions += 1
+            pending += len(out.lines[-1]) + 1
+        self._flush_lines()
+        self.batches += 1
+
+    def _flush_lines(self) -> bool:
+        """Write the rendered lines; on failure cut them off and count them dropped."""
+        out = self._out
+        if not out.lines:
+            return True
+        data = ("\n".join(out.lines) + "\n").encode("utf-8")
+        decisions, carried = out.decisions, out.carried_drops
+        out.lines.clear()
+        out.decisions = out.carried_drops = 0
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as e:
+            self.write_errors += 1
+            self.error = f"{self.path}: {e.strerror or e}"
+            # If even this fails the verifier will show the debris; the head stays the old one.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._file_bytes)
+            self._chain.restore(self._durable)
+            with self._lock:
+                self.drops += decisions
+                self._pending_drops += decisions + carried
+            return False
+        self._file_records += data.count(b"\n")
+        self._file_bytes += len(data)
+        self._durable = self._chain.snapshot()
+        self.records_written += decisions
+        self._unsynced = True
+        if self.policy.fsync == "batch":
+            self._fsync()
+        return True
+
+    def _fsync(self) -> None:
+        if self._unsynced and self.policy.fsync != "never":
+            os.fsync(self._fd)
+        self._unsynced = False
+        self._last_fsync = time.monotonic()
+
+    def _housekeeping(self) -> None:
+        now_mono = time.monotonic()
+        if self._unsynced and (self.policy.fsync != "interval"
+                               or now_mono - self._last_fsync >= self.fsync_interval):
+            self._fsync()
+        wrote = self._chain.seq - 1 - (self._cp.last_seq if self._cp else 0)
+        if wrote > 0 and (wrote >= self.policy.checkpoint_every
+                          or now_mono - self._last_cp >= self.policy.checkpoint_seconds):
+            self._checkpoint()
+        if (self.policy.rotate_seconds is not None
+                and now_mono - self._file_opened >= self.policy.rotate_seconds
+                and self._file_records > 1):
+            self._rotate(self.clock())
+
+    def _checkpoint(self) -> None:
+        if self._cp is None:
+            return
+        self._fsync()
+        self._last_cp = time.monotonic()
+        seq, head = self._chain.seq - 1, self._chain.prev
+        try:
+            self._cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
+        except OSError as e:
+            self.write_errors += 1
+            self.error = f"checkpoint: {e.strerror or e}"
+
+    # -- files -------------------------------------------------------------------------
+
+    def _open_file(self, index: int) -> None:
+        self._index = index
+        self.path = file_for(self.base, index)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._file_records = 0
+        self._file_bytes = os.fstat(self._fd).st_size
+        self._file_opened = time.monotonic()
+
+    def _open_chain(self) -> None:
+        end, index = find_chain_end(self.base)
+        self._open_file(index)
+        now = self.clock()
+        privacy = str(self.policy.client_privacy)
+        if end is None:
+            self._emit(GENESIS, now, client_privacy=privacy)
+        else:
+            self._chain.restore((end.seq + 1, end.hash))
+            self._durable = self._chain.snapshot()
+            if end.sealed:
+                self._emit(CONTINUE, now, reason="restart", previous_file=end.path.name,
+                           previous_seal=end.hash, client_privacy=privacy)
+            else:
+                self._emit(CONTINUE, now, reason="recovered", previous_file=end.path.name,
+                           last_good_seq=end.seq, last_good_hash=end.hash,
+                           discarded_lines=end.bad_lines_after, client_privacy=privacy,
+                           note="previous file was not sealed: the writer stopped without "
+                                "closing it; decisions after last_good_seq may be lost")
+        self._flush_lines()
+        self._fsync()
+        self._last_cp = time.monotonic()
+
+    def _seal(self, epoch: float) -> None:
+        if self._pending_drops:
+            self._write_batch([])
+        head = self._chain.prev
+        self._emit(SEAL, epoch, count=self._file_records, last=head)
+        self._flush_lines()
+        self._checkpoint()
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def _rotate(self, epoch: float) -> None:
+        """Seal this file and open the next; the new head names the seal."""
+        old = self.path
+        self._seal(epoch)
+        seal = self._chain.prev
+        self._open_file(self._index + 1)
+        self.rotations += 1
+        self._emit(CONTINUE, epoch, reason="rotation",
+                   previous_file=old.name if old else None, previous_seal=seal,
+                   client_privacy=str(self.policy.client_privacy))
+        self._flush_lines()
