@@ -1,0 +1,172 @@
+"""The embedded store (`--orders DIR`, the default for one box): compile the
+orders folder in the node itself, watch it, reload on change.
+
+Invariants:
+- The folder is polled (every `interval` seconds: names, sizes and mtimes of
+  every file under it, list files included); no extra dependency, no inotify
+  limits, works on network mounts.
+- An invalid edit never reaches the holder: the errors are logged (each with
+  file:line) and the last good version stays in force.
+- A reload that yields the same version (same content) swaps nothing.
+- The last good version is saved to `state_dir`, so a node restarting on a
+  folder that is invalid at that moment still enforces its last good version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+import structlog
+
+from writ.blocklist.holder import Blocklist, BlocklistHolder
+from writ.blocklist.loader import load_orders
+from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, utc_now
+from writ.blocklist.stores.blob import VersionError
+from writ.blocklist.stores.localcache import LocalCache
+
+__all__ = ["EmbeddedStore", "folder_snapshot"]
+
+# Expected failures (corrupt copy, disk full, refused version) are logged with
+# log.error and no traceback: the message says everything (hence noqa TRY400).
+log = structlog.get_logger("writ.store")
+
+Snapshot = dict[str, tuple[int, int]]
+
+_MAX_LOGGED_ERRORS = 50
+
+
+def folder_snapshot(root: Path) -> Snapshot:
+    """path -> (mtime_ns, size) for every visible regular file under `root`."""
+    snap: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith(".") or name.endswith(("~", ".swp", ".tmp")):
+                continue  # editor scratch files: saving them is not a change
+            path = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):  # vanished between walk and stat
+                st = os.stat(path)
+                snap[path] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+class EmbeddedStore:
+    def __init__(self, orders: Path, *, tz: tzinfo | None = None,
+                 state_dir: Path | None = None, clock: Clock = utc_now,
+                 interval: float = 1.0) -> None:
+        self.orders = orders
+        self.tz = tz
+        self.interval = interval
+        self._clock = clock
+        self._cache = LocalCache(state_dir, "orders") if state_dir else None
+        self._holder: BlocklistHolder | None = None
+        self._ticker: Ticker | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._blocklist: Blocklist | None = None
+        self._snapshot: Snapshot | None = None
+        self._source = "none"
+        self._loaded_at: datetime | None = None
+        self._last_error: str | None = None
+        self._stale = False
+        self.reloads = 0  # successful swaps after the first load (tests, metrics)
+
+    async def start(self, holder: BlocklistHolder) -> None:
+        self._holder = holder
+        self._snapshot = await asyncio.to_thread(folder_snapshot, self.orders)
+        await self._reload()
+        if self._blocklist is None:
+            self._from_disk()
+        self._ticker = Ticker(holder, self._clock)
+        self._ticker.start()
+        self._task = asyncio.create_task(self._watch(), name="writ-orders-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._ticker is not None:
+            await self._ticker.stop()
+
+    def status(self) -> StoreStatus:
+        b = self._blocklist
+        return StoreStatus(
+            source=self._source, version=b.version if b else None, loaded_at=self._loaded_at,
+            last_error=self._last_error, stale=self._stale,
+            ready=self._holder is not None and self._holder.ready, location=str(self.orders),
+        )
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            snap = await asyncio.to_thread(folder_snapshot, self.orders)
+            if snap != self._snapshot:
+                self._snapshot = snap
+                await self._reload()
+
+    async def _reload(self) -> None:
+        if not self.orders.is_dir():
+            self._problem(f"{self.orders}: no such folder", [])
+            return
+        try:
+            result = await asyncio.to_thread(load_orders, self.orders, self.tz)
+        # A loader bug must not kill the watcher: keep the last good version.
+        except Exception as e:  # noqa: BLE001
+            self._problem(f"{self.orders}: loading failed: {type(e).__name__}: {e}", [])
+            return
+        if result.errors:
+            self._problem(f"{self.orders}: {len(result.errors)} error(s) in the orders",
+                          [str(e) for e in result.errors])
+            return
+        blocklist = Blocklist(result.acts)
+        if self._blocklist is not None and blocklist.version == self._blocklist.version:
+            self._source, self._stale, self._last_error = "orders", False, None
+            return
+        now = self._clock()
+        assert self._holder is not None
+        try:
+            self._holder.set(blocklist, now)
+        except Exception as e:  # noqa: BLE001  (same reason: the old index stays)
+            self._problem(f"{self.orders}: compiling failed: {e}", [])
+            return
+        previous, self._blocklist = self._blocklist, blocklist
+        self._source, self._loaded_at, self._stale, self._last_error = "orders", now, False, None
+        if previous is not None:
+            self.reloads += 1
+        log.info("writ.store.switched", version=blocklist.version,
+                 previous=previous.version if previous else None, source="orders",
+                 acts=len(blocklist.acts), rules=len(blocklist))
+        if self._cache is not None:
+            try:
+                await asyncio.to_thread(self._cache.save, blocklist, now, "orders")
+            except OSError as e:
+                log.error("writ.store.disk_write_failed", path=str(self._cache.path),  # noqa: TRY400
+                          error=str(e))
+
+    def _problem(self, message: str, errors: list[str]) -> None:
+        self._last_error = message
+        self._stale = self._blocklist is not None
+        log.error("writ.store.invalid", problem=message, errors=errors[:_MAX_LOGGED_ERRORS],
+                  keeping=self._blocklist.version if self._blocklist else None)
+
+    def _from_disk(self) -> None:
+        if self._cache is None or self._holder is None:
+            return
+        try:
+            copy = self._cache.load()
+        except VersionError as e:
+            log.error("writ.store.disk_refused", reason=str(e))  # noqa: TRY400
+            return
+        if copy is None:
+            return
+        now = self._clock()
+        self._holder.set(copy.blocklist, now)
+        self._blocklist, self._source, self._loaded_at = copy.blocklist, "disk", now
+        self._stale = True
+        log.warning("writ.store.from_disk", version=copy.blocklist.version,
+                    saved_at=copy.saved_at, path=str(self._cache.path))

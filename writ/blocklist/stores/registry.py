@@ -1,0 +1,253 @@
+"""The Redis key layout of published versions, and the operations on it.
+
+Keys (all under one hash tag, so they share a cluster slot; P = prefix):
+
+    {P}:current          string  the version id in force (the source of truth)
+    {P}:version:<id>     hash    data (zlib serial JSON), sha256, meta (JSON)
+    {P}:delta:<id>       hash    base, data, sha256: acts added/removed since `base`
+    {P}:versions         zset    kept version ids, scored by when they last went live
+    {P}:history          list    JSON entries, newest first (apply / rollback)
+    {P}:events           channel a version id is published on every switch (a hint)
+
+Invariants:
+- A version is written whole before the pointer names it, and never rewritten:
+  its id is the hash of its acts (content-addressed).
+- The pointer only moves by compare-and-set (a Lua script): the caller names
+  the version it saw; if another publisher moved it meanwhile, nothing changes
+  and ConflictError says who won.
+- Pruning removes only versions outside the newest `keep`, never the current
+  one, with UNLINK (freed off the main thread). Nothing outside the prefix is
+  touched; nothing is ever flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from writ.blocklist.holder import Blocklist
+from writ.blocklist.model import Act
+from writ.blocklist.stores.blob import (
+    Delta,
+    Encoded,
+    VersionError,
+    checksum,
+    decode_acts,
+    decode_delta,
+    encode_delta,
+)
+
+__all__ = ["ConflictError", "Keys", "Registry", "Switched"]
+
+HISTORY_MAX = 200
+
+# KEYS: current, versions, history, version key
+# ARGV: expected ('' = no version yet), new id, score, history entry, keep, channel
+_SWITCH = """
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[1] then return {'conflict', cur} end
+if redis.call('HEXISTS', KEYS[4], 'sha256') == 0 then return {'missing', cur} end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], 0, HISTORY_LAST)
+local out = {'ok', cur}
+local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+if n > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
+  for _, v in ipairs(old) do
+    if v ~= ARGV[2] then redis.call('ZREM', KEYS[2], v); table.insert(out, v) end
+  end
+end
+redis.call('PUBLISH', ARGV[6], ARGV[2])
+return out
+""".replace("HISTORY_LAST", str(HISTORY_MAX - 1))
+
+# KEYS: version key, delta key. ARGV: sha, data, meta, delta base, delta sha, delta data.
+# Written only if absent: a version is immutable once it exists.
+_PUT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'meta', ARGV[3], 'sha256', ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'base', ARGV[4], 'data', ARGV[6], 'sha256', ARGV[5])
+end
+return 1
+"""
+
+# KEYS: current, versions, version key, delta key. ARGV: id. Atomic, so a version
+# that someone else switched to in the meantime is never removed.
+_DISCARD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('UNLINK', KEYS[3], KEYS[4])
+return 1
+"""
+
+
+class ConflictError(Exception):
+    """The pointer moved between reading it and switching it."""
+
+    def __init__(self, expected: str | None, actual: str | None) -> None:
+        super().__init__(f"another publisher switched the live version to {actual or 'none'} "
+                         f"(expected {expected or 'none'}); nothing was changed")
+        self.expected, self.actual = expected, actual
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "writ"
+
+    def _k(self, rest: str) -> str:
+        return f"{{{self.prefix}}}:{rest}"
+
+    @property
+    def current(self) -> str:
+        return self._k("current")
+
+    @property
+    def versions(self) -> str:
+        return self._k("versions")
+
+    @property
+    def history(self) -> str:
+        return self._k("history")
+
+    @property
+    def channel(self) -> str:
+        return self._k("events")
+
+    def version(self, vid: str) -> str:
+        return self._k(f"version:{vid}")
+
+    def delta(self, vid: str) -> str:
+        return self._k(f"delta:{vid}")
+
+
+@dataclass(frozen=True, slots=True)
+class Switched:
+    version: str
+    previous: str | None
+    pruned: tuple[str, ...]
+
+
+def _b(v: Any) -> bytes | None:
+    return v if isinstance(v, bytes) else None
+
+
+def _s(v: Any) -> str | None:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class Registry:
+    """Published versions under one prefix, on one client (bytes responses)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "writ") -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+
+    async def current(self) -> str | None:
+        return _s(await self.client.get(self.keys.current))
+
+    async def exists(self, vid: str) -> bool:
+        return bool(await self.client.hexists(self.keys.version(vid), "sha256"))
+
+    async def meta(self, vid: str) -> dict[str, Any] | None:
+        raw = await self.client.hget(self.keys.version(vid), "meta")
+        try:
+            meta = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    async def fetch(self, vid: str) -> tuple[bytes | None, str | None]:
+        data, sha = await self.client.hmget(self.keys.version(vid), ["data", "sha256"])
+        return _b(data), _s(sha)
+
+    async def load(self, vid: str) -> Blocklist:
+        """The version, verified. Raises VersionError (and RedisError when unreachable)."""
+        data, sha = await self.fetch(vid)
+        what = f"version {vid}"
+        if data is None:
+            raise VersionError(f"{what}: not found under {self.keys.version(vid)}")
+        acts = await asyncio.to_thread(decode_acts, data, sha, what)
+        return Blocklist(acts, version=vid)
+
+    async def load_delta(self, vid: str, base: str) -> Delta | None:
+        """The delta to `vid` if it applies to `base`; None when there is none."""
+        stored_base, data, sha = await self.client.hmget(
+            self.keys.delta(vid), ["base", "data", "sha256"])
+        if _s(stored_base) != base:
+            return None
+        delta = await asyncio.to_thread(decode_delta, _b(data), _s(sha), f"delta to {vid}")
+        if delta.base != base:
+            raise VersionError(f"delta to {vid}: names base {delta.base}, stored under {base}")
+        return delta
+
+    async def put(self, blocklist: Blocklist, encoded: Encoded, meta: dict[str, Any],
+                  base: Blocklist | None) -> bool:
+        """Write a version (and its delta from `base`) unless it exists. True if written."""
+        if await self.exists(blocklist.version):
+            data, sha = await self.fetch(blocklist.version)
+            if data is None or sha is None or checksum(data) != sha:
+                raise VersionError(f"version {blocklist.version} exists but is corrupt; "
+                                   f"remove {self.keys.version(blocklist.version)} by hand")
+            return False
+        delta = _delta(base, blocklist.acts) if base is not None else None
+        # A delta is worth keeping only when it is much smaller than the whole.
+        if delta is not None and len(delta.data) * 2 > len(encoded.data):
+            delta = None
+        args: list[str | bytes] = [encoded.sha256, encoded.data, json.dumps(meta),
+                base.version if (base and delta) else "",
+                delta.sha256 if delta else "", delta.data if delta else b""]
+        keys = [self.keys.version(blocklist.version), self.keys.delta(blocklist.version)]
+        return bool(await self.client.eval(_PUT, 2, *keys, *args))
+
+    async def switch(self, vid: str, expected: str | None, entry: dict[str, Any],
+                     keep: int, now: float) -> Switched:
+        """Compare-and-set the pointer to `vid`, record history, notify, prune."""
+        k = self.keys
+        res = await self.client.eval(
+            _SWITCH, 4, k.current, k.versions, k.history, k.version(vid),
+            expected or "", vid, repr(now), json.dumps(entry), str(max(keep, 1)), k.channel,
+        )
+        status, cur, *old = (_s(x) or "" for x in res)
+        if status == "conflict":
+            raise ConflictError(expected, cur or None)
+        if status == "missing":
+            raise VersionError(f"version {vid} is not stored under this prefix")
+        if old:
+            await self.client.unlink(*[k.version(v) for v in old], *[k.delta(v) for v in old])
+        return Switched(vid, cur or None, tuple(old))
+
+    async def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        out = []
+        for raw in await self.client.lrange(self.keys.history, 0, max(limit, 1) - 1):
+            try:
+                e = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(e, dict):
+                out.append(e)
+        return out
+
+    async def kept(self) -> list[str]:
+        return [v for v in (_s(x) for x in await self.client.zrange(self.keys.versions, 0, -1))
+                if v]
+
+    async def discard(self, vid: str) -> None:
+        """Remove a version this caller wrote but could not switch to (lost a race)."""
+        k = self.keys
+        await self.client.eval(_DISCARD, 4, k.current, k.versions, k.version(vid), k.delta(vid),
+                               vid)
+
+
+def _delta(base: Blocklist, acts: Sequence[Act]) -> Encoded:
+    added = [a for a in acts if base.by_id.get(a.id) != a]
+    ids = {a.id for a in acts}
+    removed = [a.id for a in base.acts if a.id not in ids]
+    return encode_delta(base.version, added, removed)

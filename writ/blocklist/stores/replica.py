@@ -1,0 +1,240 @@
+"""A node's replica of the published blocklist (`--redis URL`).
+
+Invariants:
+- Lookups never touch Redis: this store only replaces `holder.index`, from
+  its own task, with a version loaded and verified whole off to the side.
+- The pointer is the truth; pub/sub is only a hint. The node re-reads the
+  pointer on every (re)connect, on every notification and every
+  `poll_interval` seconds, so a missed message costs at most one poll.
+- A node on version B applies the delta B→C when there is one; otherwise it
+  loads C whole. Either way the checksum is verified before the switch.
+- Fail-static: Redis unreachable → keep enforcing the last good version,
+  reconnect with capped exponential backoff, resync on return. A corrupt or
+  foreign version is refused (logged once) and the last good one stays.
+- The last good version is saved to `state_dir`; a node starting while Redis
+  is down enforces that copy and reports `stale` with source "disk". With
+  neither, the holder stays not ready and the shells apply the policy's
+  fail mode (closed by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from redis.exceptions import RedisError
+
+from writ.blocklist.holder import Blocklist, BlocklistHolder
+from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, utc_now
+from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
+from writ.blocklist.stores.connection import connect, redact
+from writ.blocklist.stores.localcache import LocalCache
+from writ.blocklist.stores.registry import Registry
+
+__all__ = ["RedisStore"]
+
+# Expected failures (corrupt copy, disk full, refused version) are logged with
+# log.error and no traceback: the message says everything (hence noqa TRY400).
+log = structlog.get_logger("writ.store")
+
+_NET_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisStore:
+    STARTUP_TIMEOUT = 15.0
+    MIN_BACKOFF = 0.1
+
+    def __init__(self, url: str, *, prefix: str = "writ", state_dir: Path | None = None,
+                 clock: Clock = utc_now, poll_interval: float = 5.0,
+                 max_backoff: float = 5.0) -> None:
+        connect(url)  # fail early on a malformed URL (ValueError); creates no connection
+        self.url = url
+        self.prefix = prefix
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self._clock = clock
+        self._cache = LocalCache(state_dir, f"redis-{prefix}") if state_dir else None
+        self._holder: BlocklistHolder | None = None
+        self._ticker: Ticker | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._persist: asyncio.Task[None] | None = None
+        self._blocklist: Blocklist | None = None
+        self._source = "none"
+        self._loaded_at: datetime | None = None
+        self._last_error: str | None = None
+        self._stale = False
+        self._refused: str | None = None
+        self._backoff = self.MIN_BACKOFF
+        self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
+
+    # -- Store protocol -------------------------------------------------------
+
+    async def start(self, holder: BlocklistHolder) -> None:
+        self._holder = holder
+        try:
+            await asyncio.wait_for(self._sync_once(), self.STARTUP_TIMEOUT)
+        except _NET_ERRORS as e:
+            self._unreachable(e)
+        if self._blocklist is None:
+            self._from_disk()
+        self._ticker = Ticker(holder, self._clock)
+        self._ticker.start()
+        self._task = asyncio.create_task(self._run(), name="writ-redis-replica")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._persist):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._persist = None
+        if self._ticker is not None:
+            await self._ticker.stop()
+
+    def status(self) -> StoreStatus:
+        b = self._blocklist
+        return StoreStatus(
+            source=self._source, version=b.version if b else None, loaded_at=self._loaded_at,
+            last_error=self._last_error, stale=self._stale,
+            ready=self._holder is not None and self._holder.ready, location=redact(self.url),
+        )
+
+    # -- background ------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except _NET_ERRORS as e:
+                self._unreachable(e)
+            # Jitter spreads a fleet's reconnects after an outage.
+            await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))  # noqa: S311
+            self._backoff = min(self._backoff * 2, self.max_backoff)
+
+    async def _session(self) -> None:
+        client = connect(self.url)
+        registry = Registry(client, self.prefix)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(registry.keys.channel)
+            await self._sync(registry)  # after every (re)connect: messages may have been lost
+            self._backoff = self.MIN_BACKOFF
+            while True:
+                await pubsub.get_message(ignore_subscribe_messages=True,
+                                         timeout=self.poll_interval)
+                await self._sync(registry)  # a notification, or the low-rate poll
+        finally:
+            with contextlib.suppress(*_NET_ERRORS):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(*_NET_ERRORS):
+                await client.aclose()
+
+    async def _sync_once(self) -> None:
+        client = connect(self.url)
+        try:
+            await self._sync(Registry(client, self.prefix))
+        finally:
+            with contextlib.suppress(*_NET_ERRORS):
+                await client.aclose()
+
+    async def _sync(self, registry: Registry) -> None:
+        vid = await registry.current()
+        if vid is None:
+            self._last_error = f"nothing published under {registry.keys.current}"
+            self._stale = self._blocklist is not None  # enforcing what Redis no longer names
+            return
+        if vid == self._version:
+            self._source, self._stale, self._last_error = "redis", False, None
+            return
+        if vid == self._refused:
+            self._stale = True
+            return
+        try:
+            blocklist, encoded = await self._fetch(registry, vid)
+            now = self._clock()
+            assert self._holder is not None
+            self._holder.set(blocklist, now)
+        except VersionError as e:
+            self._refused, self._stale = vid, True
+            self._last_error = f"refused version {vid}: {e}"
+            log.error("writ.store.refused", version=vid, reason=str(e),  # noqa: TRY400
+                      keeping=self._version)
+            return
+        previous, self._blocklist = self._version, blocklist
+        self._source, self._loaded_at, self._stale, self._last_error = "redis", now, False, None
+        log.info("writ.store.switched", version=vid, previous=previous, source="redis")
+        self._save(blocklist, now, encoded)
+
+    async def _fetch(self, registry: Registry, vid: str) -> tuple[Blocklist, Encoded | None]:
+        """Version `vid`, by delta from the version in force when possible. Raises
+        VersionError (corrupt, foreign, missing) and the network errors."""
+        current = self._blocklist
+        if current is not None:
+            try:
+                delta = await registry.load_delta(vid, current.version)
+            except VersionError as e:  # a bad delta is no reason to refuse the version
+                log.warning("writ.store.delta_refused", version=vid, reason=str(e))
+                delta = None
+            if delta is not None:
+                self.loads["delta"] += 1
+                return Blocklist(delta.apply(current.acts), version=vid), None
+        data, sha = await registry.fetch(vid)
+        if data is None or sha is None:
+            raise VersionError(f"version {vid}: not stored under {registry.keys.version(vid)}")
+        acts = await asyncio.to_thread(decode_acts, data, sha, f"version {vid}")
+        self.loads["full"] += 1
+        return Blocklist(acts, version=vid), Encoded(data, sha)
+
+    @property
+    def _version(self) -> str | None:
+        return self._blocklist.version if self._blocklist is not None else None
+
+    # -- fail-static -----------------------------------------------------------
+
+    def _unreachable(self, e: BaseException) -> None:
+        first = not self._stale or self._source != "redis"
+        self._last_error = f"redis unreachable at {redact(self.url)}: {e or type(e).__name__}"
+        self._stale = True
+        if first:
+            log.warning("writ.store.unreachable", url=redact(self.url), error=str(e),
+                        keeping=self._version)
+
+    def _from_disk(self) -> None:
+        if self._cache is None or self._holder is None:
+            return
+        try:
+            copy = self._cache.load()
+        except VersionError as e:
+            log.error("writ.store.disk_refused", reason=str(e))  # noqa: TRY400
+            return
+        if copy is None:
+            return
+        now = self._clock()
+        self._holder.set(copy.blocklist, now)
+        self._blocklist, self._source, self._loaded_at = copy.blocklist, "disk", now
+        self._stale = True
+        log.warning("writ.store.from_disk", version=copy.blocklist.version,
+                    saved_at=copy.saved_at, path=str(self._cache.path))
+
+    def _save(self, blocklist: Blocklist, now: datetime, encoded: Encoded | None) -> None:
+        if self._cache is None:
+            return
+        cache, previous = self._cache, self._persist
+
+        async def save() -> None:
+            if previous is not None:
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await previous
+            if self._blocklist is not blocklist:
+                return  # a newer version arrived; it saves itself
+            try:
+                await asyncio.to_thread(cache.save, blocklist, now, "redis", encoded)
+            except OSError as e:
+                log.error("writ.store.disk_write_failed",  # noqa: TRY400
+                          path=str(cache.path), error=str(e))
+
+        self._persist = asyncio.create_task(save(), name="writ-store-save")

@@ -1,0 +1,261 @@
+"""`writ orders apply|diff|history|rollback`: publishing through Redis.
+
+Invariants:
+- An invalid order set is never published: apply validates first and leaves
+  the live version untouched on any error.
+- apply writes the new version whole, then moves the pointer by
+  compare-and-set, then notifies; a concurrent publisher makes it fail
+  cleanly (exit 1, nothing switched, its own unused version removed).
+- Same orders → same version id → "no change", nothing written.
+- Exit codes: 0 done (or nothing to do), 1 refused / unreachable / lost a
+  race / unknown version, 2 bad invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from redis.exceptions import RedisError
+
+from writ.blocklist import Blocklist, load_orders
+from writ.blocklist.stores import (
+    ConflictError,
+    Registry,
+    VersionError,
+    act_changes,
+    connect,
+    redact,
+    rule_changes,
+)
+from writ.blocklist.stores.blob import encode_acts
+from writ.commands._common import UsageError, parse_instant
+
+__all__ = ["configure_verb", "run_verb"]
+
+
+def configure_verb(verb: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis", metavar="URL", default=os.environ.get("WRIT_REDIS"),
+                   help="redis://, rediss:// or redis+sentinel:// URL (default: $WRIT_REDIS)")
+    p.add_argument("--prefix", default="writ", help="key prefix (default: writ)")
+    if verb in ("apply", "diff"):
+        p.add_argument("dir", nargs="?", type=Path, default=Path("court_orders"),
+                       metavar="DIR", help="the orders folder (default: court_orders)")
+        p.add_argument("--tz", default="UTC",
+                       help="time zone for bare dates in the orders (default: UTC)")
+    if verb in ("apply", "rollback"):
+        p.add_argument("--by", help="who publishes (default: user@host)")
+        p.add_argument("--keep", type=int, default=10, help="versions kept (default: 10)")
+    if verb == "diff":
+        p.add_argument("--at", metavar="TIME", help="judge rules at this instant (default: now)")
+    if verb == "history":
+        p.add_argument("-n", "--limit", type=int, default=20, help="entries (default: 20)")
+        p.add_argument("--json", action="store_true", help="one JSON object a line")
+    if verb == "rollback":
+        p.add_argument("version", metavar="VERSION", help="a kept version id (or a unique prefix)")
+
+
+def run_verb(verb: str, args: argparse.Namespace) -> int:
+    if not args.redis:
+        raise UsageError(f"orders {verb}: --redis URL is required (or set WRIT_REDIS)")
+    try:
+        connect(args.redis)
+    except ValueError as e:
+        raise UsageError(f"--redis: {e}") from None
+    fn = {"apply": _apply, "diff": _diff, "history": _history, "rollback": _rollback}[verb]
+    try:
+        return asyncio.run(fn(args))
+    except (RedisError, OSError) as e:
+        _err(verb, f"cannot reach Redis at {redact(args.redis)}: {e}; nothing was changed")
+        return 1
+    except VersionError as e:
+        _err(verb, str(e))
+        return 1
+
+
+def _err(verb: str, message: str) -> None:
+    print(f"writ orders {verb}: {message}", file=sys.stderr)
+
+
+def _by(args: argparse.Namespace) -> str:
+    return str(args.by) if args.by else f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _load(args: argparse.Namespace, verb: str) -> Blocklist | None:
+    if not args.dir.is_dir():
+        raise UsageError(f"orders {verb}: no such folder: {args.dir}")
+    try:
+        tz = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    result = load_orders(args.dir, tz)
+    if result.errors:
+        for e in result.errors:
+            print(e, file=sys.stderr)
+        _err(verb, f"{len(result.errors)} error(s) in {args.dir}; nothing was published")
+        return None
+    return Blocklist(result.acts)
+
+
+async def _with_registry(args: argparse.Namespace) -> tuple[Registry, Any]:
+    client = connect(args.redis)
+    return Registry(client, args.prefix), client
+
+
+async def _live(registry: Registry) -> Blocklist | None:
+    return await _previous(registry, await registry.current(), "diff")
+
+
+async def _previous(registry: Registry, vid: str | None, verb: str) -> Blocklist | None:
+    """The live version, to compare with. A corrupt live version must not stop a
+    regulator from publishing a good one over it: say so and compare with nothing."""
+    if vid is None:
+        return None
+    try:
+        return await registry.load(vid)
+    except VersionError as e:
+        _err(verb, f"warning: the live version is unusable ({e}); comparing with nothing")
+        return None
+
+
+def _entry(action: str, new: Blocklist, old: Blocklist | None, by: str) -> dict[str, Any]:
+    ch = act_changes(old.acts if old else (), new.acts)
+    return {"action": action, "version": new.version, "previous": old.version if old else None,
+            "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "acts": len(new.acts), "rules": len(new), "added": list(ch.added),
+            "removed": list(ch.removed), "changed": list(ch.changed)}
+
+
+def _summary(e: dict[str, Any]) -> str:
+    parts = [f"{e.get('acts', '?')} acts, {e.get('rules', '?')} rules"]
+    for key, sign in (("added", "+"), ("removed", "-"), ("changed", "~")):
+        if e.get(key):
+            parts.append(f"{key} {', '.join(sign + str(i) for i in e[key])}")
+    return "; ".join(parts)
+
+
+async def _apply(args: argparse.Namespace) -> int:
+    new = _load(args, "apply")
+    if new is None:
+        return 1
+    registry, client = await _with_registry(args)
+    try:
+        expected = await registry.current()
+        if expected == new.version:
+            print(f"no change: version {new.version} is already live ({len(new.acts)} acts)")
+            return 0
+        old = await _previous(registry, expected, "apply")
+        entry = _entry("apply", new, old, _by(args))
+        encoded = await asyncio.to_thread(encode_acts, new.acts)
+        meta = {k: entry[k] for k in ("version", "by", "at", "acts", "rules")}
+        written = await registry.put(new, encoded, meta, old)
+        try:
+            switched = await registry.switch(new.version, expected, entry, args.keep,
+                                             datetime.now(UTC).timestamp())
+        except ConflictError as e:
+            if written:
+                await registry.discard(new.version)
+            _err("apply", f"{e}; review `writ orders diff` and apply again")
+            return 1
+        print(f"published version {new.version} (previous: {switched.previous or 'none'}): "
+              f"{_summary(entry)}")
+        if switched.pruned:
+            print(f"removed old versions: {', '.join(switched.pruned)}")
+        return 0
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
+
+
+async def _diff(args: argparse.Namespace) -> int:
+    new = _load(args, "diff")
+    if new is None:
+        return 1
+    at = parse_instant(args.at) if args.at else datetime.now(UTC)
+    registry, client = await _with_registry(args)
+    try:
+        old = await _live(registry)
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
+    print(f"live: {old.version if old else 'none'}  →  {args.dir}: {new.version}")
+    if old is not None and old.version == new.version:
+        print("no change")
+        return 0
+    acts = act_changes(old.acts if old else (), new.acts)
+    for label, ids in (("acts added", acts.added), ("acts removed", acts.removed),
+                       ("acts changed", acts.changed)):
+        if ids:
+            print(f"{label}: {', '.join(ids)}")
+    rules = rule_changes(old.acts if old else (), new.acts, at)
+    print(f"at {at.isoformat()}: {len(rules.blocked)} newly blocked, "
+          f"{len(rules.released)} released")
+    for r in rules.blocked:
+        print(f"  + {r}")
+    for r in rules.released:
+        print(f"  - {r}")
+    return 0
+
+
+async def _history(args: argparse.Namespace) -> int:
+    registry, client = await _with_registry(args)
+    try:
+        entries = await registry.history(args.limit)
+        live = await registry.current()
+        kept = set(await registry.kept())
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
+    if not entries:
+        print(f"nothing published under {registry.keys.current}")
+        return 0
+    for e in entries:
+        v = str(e.get("version"))
+        if args.json:
+            print(json.dumps({**e, "live": v == live, "kept": v in kept}))
+            continue
+        mark = "*" if v == live else (" " if v in kept else "x")
+        print(f"{mark} {e.get('at', '?')}  {e.get('action', '?'):8} {v}  by {e.get('by', '?')}"
+              f"  {_summary(e)}")
+    if not args.json:
+        print("(* live, x removed)", file=sys.stderr)
+    return 0
+
+
+async def _rollback(args: argparse.Namespace) -> int:
+    registry, client = await _with_registry(args)
+    try:
+        kept = await registry.kept()
+        matches = [v for v in kept if v.startswith(args.version)]
+        if len(matches) != 1:
+            why = "is ambiguous" if matches else "is not a kept version"
+            _err("rollback", f"{args.version} {why}; kept: {', '.join(kept) or 'none'}")
+            return 1
+        target = await registry.load(matches[0])  # verified before anyone switches to it
+        expected = await registry.current()
+        if expected == target.version:
+            print(f"no change: version {target.version} is already live")
+            return 0
+        old = await _previous(registry, expected, "rollback")
+        entry = _entry("rollback", target, old, _by(args))
+        try:
+            await registry.switch(target.version, expected, entry, args.keep,
+                                  datetime.now(UTC).timestamp())
+        except ConflictError as e:
+            _err("rollback", str(e))
+            return 1
+        print(f"rolled back to version {target.version} (was {expected}): {_summary(entry)}")
+        return 0
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
