@@ -1,0 +1,226 @@
+"""The resolver: an asyncio shell around the index, the answer builders and the cache.
+
+Invariants:
+- Every query reads `holder.index` once and is decided under that index; the
+  cache is emptied on every swap (holder.on_swap) and refuses entries decided
+  under an older index, so nothing stale is served after a change.
+- Fast path (`answer_fast`): a plain query from an allowed client whose key is
+  in the cache is answered from bytes — ID and question copied from the query
+  into the prebuilt body — with no dnslib parse. Anything else goes to
+  `answer`, which never raises: unparseable input gets FORMERR when the header
+  is readable, silence otherwise.
+- Every block / url-rules / steer decision is recorded, cache hit or not;
+  allows only when policy.audit.log_allowed.
+- Upstream failure is SERVFAIL, never NXDOMAIN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from dnslib import QTYPE, RCODE, DNSRecord
+
+from writ.audit import DecisionSink
+from writ.blocklist import Decision, Index, Verdict
+from writ.dns import answers
+from writ.dns.acl import ClientACL
+from writ.dns.answers import EdnsInfo
+from writ.dns.cache import AnswerCache, Entry, LogLine
+from writ.dns.names import decide_labels, display_name
+from writ.dns.upstream import Upstream, build_query, parse_hostport
+from writ.dns.wire import Query, header_reply, parse_query, record_ttls
+from writ.policies import FailMode, Policy, UrlRuleMode
+
+__all__ = ["DnsServer"]
+
+log = logging.getLogger("writ.dns")
+
+_CHAIN_TYPES = (QTYPE.CNAME, QTYPE.DNAME)
+_STEERED_TYPES = (QTYPE.A, QTYPE.AAAA, QTYPE.SVCB, QTYPE.HTTPS)
+MAX_TTL = 86400
+MAX_SLOW_TASKS = 10_000  # beyond this a flood gets SERVFAIL instead of unbounded memory
+
+
+class DnsServer:
+    """Answers queries (bytes in, bytes out); the sockets live in writ.dns.transport."""
+
+    def __init__(
+        self,
+        holder: Any,  # BlocklistHolder: .index, .on_swap
+        policy: Policy,
+        sink: DecisionSink,
+        upstream: Upstream | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.holder = holder
+        self.policy = policy
+        self.dns = policy.dns
+        self.sink = sink
+        self.log_allowed = policy.audit.log_allowed
+        self.upstream = upstream or Upstream(
+            [parse_hostport(u) for u in self.dns.upstreams], self.dns.upstream_timeout)
+        self.cache = AnswerCache(self.dns.cache_size)
+        self.acl = ClientACL(self.dns.allow_clients)
+        self.clock = clock
+        self.tasks: set[asyncio.Task[None]] = set()
+        holder.on_swap(self._swapped)
+
+    def _swapped(self, _index: Index) -> None:
+        self.cache.clear()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> bool:
+        if len(self.tasks) >= MAX_SLOW_TASKS:
+            coro.close()
+            return False
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+        return True
+
+    # -- fast path -----------------------------------------------------------
+
+    def answer_fast(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+        """The answer from the cache, or None (then call `answer`)."""
+        if not self.acl.allowed(client):
+            return None
+        q = parse_query(data)
+        if q is None:
+            return None
+        e = self.cache.get(q.key, self.clock())
+        if e is None:
+            return None
+        body = e.body_at(self.clock()) if e.ttls else e.body
+        if not tcp and len(body) > q.limit:
+            return None  # the full path truncates
+        if e.log is not None:
+            self._record(client, e.log)
+        qend = q.qend
+        return data[:2] + body[2:12] + data[12:qend] + body[qend:]
+
+    def _record(self, client: str, line: LogLine) -> None:
+        self.sink.record(
+            component="dns", client=client, target=line.target, decision=line.decision,
+            action=line.action, orders=line.orders, rule=line.rule,
+            blocklist_version=line.version)
+
+    # -- full path -----------------------------------------------------------
+
+    async def answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+        try:
+            return await self._answer(data, client, tcp)
+        except Exception:  # a bug must cost one answer, never the server
+            log.exception("writ.dns.internal_error client=%s", client)
+            return header_reply(data, RCODE.SERVFAIL)
+
+    async def _answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+        request = answers.parse_request(data)
+        if request is None:
+            return header_reply(data, RCODE.FORMERR)
+        h = request.header
+        if h.qr:
+            return None  # never answer an answer
+        edns = answers.edns_of(request)
+        if not self.acl.allowed(client):
+            return answers.prohibited(request, edns)
+        if h.opcode != 0:
+            return answers.error(request, RCODE.NOTIMP, edns)
+        if len(request.questions) != 1:
+            return answers.error(request, RCODE.FORMERR, edns)
+        if edns.present and edns.version != 0:
+            return answers.error(request, 16, edns)  # BADVERS, RFC 6891 §6.1.3
+        if request.q.qclass != 1:
+            return answers.error(request, RCODE.REFUSED, edns)
+        wq = parse_query(data)
+        gen = self.cache.generation  # read before the index: a swap in between fails put()
+        index = self.holder.index
+        if index is None and self.policy.fail == FailMode.CLOSED:
+            return answers.error(request, RCODE.SERVFAIL, edns)
+        labels = request.q.qname.label
+        d = decide_labels(index, labels) if index is not None else Decision(Verdict.ALLOW)
+        version = index.version if index is not None else None
+        qtype = request.q.qtype
+        target = f"{display_name(labels)} {QTYPE.get(qtype, str(qtype))}"
+        limit = edns.limit(tcp)
+        if d.decision is Verdict.BLOCK:
+            body, action = answers.blocked(request, d, self.dns, edns, limit)
+            line = LogLine(target, "block", action, d.orders, d.rule, version)
+            return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
+        if d.decision is Verdict.URL_RULES:
+            if self.dns.url_rules == UrlRuleMode.STEER and qtype in _STEERED_TYPES:
+                body = answers.steered(request, self.dns, edns)
+                line = LogLine(target, "steer", "steer", d.orders, d.rule, version)
+                return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
+            line_or_none: LogLine | None = LogLine(
+                target, "url-rules", "pass", d.orders, d.rule, version)
+        else:
+            line_or_none = (LogLine(target, "allow", "pass", (), None, version)
+                            if self.log_allowed else None)
+        return await self._forward(request, data, wq, gen, index, edns, limit, client, target,
+                                   line_or_none)
+
+    def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,
+                edns: EdnsInfo, limit: int, client: str) -> bytes:
+        if entry.log is not None:
+            self._record(client, entry.log)
+        if wq is not None:
+            self.cache.put(wq.key, Entry(b"\0\0" + entry.body[2:], entry.log,
+                                         entry.stored, entry.expires, entry.ttls), gen)
+        body = entry.body
+        if len(body) > limit:
+            return answers.truncated(request, edns, body[3] & 0xF)
+        return body
+
+    async def _forward(self, request: DNSRecord, data: bytes, wq: Query | None, gen: int,
+                       index: Index | None, edns: EdnsInfo, limit: int, client: str,
+                       target: str, line: LogLine | None) -> bytes:
+        if wq is not None:
+            question = data[12 : wq.qend]
+        else:
+            question = bytes(DNSRecord(q=request.q).pack())[12:]
+        flags = (request.header.rd << 8) | (request.header.cd << 4)
+        reply = await self.upstream.resolve(build_query(question, flags, edns.present, edns.do))
+        parsed = answers.parse_request(reply) if reply is not None else None
+        if reply is None or parsed is None:
+            if line is not None:
+                self._record(client, line._replace(action="servfail"))
+            return answers.error(request, RCODE.SERVFAIL, edns)
+        if index is not None:
+            for rr in parsed.rr:
+                if rr.rtype not in _CHAIN_TYPES:
+                    continue
+                hop = rr.rdata.label.label
+                d = decide_labels(index, hop)
+                if d.decision is Verdict.BLOCK:
+                    body, action = answers.blocked(request, d, self.dns, edns, limit)
+                    via = f"{d.rule} (via {QTYPE.get(rr.rtype)} {display_name(hop)})"
+                    bl = LogLine(target, "block", action, d.orders, via, index.version)
+                    return self._finish(request, wq, gen, Entry(body, bl), edns, limit, client)
+        if line is not None:
+            self._record(client, line)
+        self._cache_upstream(reply, parsed, wq, gen, line)
+        out = request.header.id.to_bytes(2, "big") + reply[2:]
+        if len(out) > limit:
+            return answers.truncated(request, edns, reply[3] & 0xF)
+        return out
+
+    def _cache_upstream(self, reply: bytes, parsed: DNSRecord, wq: Query | None, gen: int,
+                        line: LogLine | None) -> None:
+        walk = record_ttls(reply)
+        if wq is None or walk is None:
+            return
+        ttls, negative, rcode = walk
+        if rcode == RCODE.NOERROR and parsed.rr:
+            ttl: int | None = min((t for _, t in ttls), default=None)
+        elif rcode in (RCODE.NOERROR, RCODE.NXDOMAIN):
+            ttl = negative  # RFC 2308 §5: no SOA, no negative caching
+        else:
+            return  # SERVFAIL, REFUSED, …: not cached
+        if not ttl or ttl <= 0:
+            return
+        now = self.clock()
+        entry = Entry(b"\0\0" + reply[2:], line, now, now + min(ttl, MAX_TTL), ttls)
+        self.cache.put(wq.key, entry, gen)

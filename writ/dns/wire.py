@@ -1,0 +1,190 @@
+"""Reading DNS messages from raw bytes, without dnslib: the fast path.
+
+Invariants:
+- `parse_query` accepts only the plain common case (a query, opcode QUERY,
+  exactly one question, no answer/authority records, at most one OPT record,
+  no compression in the question, nothing after the last record). Anything
+  else returns None and the caller falls back to the full dnslib path.
+- Nothing here raises on hostile input: every offset is checked against the
+  length before use, and name walking is bounded (pointers must point
+  backwards, RFC 1035 §4.1.4 says they point to a *prior* occurrence).
+- Cache keys are the question as it is on the wire, lowercased (length bytes
+  are ≤ 63 so `bytes.lower()` only touches letters), plus the RD/CD bits and
+  the EDNS state (none / OPT / OPT+DO): two queries with one key always get
+  the same answer body.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = [
+    "TYPE_OPT",
+    "Query",
+    "formerr",
+    "header_reply",
+    "parse_query",
+    "patch_ttls",
+    "record_ttls",
+]
+
+TYPE_OPT = 41
+TYPE_SOA = 6
+_HDR = struct.Struct("!HHHHHH")
+_QTAIL = struct.Struct("!HH")
+_OPT = struct.Struct("!BHHIH")  # root name, type, class (payload size), ttl (flags), rdlength
+_RR = struct.Struct("!HHIH")
+_TTL = struct.Struct("!I")
+
+
+class Query:
+    """The parts of a plain query that the fast path and the cache need."""
+
+    __slots__ = ("do", "edns", "flags", "key", "qend", "qid", "qtype", "udp_size")
+
+    def __init__(
+        self, qid: int, flags: int, qtype: int, qend: int, key: bytes,
+        edns: bool, do: bool, udp_size: int,
+    ) -> None:
+        self.qid = qid
+        self.flags = flags
+        self.qtype = qtype
+        self.qend = qend  # offset just after QTYPE/QCLASS
+        self.key = key
+        self.edns = edns
+        self.do = do
+        self.udp_size = udp_size
+
+    @property
+    def limit(self) -> int:
+        """The largest UDP answer this client accepts (RFC 6891 §6.2.5: < 512 means 512)."""
+        return max(512, self.udp_size) if self.edns else 512
+
+
+def parse_query(data: bytes) -> Query | None:
+    n = len(data)
+    if n < 17:
+        return None
+    qid, flags, qd, an, ns, ar = _HDR.unpack_from(data)
+    # QR=0, opcode QUERY, one question, nothing but at most one OPT after it.
+    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
+        return None
+    pos = 12
+    while True:
+        if pos >= n:
+            return None
+        ln = data[pos]
+        if ln == 0:
+            pos += 1
+            break
+        if ln > 63:  # a pointer (or a reserved label type): not the plain case
+            return None
+        pos += ln + 1
+    if pos - 12 > 255 or pos + 4 > n:
+        return None
+    qtype, qclass = _QTAIL.unpack_from(data, pos)
+    qend = pos + 4
+    edns = do = False
+    udp_size = 512
+    if ar:
+        if qend + 11 > n:
+            return None
+        root, rtype, udp_size, ttl, rdlen = _OPT.unpack_from(data, qend)
+        if root != 0 or rtype != TYPE_OPT or qend + 11 + rdlen != n or ttl & 0x00FF0000:
+            return None  # not an OPT, trailing bytes, or EDNS version > 0 (BADVERS path)
+        edns = True
+        do = bool(ttl & 0x8000)
+    elif qend != n:
+        return None
+    state = 2 if do else 1 if edns else 0
+    key = data[12:qend].lower() + bytes(((flags & 0x0110) >> 4, state))
+    if qclass != 1:
+        return None
+    return Query(qid, flags, qtype, qend, key, edns, do, udp_size)
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    """Offset just after the name at `pos`; -1 if malformed. Pointers end a name."""
+    n = len(data)
+    for _ in range(128):  # at most 127 labels fit in 255 bytes
+        if pos >= n:
+            return -1
+        ln = data[pos]
+        if ln == 0:
+            return pos + 1
+        if ln & 0xC0 == 0xC0:
+            return pos + 2 if pos + 2 <= n else -1
+        if ln > 63:
+            return -1
+        pos += ln + 1
+    return -1
+
+
+def record_ttls(msg: bytes) -> tuple[list[tuple[int, int]], int | None, int] | None:
+    """Walk a response: ([(ttl offset, ttl)], SOA negative TTL or None, rcode).
+
+    OPT records are skipped (their "TTL" holds flags). The SOA negative TTL is
+    min(SOA TTL, SOA MINIMUM) of an SOA in the authority section (RFC 2308 §5).
+    None if the message is malformed.
+    """
+    n = len(msg)
+    if n < 12:
+        return None
+    _, flags, qd, an, ns, ar = _HDR.unpack_from(msg)
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(msg, pos)
+        if pos < 0 or pos + 4 > n:
+            return None
+        pos += 4
+    ttls: list[tuple[int, int]] = []
+    neg: int | None = None
+    for i in range(an + ns + ar):
+        pos = _skip_name(msg, pos)
+        if pos < 0 or pos + 10 > n:
+            return None
+        rtype, _cls, ttl, rdlen = _RR.unpack_from(msg, pos)
+        end = pos + 10 + rdlen
+        if end > n:
+            return None
+        if rtype != TYPE_OPT:
+            ttls.append((pos + 4, ttl))
+            if rtype == TYPE_SOA and an <= i < an + ns:
+                p = _skip_name(msg, pos + 10)
+                p = _skip_name(msg, p) if p >= 0 else -1
+                if p < 0 or p + 20 > end:
+                    return None
+                minimum = _TTL.unpack_from(msg, p + 16)[0]
+                neg = min(ttl, minimum)
+        pos = end
+    if pos != n:
+        return None
+    return ttls, neg, flags & 0x000F
+
+
+def patch_ttls(body: bytes, ttls: list[tuple[int, int]], age: int) -> bytes:
+    """`body` with every TTL decreased by `age` seconds (never below zero)."""
+    out = bytearray(body)
+    for off, ttl in ttls:
+        _TTL.pack_into(out, off, max(0, ttl - age))
+    return bytes(out)
+
+
+def header_reply(data: bytes, rcode: int) -> bytes | None:
+    """A bare reply (no sections) to whatever header `data` starts with.
+
+    None when there is no readable query header: a response (QR=1) is never
+    answered (that way lie loops), and neither is anything shorter than 12 bytes.
+    """
+    if len(data) < 12:
+        return None
+    qid, flags = struct.unpack_from("!HH", data)
+    if flags & 0x8000:
+        return None
+    # QR=1, opcode and RD copied, RA=1, rcode.
+    out_flags = 0x8000 | (flags & 0x7900) | 0x0080 | (rcode & 0xF)
+    return _HDR.pack(qid, out_flags, 0, 0, 0, 0)
+
+
+def formerr(data: bytes) -> bytes | None:
+    return header_reply(data, 1)
