@@ -1,14 +1,31 @@
-"""Loading and validating court orders (DESIGN §2). PLACEHOLDER — being written."""
+"""Loading and validating a folder of court orders (DESIGN §2).
+
+Invariants:
+- Orders are the *.yaml / *.yml files under the folder, recursively, in
+  sorted order (names starting with "." are skipped: editor and VCS files);
+  bulk lists they name are read as lists, never as orders.
+- Validation is total: every document is checked even after errors, and the
+  cross-document rules (unique ids, what `amends` names) run over every
+  document that got far enough to have an id.
+- An invalid set is never published: any error and `acts` is empty.
+- Never raises for bad input; errors name the file as the user would type
+  it (relative to the current directory when the folder lies under it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 
-from writ.blocklist.model import Act, OrderError
+from writ.blocklist._bulk import ListReader
+from writ.blocklist._validate import Draft, validate_document
+from writ.blocklist._yamlsrc import Map, Seq, read_documents
+from writ.blocklist.model import Act, ActKind, OrderError, TargetKind
 
 __all__ = ["LoadResult", "load_orders"]
+
+ORDER_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,4 +44,124 @@ def load_orders(directory: Path, tz: tzinfo | None = None) -> LoadResult:
     Bare dates mean 00:00 in `tz` (default UTC). Never raises for bad input:
     every problem becomes an OrderError; `acts` is empty when there are errors.
     """
-    raise NotImplementedError
+    directory = Path(directory)
+    root_display = _display_root(directory)
+    if not directory.is_dir():
+        return LoadResult((), (OrderError(root_display, 0, "folder", "no such folder"),))
+    lists = ListReader(directory, root_display)
+    drafts: list[Draft] = []
+    errors: list[OrderError] = []
+    for path, rel in order_files(directory):
+        display = str(Path(root_display) / rel)
+        docs, problems = read_documents(path)
+        errors.extend(OrderError(display, p.line, p.field, p.message) for p in problems)
+        for doc in docs:
+            if not isinstance(doc, Map):
+                errors.append(OrderError(
+                    display, doc.line, "document",
+                    "an order must be a mapping of fields (id: …, court: …), "
+                    f"not a {'list' if isinstance(doc, Seq) else 'single value'}",
+                ))
+                continue
+            draft, errs = validate_document(doc, path, display, tz or UTC, lists)
+            drafts.append(draft)
+            errors.extend(errs)
+    errors.extend(_cross_checks(drafts, root_display))
+    if errors:
+        return LoadResult((), tuple(sorted(errors, key=lambda e: (e.file, e.line))))
+    return LoadResult(tuple(_act(d) for d in drafts), ())
+
+
+def order_files(directory: Path) -> list[tuple[Path, Path]]:
+    """(path, path relative to `directory`) of every order file, sorted."""
+    found = []
+    for p in directory.rglob("*"):
+        rel = p.relative_to(directory)
+        if p.suffix.lower() not in ORDER_SUFFIXES or any(s.startswith(".") for s in rel.parts):
+            continue
+        if p.is_file():
+            found.append((p, rel))
+    found.sort(key=lambda pr: pr[1].as_posix())
+    return found
+
+
+def _display_root(directory: Path) -> str:
+    if directory.is_absolute():
+        try:
+            return str(directory.relative_to(Path.cwd()))
+        except ValueError:
+            return str(directory)
+    return str(directory)
+
+
+def _cross_checks(drafts: list[Draft], root_display: str) -> list[OrderError]:
+    """Unique ids; `amends` names a known act of the right kind; `restores` ⊆ its domains."""
+    errors: list[OrderError] = []
+    by_id: dict[str, Draft] = {}
+    for dr in drafts:
+        if dr.id is None:
+            continue
+        first = by_id.get(dr.id)
+        if first is not None:
+            errors.append(OrderError(dr.pos.file, dr.id_line, "id",
+                                     f"duplicate id: already used at {first.pos}", dr.id))
+        else:
+            by_id[dr.id] = dr
+    hosts_of: dict[str, frozenset[str]] = {}
+    for dr in drafts:
+        if dr.amends is None or dr.kind not in (ActKind.RESTORE, ActKind.REVOKE):
+            continue
+        target = by_id.get(dr.amends)
+        problem = _amends_problem(dr, target, root_display)
+        if problem is not None:
+            errors.append(OrderError(dr.pos.file, dr.amends_line, "amends", problem, dr.id))
+        elif target is not None and dr.restores:
+            hosts = hosts_of.get(dr.amends)
+            if hosts is None:
+                hosts = hosts_of[dr.amends] = frozenset(
+                    [t.host for t in target.targets if t.kind is TargetKind.DOMAIN]
+                    + [n for b in target.bulk for n in b.domains]
+                )
+            errors.extend(
+                OrderError(
+                    dr.pos.file, t.pos.line if t.pos else dr.amends_line, "restores",
+                    f"{t.host} is not a domain target of {dr.amends}: a restore lifts only "
+                    "what the order it amends blocks", dr.id,
+                )
+                for t in dr.restores
+                if t.host not in hosts
+            )
+    return errors
+
+
+def _amends_problem(dr: Draft, target: Draft | None, root_display: str) -> str | None:
+    if target is None:
+        return f"no act with id {dr.amends!r} in {root_display}"
+    if target is dr:
+        return "an act cannot amend itself"
+    if dr.kind is ActKind.RESTORE and target.kind not in (ActKind.BLOCK, None):
+        return f"a restore amends a block, but {dr.amends} is a {target.kind}"
+    if dr.kind is ActKind.REVOKE and target.kind is ActKind.REVOKE:
+        return f"a revoke amends a block or a restore, but {dr.amends} is a revoke"
+    return None
+
+
+def _act(d: Draft) -> Act:
+    # Every field checked here got an error when missing, and there are none.
+    court, case = d.text.get("court"), d.text.get("case")
+    assert d.id is not None
+    assert d.kind is not None
+    assert d.issued is not None
+    assert d.effective is not None
+    assert court is not None
+    assert case is not None
+    return Act(
+        id=d.id, kind=d.kind, court=court, case=case, issued=d.issued,
+        effective=d.effective, expires=d.expires,
+        authority=d.text.get("authority"), legal_basis=d.text.get("legal_basis"),
+        reference=d.reference, summary=d.text.get("summary"),
+        targets=tuple(d.targets), bulk=tuple(d.bulk), amends=d.amends,
+        restores=None if d.restores is None else tuple(d.restores),
+        keep_blocked=tuple(d.keep_blocked), condition=d.text.get("condition"),
+        allow_public_suffix=d.allow_public_suffix, pos=d.pos,
+    )
