@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from OpenSSL import SSL
 
 from writ.audit import DecisionSink
@@ -93,7 +93,13 @@ class WritAddon:
 
         o = ctx.options
         if not o.writ_orders and not o.writ_redis:
-            raise exceptions.OptionsError("writ_orders or writ_redis: one of them is required")
+            # Not an OptionsError: mitmproxy rolls options back to these defaults
+            # after a failed update and expects them to configure cleanly. At
+            # startup mitmdump's ErrorCheck turns this ERROR into an exit.
+            log.error("writ: set writ_orders or writ_redis; until then every request "
+                      "is refused (fail closed)")
+            self.holder = None
+            return
         if o.writ_orders and o.writ_redis:
             raise exceptions.OptionsError("writ_orders, writ_redis: give only one of them")
         try:
@@ -251,3 +257,6 @@ class WritAddon:
         conn = SSL.Connection(SSL.Context(SSL.TLS_SERVER_METHOD))
         conn.set_accept_state()
         data.ssl_conn = conn
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._refused.discard(client.id)  # closed before its handshake began
