@@ -38,7 +38,7 @@ from writ.blocklist.stores import (
     redact,
     rule_changes,
 )
-from writ.blocklist.stores.blob import encode_acts
+from writ.blocklist.stores.publishing import publish, rollback
 from writ.commands._common import UsageError, parse_instant
 
 __all__ = ["configure_verb", "run_verb"]
@@ -113,27 +113,14 @@ async def _with_registry(args: argparse.Namespace) -> tuple[Registry, Any]:
 
 
 async def _live(registry: Registry) -> Blocklist | None:
-    return await _previous(registry, await registry.current(), "diff")
-
-
-async def _previous(registry: Registry, vid: str | None, verb: str) -> Blocklist | None:
-    """The live version, to compare with. A corrupt live version must not stop a
-    regulator from publishing a good one over it: say so and compare with nothing."""
+    vid = await registry.current()
     if vid is None:
         return None
     try:
         return await registry.load(vid)
     except VersionError as e:
-        _err(verb, f"warning: the live version is unusable ({e}); comparing with nothing")
+        _err("diff", f"warning: the live version is unusable ({e}); comparing with nothing")
         return None
-
-
-def _entry(action: str, new: Blocklist, old: Blocklist | None, by: str) -> dict[str, Any]:
-    ch = act_changes(old.acts if old else (), new.acts)
-    return {"action": action, "version": new.version, "previous": old.version if old else None,
-            "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "acts": len(new.acts), "rules": len(new), "added": list(ch.added),
-            "removed": list(ch.removed), "changed": list(ch.changed)}
 
 
 def _summary(e: dict[str, Any]) -> str:
@@ -150,31 +137,25 @@ async def _apply(args: argparse.Namespace) -> int:
         return 1
     registry, client = await _with_registry(args)
     try:
-        expected = await registry.current()
-        if expected == new.version:
-            print(f"no change: version {new.version} is already live ({len(new.acts)} acts)")
-            return 0
-        old = await _previous(registry, expected, "apply")
-        entry = _entry("apply", new, old, _by(args))
-        encoded = await asyncio.to_thread(encode_acts, new.acts)
-        meta = {k: entry[k] for k in ("version", "by", "at", "acts", "rules")}
-        written = await registry.put(new, encoded, meta, old)
         try:
-            switched = await registry.switch(new.version, expected, entry, args.keep,
-                                             datetime.now(UTC).timestamp())
+            done = await publish(registry, new, by=_by(args), keep=args.keep)
         except ConflictError as e:
-            if written:
-                await registry.discard(new.version)
             _err("apply", f"{e}; review `writ orders diff` and apply again")
             return 1
-        print(f"published version {new.version} (previous: {switched.previous or 'none'}): "
-              f"{_summary(entry)}")
-        if switched.pruned:
-            print(f"removed old versions: {', '.join(switched.pruned)}")
-        return 0
     finally:
         with contextlib.suppress(RedisError, OSError):
             await client.aclose()
+    if done.unchanged:
+        print(f"no change: version {new.version} is already live ({len(new.acts)} acts)")
+        return 0
+    if done.previous_unusable:
+        _err("apply", f"warning: the previous live version was unusable: "
+                      f"{done.previous_unusable}")
+    print(f"published version {done.version} (previous: {done.previous or 'none'}): "
+          f"{_summary(done.entry)}")
+    if done.pruned:
+        print(f"removed old versions: {', '.join(done.pruned)}")
+    return 0
 
 
 async def _diff(args: argparse.Namespace) -> int:
@@ -241,21 +222,17 @@ async def _rollback(args: argparse.Namespace) -> int:
             why = "is ambiguous" if matches else "is not a kept version"
             _err("rollback", f"{args.version} {why}; kept: {', '.join(kept) or 'none'}")
             return 1
-        target = await registry.load(matches[0])  # verified before anyone switches to it
-        expected = await registry.current()
-        if expected == target.version:
-            print(f"no change: version {target.version} is already live")
-            return 0
-        old = await _previous(registry, expected, "rollback")
-        entry = _entry("rollback", target, old, _by(args))
         try:
-            await registry.switch(target.version, expected, entry, args.keep,
-                                  datetime.now(UTC).timestamp())
+            done = await rollback(registry, matches[0], by=_by(args), keep=args.keep)
         except ConflictError as e:
             _err("rollback", str(e))
             return 1
-        print(f"rolled back to version {target.version} (was {expected}): {_summary(entry)}")
-        return 0
     finally:
         with contextlib.suppress(RedisError, OSError):
             await client.aclose()
+    if done.unchanged:
+        print(f"no change: version {done.version} is already live")
+        return 0
+    print(f"rolled back to version {done.version} (was {done.previous}): "
+          f"{_summary(done.entry)}")
+    return 0

@@ -38,6 +38,7 @@ from writ.blocklist.stores.connection import connect, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
+from writ.blocklist.stores.publishing import Published, publish, rollback
 from writ.blocklist.stores.registry import ConflictError, Keys, Registry
 from writ.blocklist.stores.replica import RedisStore
 
@@ -47,6 +48,7 @@ __all__ = [
     "EmbeddedStore",
     "Keys",
     "LocalCache",
+    "Published",
     "PublishedError",
     "RedisStore",
     "Registry",
@@ -59,8 +61,10 @@ __all__ = [
     "connect",
     "fetch_published",
     "open_store",
+    "publish",
     "read_published",
     "redact",
+    "rollback",
     "rule_changes",
 ]
 

@@ -1,0 +1,56 @@
+"""Helpers for the store tests: acts built directly, and a registry on the
+session's own redis-server (tests/conftest.py; never a shared Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from writ.blocklist import Act, ActKind, Blocklist, BulkList, Target, TargetKind
+from writ.blocklist.stores import Registry, publish
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def block(oid: str, *names: str, effective: datetime = EPOCH,
+          expires: datetime | None = None, bulk: tuple[str, ...] = ()) -> Act:
+    return Act(
+        id=oid, kind=ActKind.BLOCK, court="Test District Court", case=f"case-{oid}",
+        issued=date(2020, 1, 1), effective=effective, expires=expires,
+        targets=tuple(Target(TargetKind.DOMAIN, n) for n in names),
+        bulk=(BulkList("lists/bulk.txt", bulk),) if bulk else (),
+    )
+
+
+def blocked(holder_index: object, name: str) -> bool:
+    from writ.blocklist import Index
+
+    assert isinstance(holder_index, Index)
+    return holder_index.decide_name(name).blocked
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Seconds until `cond()` holds; fails the test after `timeout`."""
+    start = time.monotonic()
+    while not cond():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+async def registry(redis_url: str) -> AsyncIterator[Registry]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield Registry(client, "writtest")
+    await client.aclose()
+
+
+async def put(registry: Registry, *acts: Act, by: str = "tester@test") -> str:
+    done = await publish(registry, Blocklist(acts), by=by)
+    return done.version
