@@ -106,8 +106,8 @@ class _Builder:
                 key = self._scalar(knode, field, kline).text
                 value = self.build(vnode, key, depth + 1)
                 if key in items:  # reported, and the document is still checked
-                    first = items[key][0]
-                    self.problems.append(Problem(kline, key, f"duplicate key (first at line {first})"))
+                    message = f"duplicate key (first at line {items[key][0]})"
+                    self.problems.append(Problem(kline, key, message))
                     continue
                 items[key] = (kline, value)
             return Map(items, line)

@@ -1,0 +1,68 @@
+"""`writ orders check [DIR]`: validate a folder of court orders, publish nothing.
+
+Invariants:
+- Exit 0: the set is valid; one summary line on stdout.
+- Exit 1: the set is invalid; every error as `FILE:LINE: FIELD: message [ID]`
+  on stderr (the same lines and stream as `writ orders apply`), then a count.
+- Exit 2: a bad invocation (no such folder, unknown time zone).
+- No network, no Redis: a regulator can run it on a laptop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from writ.blocklist import Act, ActKind, load_orders
+from writ.commands._common import UsageError
+
+__all__ = ["configure_verb", "run_verb", "summary"]
+
+
+def configure_verb(verb: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", type=Path, default=Path("court_orders"), metavar="DIR",
+                   help="the orders folder (default: court_orders)")
+    p.add_argument("--tz", default="UTC",
+                   help="time zone for bare dates in the orders (default: UTC)")
+
+
+def run_verb(verb: str, args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if not directory.is_dir():
+        raise UsageError(f"orders {verb}: no such folder: {directory}")
+    try:
+        tz = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
+    result = load_orders(directory, tz)
+    if result.errors:
+        for e in result.errors:
+            print(e, file=sys.stderr)
+        n = len(result.errors)
+        print(f"writ orders {verb}: {n} error{'s' if n != 1 else ''} in {directory}; "
+              "this set would not be published", file=sys.stderr)
+        return 1
+    print(f"{directory}: valid: {summary(result.acts)}")
+    return 0
+
+
+def summary(acts: tuple[Act, ...]) -> str:
+    """`5 acts (3 block, 1 restore, 1 revoke), 11 targets (…)` for people."""
+    kinds = Counter(a.kind for a in acts)
+    by_kind = ", ".join(f"{kinds[k]} {k}" for k in ActKind if kinds[k])
+    domains = sum(1 for a in acts for _ in a.domain_targets())
+    urls = sum(1 for a in acts for _ in a.url_targets())
+    kept = sum(len(a.keep_blocked) for a in acts)
+    lists = sum(len(a.bulk) for a in acts)
+    text = (f"{len(acts)} act{'s' if len(acts) != 1 else ''}"
+            + (f" ({by_kind})" if by_kind else "")
+            + f", {domains + urls} targets ({domains} domain, {urls} url/url_prefix")
+    if lists:
+        text += f"; {lists} bulk list{'s' if lists != 1 else ''}"
+    text += ")"
+    if kept:
+        text += f", {kept} URL{'s' if kept != 1 else ''} kept blocked by restorations"
+    return text
