@@ -32,7 +32,7 @@ from writ.dns.answers import EdnsInfo
 from writ.dns.cache import AnswerCache, Entry, LogLine
 from writ.dns.names import decide_labels, display_name
 from writ.dns.upstream import Upstream, build_query, parse_hostport
-from writ.dns.wire import Query, header_reply, parse_query, record_ttls
+from writ.dns.wire import Query, add_opt, header_reply, parse_query, record_ttls
 from writ.policies import FailMode, Policy, UrlRuleMode
 
 __all__ = ["DnsServer"]
@@ -201,6 +201,8 @@ class DnsServer:
                     return self._finish(request, wq, gen, Entry(body, bl), edns, limit, client)
         if line is not None:
             self._record(client, line)
+        if edns.present and not any(rr.rtype == QTYPE.OPT for rr in parsed.ar):
+            reply = add_opt(reply, edns.do)  # an EDNS-unaware upstream; RFC 6891 §7
         self._cache_upstream(reply, parsed, wq, gen, line)
         out = request.header.id.to_bytes(2, "big") + reply[2:]
         if len(out) > limit:

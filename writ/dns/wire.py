@@ -21,6 +21,7 @@ import struct
 __all__ = [
     "TYPE_OPT",
     "Query",
+    "add_opt",
     "formerr",
     "header_reply",
     "parse_query",
@@ -184,6 +185,13 @@ def header_reply(data: bytes, rcode: int) -> bytes | None:
     # QR=1, opcode and RD copied, RA=1, rcode.
     out_flags = 0x8000 | (flags & 0x7900) | 0x0080 | (rcode & 0xF)
     return _HDR.pack(qid, out_flags, 0, 0, 0, 0)
+
+
+def add_opt(msg: bytes, do: bool, udp_size: int = 1232) -> bytes:
+    """`msg` with an empty OPT record appended (ARCOUNT + 1)."""
+    ar = struct.unpack_from("!H", msg, 10)[0]
+    opt = _OPT.pack(0, TYPE_OPT, udp_size, 0x8000 if do else 0, 0)
+    return msg[:10] + struct.pack("!H", ar + 1) + msg[12:] + opt
 
 
 def formerr(data: bytes) -> bytes | None:
