@@ -149,6 +149,14 @@ class AuditLog:
             self._pending_drops += 1
         return False
 
+    def note_dropped(self, count: int) -> None:
+        """Records lost before they reached us (a worker's parent link was down)."""
+        with self._lock:
+            self.drops += count
+            self._pending_drops += count
+        if self._idle:
+            self._wake.set()
+
     def stats(self) -> dict[str, int]:
         return {"records_written": self.records_written, "waits": self.waits,
                 "drops": self.drops, "queue_depth": len(self._queue),
@@ -307,6 +315,8 @@ class AuditLog:
         self._last_fsync = time.monotonic()
 
     def _housekeeping(self) -> None:
+        if self._pending_drops:  # write the count down even if no decision comes
+            self._write_batch([])
         now_mono = time.monotonic()
         if self._unsynced and (self.policy.fsync != "interval"
                                or now_mono - self._last_fsync >= self.fsync_interval):
