@@ -1,0 +1,66 @@
+"""`writ dns` as a user runs it: workers on one port, one audit chain, SIGTERM seals it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dnslib import DNSRecord
+
+from tests.dns.support import ede_of, make_query, udp_exchange
+
+ORDER = """\
+id: KZ-2015-0907-VH
+court: Test District Court
+case: "1/2015"
+issued: 2015-09-07
+targets:
+  - domain: videohost.example
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "kz.yaml").write_text(ORDER)
+    log = tmp_path / "audit" / "decisions.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
+         "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--workers", "2",
+         "--audit-log", str(log)],
+        stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        port = int(m.group(1))
+        for i in range(20):
+            raw = udp_exchange(port, bytes(make_query(f"h{i}.videohost.example").pack()))
+            assert raw is not None
+            assert ede_of(DNSRecord.parse(raw)) == (16, "blocked by court order KZ-2015-0907-VH")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    records = [json.loads(x) for p in sorted(log.parent.glob("decisions*.log"))
+               for x in p.read_text().splitlines()]
+    decisions = [r for r in records if r.get("component") == "dns"]
+    assert sorted(r["target"] for r in decisions) == sorted(
+        f"h{i}.videohost.example. A" for i in range(20))
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(records)))  # one chain, no gaps
+
+
+def test_bad_flags_are_a_usage_error(tmp_path: Path) -> None:
+    from writ.cli import main
+
+    assert main(["dns", "--orders", str(tmp_path / "missing")]) == 2
+    assert main(["dns", "--orders", str(tmp_path), "--listen", "nonsense:port"]) == 2

@@ -1,0 +1,149 @@
+"""Running the resolver: one event loop, or N processes on one SO_REUSEPORT port.
+
+Invariants:
+- Worker processes are forked before the parent starts any thread (the
+  audit writer is one), so no child inherits a lock held by a thread that
+  does not exist in it.
+- With workers, decisions reach ONE audit writer: each worker's sink puts
+  records on a multiprocessing queue the parent drains into the real sink,
+  so a node writes one chain per audit path.
+- SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
+  parent then waits for its workers and flushes the log.
+- Port 0 with several workers is resolved to one concrete port first, or
+  every worker would listen somewhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from writ.audit import DecisionSink
+from writ.dns.server import DnsServer
+from writ.dns.transport import Listeners
+from writ.policies import Policy
+
+__all__ = ["QueueSink", "run_node", "serve"]
+
+Address = tuple[str, int]
+
+
+class QueueSink:
+    """A worker's sink: forwards each record to the parent's writer."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
+               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
+        self.queue.put((component, client, target, decision, action, tuple(orders), rule,
+                        blocklist_version))
+
+
+def _drain(queue: Any, sink: DecisionSink) -> None:
+    while (item := queue.get()) is not None:
+        c, client, target, decision, action, orders, rule, version = item
+        sink.record(component=c, client=client, target=target, decision=decision,
+                    action=action, orders=orders, rule=rule, blocklist_version=version)
+
+
+async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],
+                reuse_port: bool = False, announce: bool = True) -> None:
+    """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires)."""
+    server = DnsServer(holder, policy, sink)
+    listeners = Listeners(server)
+    await listeners.start(listen, reuse_port=reuse_port)
+    if announce:
+        for host, port in listeners.addresses:
+            print(f"writ dns: listening on {_fmt((host, port))} (udp, tcp)", file=sys.stderr,
+                  flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            holder.tick(datetime.now(UTC))
+    await listeners.stop()
+
+
+def _run_loop(main: Callable[[], Any]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+def _fmt(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _pin_ports(listen: Sequence[Address]) -> list[Address]:
+    out = []
+    for host, port in listen:
+        if port == 0:
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(fam, socket.SOCK_DGRAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        out.append((host, port))
+    return out
+
+
+def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _run_loop(lambda: serve(holder, policy, QueueSink(queue), listen, True, False))
+
+
+def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
+             open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]]) -> int:
+    """Run the resolver; `open_sink()` → (sink, close) is called after forking."""
+    if workers <= 1:
+        sink, close = open_sink()
+        try:
+            _run_loop(lambda: serve(holder, policy, sink, listen))
+        finally:
+            close()
+        return 0
+    listen = _pin_ports(listen)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen),
+                         name=f"writ-dns-{i}", daemon=True) for i in range(workers)]
+    for p in procs:
+        p.start()
+    sink, close = open_sink()  # threads only after the fork
+    drainer = threading.Thread(target=_drain, args=(queue, sink), name="writ-dns-audit")
+    drainer.start()
+    for addr in listen:
+        print(f"writ dns: listening on {_fmt(addr)} (udp, tcp; {workers} workers)",
+              file=sys.stderr, flush=True)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    while not stopping.wait(0.5):
+        if any(not p.is_alive() for p in procs):
+            print("writ dns: a worker died; stopping", file=sys.stderr, flush=True)
+            break
+    for p in procs:
+        if p.pid is not None and p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.join(timeout=10)
+    queue.put(None)
+    drainer.join()
+    close()
+    return 0 if stopping.is_set() else 1
