@@ -65,15 +65,29 @@ class Listeners:
         self._tcp: list[asyncio.Server] = []
 
     async def start(self, listen: Sequence[tuple[str, int]], reuse_port: bool = False) -> None:
-        loop = asyncio.get_running_loop()
         for host, port in listen:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.server), local_addr=(host, port), reuse_port=reuse_port)
-            self._udp.append(transport)
-            bound = int(transport.get_extra_info("sockname")[1])
+            for attempt in range(8):
+                try:
+                    await self._bind(host, port, reuse_port)
+                    break
+                except OSError:
+                    # Port 0: UDP picked a port whose TCP twin is taken; pick again.
+                    if port != 0 or attempt == 7:
+                        raise
+
+    async def _bind(self, host: str, port: int, reuse_port: bool) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(self.server), local_addr=(host, port), reuse_port=reuse_port)
+        bound = int(transport.get_extra_info("sockname")[1])
+        try:
             tcp = await asyncio.start_server(self._client, host, bound, reuse_port=reuse_port)
-            self._tcp.append(tcp)
-            self.addresses.append((host, bound))
+        except OSError:
+            transport.close()
+            raise
+        self._udp.append(transport)
+        self._tcp.append(tcp)
+        self.addresses.append((host, bound))
 
     async def stop(self, drain: float = 3.0) -> None:
         for t in self._udp:

@@ -56,11 +56,14 @@ def _drain(queue: Any, sink: DecisionSink) -> None:
 
 
 async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],
-                reuse_port: bool = False, announce: bool = True) -> None:
+                reuse_port: bool = False, announce: bool = True,
+                ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires)."""
     server = DnsServer(holder, policy, sink)
     listeners = Listeners(server)
     await listeners.start(listen, reuse_port=reuse_port)
+    if ready is not None:
+        ready()
     if announce:
         for host, port in listeners.addresses:
             print(f"writ dns: listening on {_fmt((host, port))} (udp, tcp)", file=sys.stderr,
@@ -103,9 +106,9 @@ def _pin_ports(listen: Sequence[Address]) -> list[Address]:
     return out
 
 
-def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address]) -> None:
+def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], ready: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    _run_loop(lambda: serve(holder, policy, QueueSink(queue), listen, True, False))
+    _run_loop(lambda: serve(holder, policy, QueueSink(queue), listen, True, False, ready.release))
 
 
 def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
@@ -121,20 +124,22 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     listen = _pin_ports(listen)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen),
+    ready = ctx.Semaphore(0)
+    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen, ready),
                          name=f"writ-dns-{i}", daemon=True) for i in range(workers)]
     for p in procs:
         p.start()
     sink, close = open_sink()  # threads only after the fork
     drainer = threading.Thread(target=_drain, args=(queue, sink), name="writ-dns-audit")
     drainer.start()
+    started = sum(ready.acquire(timeout=60) for _ in procs)  # announce only when serving
     for addr in listen:
         print(f"writ dns: listening on {_fmt(addr)} (udp, tcp; {workers} workers)",
               file=sys.stderr, flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    while not stopping.wait(0.5):
+    while started == len(procs) and not stopping.wait(0.5):
         if any(not p.is_alive() for p in procs):
             print("writ dns: a worker died; stopping", file=sys.stderr, flush=True)
             break
