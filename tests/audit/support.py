@@ -26,7 +26,8 @@ def policy(tmp: Path, **overrides: Any) -> AuditPolicy:
 
 def decide(log: Any, i: int, *, component: str = "dns", decision: str = "block",
            orders: tuple[str, ...] = ("KZ-2015-0907-VH",)) -> None:
-    log.record(component=component, client=f"192.0.2.{i % 250}", target=f"n{i}.videohost.example. A",
+    log.record(component=component, client=f"192.0.2.{i % 250}",
+               target=f"n{i}.videohost.example. A",
                decision=decision, action="sinkhole", orders=orders,
                rule="domain:videohost.example", blocklist_version="v1")
 
@@ -59,9 +60,9 @@ def rechain_from(path: Path, start: int, edit: dict[str, Any]) -> None:
     recs[start].update(edit)
     prev = recs[start]["prev"]
     out = []
-    for i, rec in enumerate(recs):
+    for i, old in enumerate(recs):
         if i >= start:
-            rec = {k: v for k, v in rec.items() if k != "hash"}
+            rec = {k: v for k, v in old.items() if k != "hash"}
             rec["prev"] = prev
             if rec["event"] == "writ.audit.seal":
                 rec["last"] = prev

@@ -53,7 +53,8 @@ def test_a_rechained_history_passes_the_chain_but_not_the_checkpoints(
     (f,) = _verify(tmp_path).findings
     assert f.kind == "rechained"
     assert f.file == str(log[0])
-    assert f.seq is not None and f.seq >= 5
+    assert f.seq is not None
+    assert f.seq >= 5
 
 
 def test_a_tail_cut_with_a_forged_seal_is_caught_by_a_later_checkpoint(
@@ -103,7 +104,8 @@ def test_checkpoints_from_another_key_are_forged(tmp_path: Path, log: list[Path]
     write_log(other, 3)
     report = verify(log, checkpoints=read_checkpoints(tmp_path / "audit" / "checkpoints.log"),
                     public_key=load_public_key(other / "audit" / "signing.key"))
-    assert report.findings and all(f.kind == "forged checkpoint" for f in report.findings)
+    assert report.findings
+    assert all(f.kind == "forged checkpoint" for f in report.findings)
 
 
 def test_records_after_the_last_checkpoint_are_not_proven(tmp_path: Path,
@@ -141,7 +143,8 @@ def test_an_unreachable_redis_is_counted_not_raised(tmp_path: Path) -> None:
     cp = Checkpointer(tmp_path / "k", tmp_path / "cp.log",
                       redis_url=f"redis://127.0.0.1:{free_port()}/0")
     cp.checkpoint("edge-1", 1, "a" * 64, "2015-09-07T00:00:00.000000Z")
-    assert cp.push_failures == 1 and cp.written == 1
+    assert cp.push_failures == 1
+    assert cp.written == 1
 
 
 def test_cli_with_checkpoints_and_keygen(tmp_path: Path, log: list[Path],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -38,7 +39,8 @@ def test_a_decision_record_has_the_documented_fields_and_hash(tmp_path: Path) ->
     assert "198.51.100.7" not in json.dumps(rec)  # pseudonymised by default
     body = {k: v for k, v in rec.items() if k != "hash"}
     assert rec["hash"] == hashlib.sha256(canonical(body)).hexdigest()
-    assert rec["prev"] == genesis["hash"] and seal["prev"] == rec["hash"]
+    assert rec["prev"] == genesis["hash"]
+    assert seal["prev"] == rec["hash"]
     assert (genesis["event"], genesis["seq"], genesis["prev"]) == (
         "writ.audit.genesis", 0, "0" * 64)
     assert (seal["event"], seal["count"], seal["last"]) == ("writ.audit.seal", 2, rec["hash"])
@@ -58,7 +60,7 @@ def test_allows_are_logged_only_when_the_policy_asks(tmp_path: Path) -> None:
 def test_rotation_by_size_links_files_into_one_chain(tmp_path: Path) -> None:
     paths = write_log(tmp_path, 50, rotate_bytes=4000)
     assert len(paths) > 3
-    for older, newer in zip(paths, paths[1:], strict=False):
+    for older, newer in itertools.pairwise(paths):
         seal, head = records(older)[-1], records(newer)[0]
         assert seal["event"] == "writ.audit.seal"
         assert (head["event"], head["reason"], head["previous_seal"], head["prev"]) == (
@@ -85,7 +87,8 @@ def test_restart_continues_the_chain_in_a_new_file(tmp_path: Path) -> None:
     head = records(paths[1])[0]
     assert (head["reason"], head["seq"]) == ("restart", records(paths[0])[-1]["seq"] + 1)
     report = verify(paths)
-    assert report.ok and report.records == 2 * 7
+    assert report.ok
+    assert report.records == 2 * 7
 
 
 CRASHING_WRITER = """
@@ -111,10 +114,12 @@ def test_a_crash_leaves_an_unsealed_file_that_the_restart_names(tmp_path: Path) 
     first, second = files(tmp_path)
     head = records(second)[0]
     assert head["reason"] == "recovered"
-    assert head["last_good_seq"] == 10 and head["discarded_lines"] == 1
+    assert head["last_good_seq"] == 10
+    assert head["discarded_lines"] == 1
     report = verify([first, second])
     assert report.ok, report.findings
-    assert "not sealed" in report.notices[0] and "half-written" in report.notices[0]
+    assert "not sealed" in report.notices[0]
+    assert "half-written" in report.notices[0]
 
 
 def test_without_the_restart_record_an_unsealed_file_is_a_finding(tmp_path: Path) -> None:
@@ -154,7 +159,8 @@ def test_overflow_drops_are_counted_and_written_into_the_chain(tmp_path: Path) -
     log = AuditLog(policy(tmp_path), "n", queue_size=5, wait_timeout=0.01)
     for i in range(20):  # the writer is not running yet: the queue cannot drain
         decide(log, i)
-    assert log.stats()["drops"] == 15 and log.stats()["waits"] == 15
+    assert log.stats()["drops"] == 15
+    assert log.stats()["waits"] == 15
     with log:
         pass
     recs = records(files(tmp_path)[0])
@@ -176,5 +182,6 @@ def test_a_full_disk_is_counted_not_hidden(tmp_path: Path) -> None:
         log.flush()
         assert log.stats()["drops"] == 7
         assert log.stats()["write_errors"] >= 1
-        assert log.error is not None and "decisions.000001.log" in log.error
+        assert log.error is not None
+        assert "decisions.000001.log" in log.error
     assert log.stats()["records_written"] == 0
