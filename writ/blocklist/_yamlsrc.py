@@ -92,7 +92,12 @@ class _Builder:
             return self._scalar(node, field, line)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, _T + "seq", field, line)
-            return Seq(tuple(self.build(n, field, depth + 1) for n in node.value), line)
+            elements: list[Node] = []
+            for n in node.value:
+                if id(n) in self.seen:  # an alias: its node says where the anchor is
+                    raise _RefusedError(line, field, _NO_ALIASES)
+                elements.append(self.build(n, field, depth + 1))
+            return Seq(tuple(elements), line)
         if isinstance(node, yaml.MappingNode):
             self._check_tag(node, _T + "map", field, line)
             items: dict[str, tuple[int, Node]] = {}
@@ -104,6 +109,8 @@ class _Builder:
                 if not isinstance(knode, yaml.ScalarNode):
                     raise _RefusedError(kline, field, "a key must be a plain name")
                 key = self._scalar(knode, field, kline).text
+                if id(vnode) in self.seen:  # report the alias where it is used
+                    raise _RefusedError(kline, key, _NO_ALIASES)
                 value = self.build(vnode, key, depth + 1)
                 if key in items:  # reported, and the document is still checked
                     message = f"duplicate key (first at line {items[key][0]})"
