@@ -205,11 +205,11 @@ async def _history(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({**e, "live": v == live, "kept": v in kept}))
             continue
-        mark = "*" if v == live else (" " if v in kept else "x")
+        mark = "*" if v == live else ("-" if v in kept else "x")
         print(f"{mark} {e.get('at', '?')}  {e.get('action', '?'):8} {v}  by {e.get('by', '?')}"
               f"  {_summary(e)}")
     if not args.json:
-        print("(* live, x removed)", file=sys.stderr)
+        print("(* live, - kept, x removed)", file=sys.stderr)
     return 0
 
 
