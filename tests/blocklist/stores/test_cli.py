@@ -30,9 +30,12 @@ def test_apply_then_apply_again_is_a_no_op(orders: Path, redis_url: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = writ(capsys, "orders", "apply", str(orders), "--redis", redis_url,
                         "--by", "alice@court")
-    assert code == 0 and "published version" in out and "added +T-1" in out
+    assert code == 0
+    assert "published version" in out
+    assert "added +T-1" in out
     code, out, _ = writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
-    assert code == 0 and out.startswith("no change")
+    assert code == 0
+    assert out.startswith("no change")
 
 
 def test_an_invalid_set_is_refused_and_the_live_version_stays(
@@ -40,9 +43,12 @@ def test_an_invalid_set_is_refused_and_the_live_version_stays(
     writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
     write(orders / "t2.yaml", "id: T-2\ncourt: X\n")
     code, out, err = writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
-    assert code == 1 and "nothing was published" in err and "t2.yaml:" in err
+    assert code == 1
+    assert "nothing was published" in err
+    assert "t2.yaml:" in err
     code, out, _ = writ(capsys, "orders", "history", "--redis", redis_url)
-    assert code == 0 and len(out.strip().splitlines()) == 1
+    assert code == 0
+    assert len(out.strip().splitlines()) == 1
 
 
 def test_diff_names_what_would_be_blocked_and_released(
@@ -52,7 +58,8 @@ def test_diff_names_what_would_be_blocked_and_released(
     code, out, _ = writ(capsys, "orders", "diff", str(orders), "--redis", redis_url)
     assert code == 0
     assert "acts changed: T-1" in out
-    assert "  + domain c.example" in out and "  - domain b.example" in out
+    assert "  + domain c.example" in out
+    assert "  - domain b.example" in out
     _, hist, _ = writ(capsys, "orders", "history", "--redis", redis_url)
     assert len(hist.strip().splitlines()) == 1  # diff published nothing
 
@@ -66,20 +73,26 @@ def test_history_and_rollback(orders: Path, redis_url: str,
     writ(capsys, "orders", "apply", str(orders), "--redis", redis_url, "--by", "bob@court")
     code, out, _ = writ(capsys, "orders", "rollback", first[:8], "--redis", redis_url,
                         "--by", "carol@court")
-    assert code == 0 and f"rolled back to version {first}" in out
+    assert code == 0
+    assert f"rolled back to version {first}" in out
     _, hist, _ = writ(capsys, "orders", "history", "--redis", redis_url)
     lines = hist.strip().splitlines()
     assert [ln.split()[2] for ln in lines] == ["rollback", "apply", "apply"]
-    assert lines[0].startswith("*") and "carol@court" in lines[0]
+    assert lines[0].startswith("*")
+    assert "carol@court" in lines[0]
     code, _, err = writ(capsys, "orders", "rollback", "ffff", "--redis", redis_url)
-    assert code == 1 and "not a kept version" in err
+    assert code == 1
+    assert "not a kept version" in err
 
 
 def test_redis_down_is_a_clear_error(orders: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
     code, _, err = writ(capsys, "orders", "apply", str(orders), "--redis", url)
-    assert code == 1 and "cannot reach Redis" in err and "nothing was changed" in err
-    assert "hunter2" not in err and "Traceback" not in err
+    assert code == 1
+    assert "cannot reach Redis" in err
+    assert "nothing was changed" in err
+    assert "hunter2" not in err
+    assert "Traceback" not in err
 
 
 def test_bad_invocations_exit_2(orders: Path, capsys: pytest.CaptureFixture[str],

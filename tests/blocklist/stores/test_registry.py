@@ -25,7 +25,8 @@ async def test_publish_switches_the_pointer_and_keeps_the_version_whole(
 async def test_same_orders_publish_nothing(registry: Registry) -> None:
     v1 = await put(registry, block("A", "a.example"))
     done = await publish(registry, Blocklist([block("A", "a.example")]), by="x")
-    assert done.unchanged and done.version == v1
+    assert done.unchanged
+    assert done.version == v1
     assert len(await registry.history()) == 1
 
 
@@ -34,19 +35,25 @@ async def test_history_says_who_when_and_what_changed(registry: Registry) -> Non
     await put(registry, block("A", "a.example", "b.example"), block("B", "c.example"),
               by="bob@court")
     newest, oldest = await registry.history()
-    assert oldest["by"] == "alice@court" and oldest["added"] == ["A"]
+    assert oldest["by"] == "alice@court"
+    assert oldest["added"] == ["A"]
     assert newest["by"] == "bob@court"
-    assert newest["added"] == ["B"] and newest["changed"] == ["A"] and newest["removed"] == []
-    assert newest["acts"] == 2 and newest["rules"] == 3
+    assert newest["added"] == ["B"]
+    assert newest["changed"] == ["A"]
+    assert newest["removed"] == []
+    assert newest["acts"] == 2
+    assert newest["rules"] == 3
 
 
 async def test_rollback_switches_back_and_is_recorded(registry: Registry) -> None:
     v1 = await put(registry, block("A", "a.example"))
     v2 = await put(registry, block("B", "b.example"))
     done = await rollback(registry, v1, by="carol@court")
-    assert done.previous == v2 and await registry.current() == v1
+    assert done.previous == v2
+    assert await registry.current() == v1
     entry = (await registry.history())[0]
-    assert entry["action"] == "rollback" and entry["added"] == ["A"]
+    assert entry["action"] == "rollback"
+    assert entry["added"] == ["A"]
     assert entry["removed"] == ["B"]
 
 
@@ -89,7 +96,8 @@ async def test_a_small_change_to_a_large_list_stores_a_delta(registry: Registry)
     v2 = await put(registry, block("BIG", bulk=names), block("NEW", "new.example"))
     delta = await registry.load_delta(v2, v1)
     assert delta is not None
-    assert [a.id for a in delta.added] == ["NEW"] and delta.removed == ()
+    assert [a.id for a in delta.added] == ["NEW"]
+    assert delta.removed == ()
     assert await registry.load_delta(v2, "some-other-base") is None
 
 
@@ -125,7 +133,8 @@ async def test_a_user_restricted_to_the_prefix_can_publish(redis_url: str) -> No
         v1 = await put(reg, block("A", "a.example"))
         v2 = await put(reg, block("A", "a.example"), block("B", "b.example"))
         await rollback(reg, v1, by="x")
-        assert await reg.current() == v1 and v2 in await reg.kept()
+        assert await reg.current() == v1
+        assert v2 in await reg.kept()
         entry = json.loads((await client.lrange(reg.keys.history, 0, 0))[0])
         assert entry["action"] == "rollback"
         await client.aclose()

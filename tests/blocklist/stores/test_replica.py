@@ -49,11 +49,13 @@ def blocks(holder: BlocklistHolder, name: str) -> bool:
 
 async def test_two_nodes_converge_on_a_publish(registry: Registry, nodes) -> None:  # type: ignore[no-untyped-def]
     v1 = await put(registry, block("A", "a.example"))
-    (s1, h1), (s2, h2) = await nodes(state="n1"), await nodes(state="n2")
-    assert version(h1) == version(h2) == v1 and s1.status().ready
+    (s1, h1), (_, h2) = await nodes(state="n1"), await nodes(state="n2")
+    assert version(h1) == version(h2) == v1
+    assert s1.status().ready
     v2 = await put(registry, block("A", "a.example"), block("B", "b.example"))
     await wait_for(lambda: version(h1) == version(h2) == v2, timeout=3)
-    assert blocks(h1, "x.b.example") and blocks(h2, "x.b.example")
+    assert blocks(h1, "x.b.example")
+    assert blocks(h2, "x.b.example")
     st = s1.status()
     assert (st.source, st.version, st.stale, st.last_error) == ("redis", v2, False, None)
 
@@ -78,7 +80,8 @@ async def test_delta_when_on_the_previous_version_full_load_otherwise(
     v2 = await put(registry, block("BIG", bulk=names), block("NEW", "new.example"))
     await wait_for(lambda: version(holder) == v2)
     assert store.loads == {"full": 1, "delta": 1}
-    assert blocks(holder, "new.example") and blocks(holder, "h4999.bulk.example")
+    assert blocks(holder, "new.example")
+    assert blocks(holder, "h4999.bulk.example")
     # Jumping two versions at once: the stored delta is from v2's successor's base,
     # not from what this node holds, so it loads the whole version.
     await store.stop()
@@ -87,8 +90,10 @@ async def test_delta_when_on_the_previous_version_full_load_otherwise(
     v4 = await put(registry, block("BIG", bulk=names), block("N3", "n3.example"))
     assert (await registry.load_delta(v4, v3)) is not None
     await store.start(holder)
-    assert version(holder) == v4 and store.loads["full"] == 2
-    assert not blocks(holder, "new.example") and blocks(holder, "n3.example")
+    assert version(holder) == v4
+    assert store.loads["full"] == 2
+    assert not blocks(holder, "new.example")
+    assert blocks(holder, "n3.example")
 
 
 async def test_redis_killed_and_restarted(registry: Registry, nodes,  # type: ignore[no-untyped-def]
@@ -99,7 +104,9 @@ async def test_redis_killed_and_restarted(registry: Registry, nodes,  # type: ig
         redis_server.stop()
         await wait_for(lambda: store.status().stale, timeout=5)
         st = store.status()
-        assert st.ready and st.version == v1 and "unreachable" in (st.last_error or "")
+        assert st.ready
+        assert st.version == v1
+        assert "unreachable" in (st.last_error or "")
         assert blocks(holder, "a.example")  # still enforcing the last good version
     finally:
         redis_server.start()  # the session's server (no persistence: it comes back empty)
@@ -108,7 +115,8 @@ async def test_redis_killed_and_restarted(registry: Registry, nodes,  # type: ig
     await registry.client.connection_pool.disconnect()  # the publisher's pooled sockets died
     v2 = await put(registry, block("B", "b.example"))
     await wait_for(lambda: version(holder) == v2, timeout=5)
-    assert not store.status().stale and blocks(holder, "b.example")
+    assert not store.status().stale
+    assert blocks(holder, "b.example")
 
 
 async def test_node_restart_with_redis_down_enforces_the_disk_copy(
@@ -127,7 +135,9 @@ async def test_node_restart_with_redis_down_enforces_the_disk_copy(
 async def test_no_redis_and_no_disk_copy_means_not_ready(nodes) -> None:  # type: ignore[no-untyped-def]
     store, holder = await nodes(url=f"redis://127.0.0.1:{free_port()}/0", state="empty")
     st = store.status()
-    assert not holder.ready and not st.ready and st.version is None
+    assert not holder.ready
+    assert not st.ready
+    assert st.version is None
     assert "unreachable" in (st.last_error or "")
 
 
@@ -152,7 +162,8 @@ async def test_a_corrupt_or_foreign_version_is_refused(registry: Registry, nodes
                                mapping={"data": bad, "sha256": checksum(bad), "meta": "{}"})
     await registry.switch("feedfacefeedface", v1, {"action": "apply"}, 10, 0.0)
     await wait_for(lambda: "refused" in (store.status().last_error or ""))
-    assert version(holder) == v1 and blocks(holder, "a.example")
+    assert version(holder) == v1
+    assert blocks(holder, "a.example")
     assert store.status().stale
     # A good publish afterwards is taken as usual.
     v3 = await publish(registry, Blocklist([block("C", "c.example")]), by="x")
@@ -165,7 +176,8 @@ async def test_nodes_switch_at_an_instant_without_a_republish(registry: Registry
     await put(registry, block("LATER", "later.example", effective=soon),
               block("BRIEF", "brief.example", expires=soon))
     _, holder = await nodes()
-    assert not blocks(holder, "later.example") and blocks(holder, "brief.example")
+    assert not blocks(holder, "later.example")
+    assert blocks(holder, "brief.example")
     await wait_for(lambda: blocks(holder, "later.example"), timeout=3)
     assert datetime.now(UTC) >= soon
     assert not blocks(holder, "brief.example")
