@@ -65,7 +65,7 @@ async def test_cname_chain_into_a_blocked_name_is_blocked(resolver: Resolver,
     assert ede_of(r) == (16, "blocked by court order KZ-2015-0907-VH")
     rec = resolver.sink.records[-1]
     assert rec["target"] == "cdn.example. A"
-    assert rec["decision"] == "block" and rec["orders"] == ["KZ-2015-0907-VH"]
+    assert rec["decision"] == "block" and rec["orders"] == ["KZ-2015-0907-VH"]  # noqa: PT018
     assert "media.videohost.example" in rec["rule"]
 
 
@@ -97,7 +97,7 @@ async def test_truncated_upstream_answer_is_retried_over_tcp(resolver: Resolver,
     assert [p for p, _, _ in standin.queries] == ["udp", "tcp"]
     # A client with a small buffer is told to use TCP, then gets it all over TCP.
     small = await dig(resolver.port, "big.example", "TXT", edns=False)
-    assert small.header.tc == 1 and not small.rr
+    assert small.header.tc == 1 and not small.rr  # noqa: PT018
     q = make_query("big.example", "TXT", edns=False)
     (raw,) = await asyncio.to_thread(tcp_exchange, resolver.port, [bytes(q.pack())])
     assert len(DNSRecord.parse(raw).rr) == 4
@@ -122,7 +122,7 @@ async def test_cache_respects_ttl_and_ages_answers(resolver: Resolver, standin: 
     await dig(resolver.port, "news.example", "A")
     now[0] += 10
     r = await dig(resolver.port, "news.example", "A")
-    assert r.rr[0].ttl == 20 and len(standin.queries) == 1
+    assert r.rr[0].ttl == 20 and len(standin.queries) == 1  # noqa: PT018
     now[0] += 21
     await dig(resolver.port, "news.example", "A")
     assert len(standin.queries) == 2
@@ -134,7 +134,7 @@ async def test_negative_answers_are_cached_for_the_soa_minimum(resolver: Resolve
     resolver.server.clock = lambda: now[0]
     await dig(resolver.port, "nothing.example", "A")
     r = await dig(resolver.port, "nothing.example", "A")
-    assert r.header.rcode == RCODE.NXDOMAIN and len(standin.queries) == 1
+    assert r.header.rcode == RCODE.NXDOMAIN and len(standin.queries) == 1  # noqa: PT018
     now[0] += 31  # SOA minimum is 30
     await dig(resolver.port, "nothing.example", "A")
     assert len(standin.queries) == 2

@@ -72,7 +72,7 @@ async def test_clients_outside_the_acl_are_refused_with_ede_18(standin: StandIn)
         assert ede_of(r)[0] == 18  # type: ignore[index]
         assert standin.queries == []
         r = await dig(res.port, "videohost.example")  # no hint about what is blocked either
-        assert r.header.rcode == RCODE.REFUSED and not r.rr
+        assert r.header.rcode == RCODE.REFUSED and not r.rr  # noqa: PT018
     finally:
         await res.listeners.stop()
 

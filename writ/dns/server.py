@@ -116,7 +116,7 @@ class DnsServer:
             log.exception("writ.dns.internal_error client=%s", client)
             return header_reply(data, RCODE.SERVFAIL)
 
-    async def _answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:
+    async def _answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:  # noqa: PLR0911 (one guard clause per RFC rule reads best)
         request = answers.parse_request(data)
         if request is None:
             return header_reply(data, RCODE.FORMERR)
@@ -162,25 +162,23 @@ class DnsServer:
         return await self._forward(request, data, wq, gen, index, edns, limit, client, target,
                                    line_or_none)
 
-    def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,
+    def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,  # noqa: PLR0917 (private helper of one caller)
                 edns: EdnsInfo, limit: int, client: str) -> bytes:
         if entry.log is not None:
             self._record(client, entry.log)
         if wq is not None:
             self.cache.put(wq.key, Entry(b"\0\0" + entry.body[2:], entry.log,
                                          entry.stored, entry.expires, entry.ttls), gen)
-        body = entry.body
+        body: bytes = entry.body
         if len(body) > limit:
             return answers.truncated(request, edns, body[3] & 0xF)
         return body
 
-    async def _forward(self, request: DNSRecord, data: bytes, wq: Query | None, gen: int,
+    async def _forward(self, request: DNSRecord, data: bytes, wq: Query | None, gen: int,  # noqa: PLR0917 (private helper of one caller)
                        index: Index | None, edns: EdnsInfo, limit: int, client: str,
                        target: str, line: LogLine | None) -> bytes:
-        if wq is not None:
-            question = data[12 : wq.qend]
-        else:
-            question = bytes(DNSRecord(q=request.q).pack())[12:]
+        # The question as the client sent it (its letter case echoed back), or re-encoded.
+        question = data[12 : wq.qend] if wq else bytes(DNSRecord(q=request.q).pack())[12:]
         flags = (request.header.rd << 8) | (request.header.cd << 4)
         reply = await self.upstream.resolve(build_query(question, flags, edns.present, edns.do))
         parsed = answers.parse_request(reply) if reply is not None else None
@@ -204,7 +202,7 @@ class DnsServer:
         if edns.present and not any(rr.rtype == QTYPE.OPT for rr in parsed.ar):
             reply = add_opt(reply, edns.do)  # an EDNS-unaware upstream; RFC 6891 §7
         self._cache_upstream(reply, parsed, wq, gen, line)
-        out = request.header.id.to_bytes(2, "big") + reply[2:]
+        out: bytes = int(request.header.id).to_bytes(2, "big") + reply[2:]
         if len(out) > limit:
             return answers.truncated(request, edns, reply[3] & 0xF)
         return out

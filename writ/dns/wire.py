@@ -43,7 +43,7 @@ class Query:
 
     __slots__ = ("do", "edns", "flags", "key", "qend", "qid", "qtype", "udp_size")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (a record of parsed fields)
         self, qid: int, flags: int, qtype: int, qend: int, key: bytes,
         edns: bool, do: bool, udp_size: int,
     ) -> None:
@@ -62,7 +62,7 @@ class Query:
         return max(512, self.udp_size) if self.edns else 512
 
 
-def parse_query(data: bytes) -> Query | None:
+def parse_query(data: bytes) -> Query | None:  # noqa: PLR0911 (one early return per rejected shape)
     n = len(data)
     if n < 17:
         return None
@@ -121,7 +121,7 @@ def _skip_name(data: bytes, pos: int) -> int:
     return -1
 
 
-def record_ttls(msg: bytes) -> tuple[list[tuple[int, int]], int | None, int] | None:
+def record_ttls(msg: bytes) -> tuple[list[tuple[int, int]], int | None, int] | None:  # noqa: PLR0911 (one early return per malformation)
     """Walk a response: ([(ttl offset, ttl)], SOA negative TTL or None, rcode).
 
     OPT records are skipped (their "TTL" holds flags). The SOA negative TTL is

@@ -55,7 +55,7 @@ def _drain(queue: Any, sink: DecisionSink) -> None:
                     action=action, orders=orders, rule=rule, blocklist_version=version)
 
 
-async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],
+async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
                 reuse_port: bool = False, announce: bool = True,
                 ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires)."""
@@ -96,8 +96,9 @@ def _fmt(addr: Address) -> str:
 
 def _pin_ports(listen: Sequence[Address]) -> list[Address]:
     out = []
-    for host, port in listen:
-        if port == 0:
+    for host, want in listen:
+        port = want
+        if want == 0:
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
             with socket.socket(fam, socket.SOCK_DGRAM) as s:
                 s.bind((host, 0))
