@@ -67,6 +67,7 @@ class DnsServer:
         self.acl = ClientACL(self.dns.allow_clients)
         self.clock = clock
         self.tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[bytes, asyncio.Future[bytes | None]] = {}
         holder.on_swap(self._swapped)
 
     def _swapped(self, _index: Index) -> None:
@@ -180,7 +181,8 @@ class DnsServer:
         # The question as the client sent it (its letter case echoed back), or re-encoded.
         question = data[12 : wq.qend] if wq else bytes(DNSRecord(q=request.q).pack())[12:]
         flags = (request.header.rd << 8) | (request.header.cd << 4)
-        reply = await self.upstream.resolve(build_query(question, flags, edns.present, edns.do))
+        query = build_query(question, flags, edns.present, edns.do)
+        reply = await self._resolve(wq.key if wq else None, query)
         parsed = answers.parse_request(reply) if reply is not None else None
         if reply is None or parsed is None:
             if line is not None:
@@ -206,6 +208,23 @@ class DnsServer:
         if len(out) > limit:
             return answers.truncated(request, edns, reply[3] & 0xF)
         return out
+
+    async def _resolve(self, key: bytes | None, query: bytes) -> bytes | None:
+        """Ask upstream once for concurrent identical misses (a cold cache under load)."""
+        if key is None:
+            return await self.upstream.resolve(query)
+        waiting = self._inflight.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        reply: bytes | None = None
+        try:
+            reply = await self.upstream.resolve(query)
+        finally:
+            fut.set_result(reply)
+            del self._inflight[key]
+        return reply
 
     def _cache_upstream(self, reply: bytes, parsed: DNSRecord, wq: Query | None, gen: int,
                         line: LogLine | None) -> None:
