@@ -96,17 +96,21 @@ def _fast_names(data: bytes) -> list[str] | None:
 
 
 def _drop_comment_lines(low: bytes) -> bytes | None:
-    """`low` without its `#` lines; None if a `#` follows something on its line."""
+    """`low` without `#` comments (whole lines, or after a blank on a line);
+    None if a `#` sticks to a target (a URL fragment: the exact path decides)."""
     pieces: list[bytes] = []
     pos = 0
     i = low.find(b"#")
     while i >= 0:
         start = low.rfind(b"\n", 0, i) + 1
-        if low[start:i].strip():
-            return None  # an inline comment: the exact path handles it
+        cut = i
+        while cut > start and low[cut - 1] in b" \t":
+            cut -= 1
+        if cut == i and cut > start:
+            return None
         end = low.find(b"\n", i)
         end = len(low) if end < 0 else end
-        pieces.append(low[pos:start])
+        pieces.append(low[pos:cut])
         pos = end
         i = low.find(b"#", end)
     pieces.append(low[pos:])
@@ -134,7 +138,7 @@ def _read_lines(text: str, display: str, allow_public_suffix: bool) -> ListResul
                     kind, line = TargetKind.URL_PREFIX, line[:-1]
                 field = kind.value
                 urls.append(url_target(line, kind, allow_public_suffix, Position(display, lineno)))
-            elif not any(c.isspace() for c in line):
+            elif " " not in line and "\t" not in line:
                 domains.append(domain_target(line, allow_public_suffix))
             else:
                 problem = f"{line!r}: one target a line (found spaces)"
