@@ -111,6 +111,10 @@ class RedisStore:
                 await self._session()
             except _NET_ERRORS as e:
                 self._unreachable(e)
+            # Fail-static includes our own bugs: keep the last good index, retry.
+            except Exception:
+                self._stale, self._last_error = True, "replica error (see log)"
+                log.exception("writ.store.replica_failed")
             # Jitter spreads a fleet's reconnects after an outage.
             await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))  # noqa: S311
             self._backoff = min(self._backoff * 2, self.max_backoff)
@@ -157,7 +161,12 @@ class RedisStore:
             blocklist, encoded = await self._fetch(registry, vid)
             now = self._clock()
             assert self._holder is not None
-            self._holder.set(blocklist, now)
+            try:
+                self._holder.set(blocklist, now)
+            # A version that parses but cannot be compiled is refused like a corrupt
+            # one; the old index stays (holder.set builds before it assigns).
+            except Exception as e:  # noqa: BLE001
+                raise VersionError(f"version {vid}: cannot be compiled: {e!r}") from None
         except VersionError as e:
             self._refused, self._stale = vid, True
             self._last_error = f"refused version {vid}: {e}"
