@@ -233,3 +233,10 @@ def test_fast_path_agrees_with_the_exact_path(lines: list[str], eol: str) -> Non
             except CanonError:
                 return  # the exact path reports it; covered by the table above
     assert exact.domains == tuple(expected)
+
+
+def test_names_under_public_suffixes_and_psl_exceptions_are_fine(orders: Path) -> None:
+    write(orders, "l.txt", "www.ck\ncity.kobe.jp\nx.github.io\nmirror.co.uk\n")
+    write(orders, "a.yaml", order_with("l.txt"))
+    (a,) = load_orders(orders).acts
+    assert a.bulk[0].domains == ("www.ck", "city.kobe.jp", "x.github.io", "mirror.co.uk")

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from writ.blocklist._psl import any_public
+from writ.blocklist._psl import any_public, candidates
 from writ.blocklist._targets import TargetError, domain_target, url_target
 from writ.blocklist.canon import MAX_LABEL, MAX_NAME
 from writ.blocklist.model import Position, Target, TargetKind
@@ -51,7 +51,9 @@ def read_list(path: Path, display: str, allow_public_suffix: bool) -> ListResult
     except OSError as e:
         return ListResult((), (), ((1, "file", f"cannot read: {e.strerror or e}"),))
     names = _fast_names(data)
-    if names is not None and (allow_public_suffix or not any_public(names)):
+    if names is not None and (
+        allow_public_suffix or not any_public(names) or not candidates(names)
+    ):
         return ListResult(tuple(names), (), ())
     del names  # a public suffix or an odd line: the exact path says where
     try:
