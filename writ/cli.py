@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from writ.commands._common import UsageError
 
@@ -33,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, object | None]:
+def _parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Any]:
     from writ import __version__
 
     p = argparse.ArgumentParser(prog="writ", description="Court-order enforcement for ISPs.")

@@ -57,6 +57,23 @@ class BlocklistHolder:
         self._publish(index)
         return index
 
+    def install(self, blocklist: Blocklist, index: Index) -> None:
+        """Publish an index built elsewhere (e.g. in a worker thread) from `blocklist`."""
+        if index.version != blocklist.version:
+            raise ValueError("index was not built from this blocklist")
+        self.blocklist = blocklist
+        self._publish(index)
+
+    def due(self, now: datetime) -> bool:
+        """True when an `effective`/`expires` instant has passed since the last fold."""
+        index = self.index
+        return (
+            index is not None
+            and self.blocklist is not None
+            and index.valid_until is not None
+            and now >= index.valid_until
+        )
+
     def tick(self, now: datetime) -> bool:
         """Re-fold when an `effective`/`expires` instant has passed. True if swapped."""
         index, blocklist = self.index, self.blocklist

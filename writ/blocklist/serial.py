@@ -15,7 +15,7 @@ from typing import Any
 
 from writ.blocklist.model import Act, ActKind, BulkList, Position, Target, TargetKind
 
-__all__ = ["act_from_dict", "act_to_dict", "acts_to_json", "acts_from_json", "version_of"]
+__all__ = ["act_from_dict", "act_to_dict", "acts_from_json", "acts_to_json", "version_of"]
 
 SCHEMA = 1
 

@@ -31,8 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _targets(args: argparse.Namespace) -> Iterator[str]:
     for t in args.targets:
         if t == "-":
-            for line in sys.stdin:
-                line = line.strip()
+            for raw in sys.stdin:
+                line = raw.strip()
                 if line and not line.startswith("#"):
                     yield line
         else:
@@ -51,14 +51,15 @@ def run(args: argparse.Namespace) -> int:
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
-    from writ.node import OrdersInvalid
+    from writ.node import InvalidOrdersError
 
     try:
         index = load_index(args, at)
-    except OrdersInvalid as e:
-        for err in e.errors:
-            print(err, file=sys.stderr)
-        print(f"writ: {len(e.errors)} error(s) in the orders; nothing explained", file=sys.stderr)
+    except InvalidOrdersError as err:
+        for line in err.errors:
+            print(line, file=sys.stderr)
+        print(f"writ: {len(err.errors)} error(s) in the orders; nothing explained",
+              file=sys.stderr)
         return 1
     status = 0
     for target in _targets(args):

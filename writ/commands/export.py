@@ -88,7 +88,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.node import OrdersInvalid, load_blocklist
+    from writ.node import InvalidOrdersError, load_blocklist
 
     options = _options(args)
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         blocklist = load_blocklist(orders=args.orders, redis_url=args.redis,
                                    prefix=args.prefix, tz=args.timezone)
-    except OrdersInvalid as e:
+    except InvalidOrdersError as e:
         for err in e.errors:
             print(err, file=sys.stderr)
         print(f"writ: {len(e.errors)} error(s) in the orders; nothing exported", file=sys.stderr)

@@ -24,7 +24,7 @@ import structlog
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
 from writ.blocklist.loader import load_orders
-from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, utc_now
+from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, install_off_loop, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.localcache import LocalCache
 
@@ -130,7 +130,7 @@ class EmbeddedStore:
         now = self._clock()
         assert self._holder is not None
         try:
-            self._holder.set(blocklist, now)
+            await install_off_loop(self._holder, blocklist, now)
         except Exception as e:  # noqa: BLE001  (same reason: the old index stays)
             self._problem(f"{self.orders}: compiling failed: {e}", [])
             return

@@ -29,7 +29,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
-from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, utc_now
+from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, install_off_loop, utc_now
 from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
 from writ.blocklist.stores.connection import connect, redact
 from writ.blocklist.stores.localcache import LocalCache
@@ -162,7 +162,7 @@ class RedisStore:
             now = self._clock()
             assert self._holder is not None
             try:
-                self._holder.set(blocklist, now)
+                await install_off_loop(self._holder, blocklist, now)
             # A version that parses but cannot be compiled is refused like a corrupt
             # one; the old index stays (holder.set builds before it assigns).
             except Exception as e:  # noqa: BLE001
