@@ -6,7 +6,6 @@ writ.blocklist.stores (watching, Redis replicas, fail-static).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,7 +31,7 @@ def load_blocklist(
         from writ.blocklist.stores import PublishedError, read_published
 
         try:
-            return asyncio.run(read_published(redis_url, prefix))
+            return read_published(redis_url, prefix)
         except PublishedError as e:
             raise UsageError(str(e)) from None
     if orders is None or not orders.is_dir():
