@@ -69,10 +69,13 @@ class _FirstFindingError(Exception):
     """The first bad record was found; the chain cannot be followed further."""
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        obj = json.loads(raw)
-    except ValueError:
+        obj = _DECODER.decode(raw.decode("utf-8"))  # no per-line encoding sniffing
+    except ValueError:  # UnicodeDecodeError is one too
         return None
     if (not isinstance(obj, dict) or type(obj.get("seq")) is not int
             or not isinstance(obj.get("prev"), str) or not isinstance(obj.get("hash"), str)

@@ -84,6 +84,7 @@ class AuditLog:
             self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
             processors=[AddNode(node), AddTimestamp(), PseudonymiseClient(self._masker),
                         self._chain])
+        self._events: dict[str, str] = {}  # component -> event name, built once
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
         self._idle = False
@@ -258,6 +259,7 @@ class AuditLog:
                        reason="queue overflow or write error: these decisions are not in the log")
             out.carried_drops += dropped
         emit = self._log.info
+        events = self._events
         rotate_bytes = self.policy.rotate_bytes
         pending = 0
         for ts, component, client, target, decision, action, orders, rule, version in batch:
@@ -266,7 +268,10 @@ class AuditLog:
                 self._flush_lines()
                 self._rotate(ts)
                 pending = 0
-            emit(decision_event(component), ts=ts, component=component, client=client,
+            event = events.get(component)
+            if event is None:
+                event = events[component] = decision_event(component)
+            emit(event, ts=ts, component=component, client=client,
                  target=target, decision=decision, action=action, orders=list(orders),
                  rule=rule, blocklist_version=version)
             out.decisions += 1
