@@ -240,3 +240,14 @@ def test_names_under_public_suffixes_and_psl_exceptions_are_fine(orders: Path) -
     write(orders, "a.yaml", order_with("l.txt"))
     (a,) = load_orders(orders).acts
     assert a.bulk[0].domains == ("www.ck", "city.kobe.jp", "x.github.io", "mirror.co.uk")
+
+
+def test_oversized_list_is_refused_without_reading_it(orders: Path) -> None:
+    from writ.blocklist._bulk import MAX_LIST_BYTES
+
+    with open(orders / "huge.txt", "wb") as f:
+        f.truncate(MAX_LIST_BYTES + 1)  # sparse: no disk, no memory
+    write(orders, "a.yaml", order_with("huge.txt"))
+    (err,) = load_orders(orders).errors
+    assert (err.file, err.line, err.field) == ("orders/huge.txt", 1, "file")
+    assert err.message.startswith("larger than 256 MiB")

@@ -385,3 +385,13 @@ def test_unreadable_order_file(orders: Path) -> None:
     path.chmod(0)
     (err,) = load_orders(orders).errors
     assert (err.field, err.message.startswith("cannot read")) == ("file", True)
+
+
+def test_oversized_order_file_is_refused_without_reading_it(orders: Path) -> None:
+    from writ.blocklist._yamlsrc import MAX_ORDER_BYTES
+
+    with open(orders / "huge.yaml", "wb") as f:
+        f.truncate(MAX_ORDER_BYTES + 1)
+    (err,) = load_orders(orders).errors
+    assert (err.file, err.line, err.field) == ("orders/huge.yaml", 1, "file")
+    assert "bulk `file:` list" in err.message

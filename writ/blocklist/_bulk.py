@@ -26,9 +26,10 @@ from writ.blocklist._targets import TargetError, domain_target, url_target
 from writ.blocklist.canon import MAX_LABEL, MAX_NAME
 from writ.blocklist.model import Position, Target, TargetKind
 
-__all__ = ["MAX_ERRORS", "ListReader", "ListResult", "read_list"]
+__all__ = ["MAX_ERRORS", "MAX_LIST_BYTES", "ListReader", "ListResult", "read_list"]
 
 MAX_ERRORS = 100
+MAX_LIST_BYTES = 256 << 20  # ~8M names; past that the node's memory is the limit
 
 # What a list of plain canonical names is made of (canon._ASCII_NAME's
 # characters, lowercase, and newlines).
@@ -47,6 +48,9 @@ class ListResult:
 def read_list(path: Path, display: str, allow_public_suffix: bool) -> ListResult:
     """Read one bulk list. `display` is the list's name in positions and errors."""
     try:
+        if path.stat().st_size > MAX_LIST_BYTES:
+            return ListResult((), (), ((1, "file", f"larger than {MAX_LIST_BYTES >> 20} MiB: "
+                                           "split it into several lists"),))
         data = path.read_bytes()
     except OSError as e:
         return ListResult((), (), ((1, "file", f"cannot read: {e.strerror or e}"),))

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["MAX_DEPTH", "Map", "Node", "Problem", "Scalar", "Seq", "read_documents"]
+__all__ = [
+    "MAX_DEPTH", "MAX_ORDER_BYTES", "Map", "Node", "Problem", "Scalar", "Seq", "read_documents",
+]
 
 MAX_DEPTH = 32
+MAX_ORDER_BYTES = 32 << 20  # YAML parses at a few MB/s: bigger belongs in a bulk list
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -152,6 +155,10 @@ def read_documents(path: Path) -> tuple[list[Node], list[Problem]]:
     docs: list[Node] = []
     problems: list[Problem] = []
     try:
+        if path.stat().st_size > MAX_ORDER_BYTES:
+            message = (f"larger than {MAX_ORDER_BYTES >> 20} MiB: put long target lists "
+                       "in a bulk `file:` list")
+            return docs, [Problem(1, "file", message)]
         data = path.read_bytes()
     except OSError as e:
         return docs, [Problem(1, "file", f"cannot read: {e.strerror or e}")]
