@@ -160,3 +160,12 @@ def test_cli_with_checkpoints_and_keygen(tmp_path: Path, log: list[Path],
     rechain_from(log[0], 3, {"target": "elsewhere.example. A"})
     assert main(args) == 1
     assert "rechained" in capsys.readouterr().out
+
+
+def test_a_corrupt_checkpoint_file_is_a_finding(tmp_path: Path, log: list[Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cp_file = tmp_path / "audit" / "checkpoints.log"
+    cp_file.write_text(lines(cp_file)[0] + "not a checkpoint\n")
+    assert main(["audit", "verify", "--checkpoints", str(cp_file), "--public-key",
+                 str(tmp_path / "audit" / "signing.key"), *map(str, log)]) == 1
+    assert f"{cp_file}:2" in capsys.readouterr().out

@@ -84,3 +84,8 @@ def test_bad_lines_are_skipped_with_a_warning(tmp_path: Path,
 
 def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["audit", "report", str(tmp_path / "nope.log")]) == 2
+
+
+def test_a_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "report", "--since", "yesterday-ish", str(FIXTURE)]) == 2
+    assert "--since" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from writ.commands._common import UsageError, parse_instant
@@ -102,8 +103,8 @@ def _report(args: argparse.Namespace) -> int:
     for f in args.files:
         if not f.is_file():
             raise UsageError(f"no such file: {f}")
-    since = parse_instant(args.since) if args.since else None
-    until = parse_instant(args.until) if args.until else None
+    since = _instant("--since", args.since)
+    until = _instant("--until", args.until)
     progress = _progress_bar if sys.stderr.isatty() else None
     summary = summarise(args.files, order=args.order, since=since, until=until,
                         component=args.component, progress=progress)
@@ -120,6 +121,16 @@ def _report(args: argparse.Namespace) -> int:
         print(f"writ: warning: {summary.skipped_lines} line(s) skipped: not decision-log "
               f"records (run `writ audit verify` to find them)", file=sys.stderr)
     return 0
+
+
+def _instant(flag: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except UsageError:
+        raise UsageError(f"{flag}: not a date or time: {text!r} (e.g. 2015-09-07 or "
+                         f"2015-09-07T12:00:00Z)") from None
 
 
 def _progress_bar(done: int, total: int) -> None:
