@@ -179,7 +179,7 @@ def canonical_url(url: str) -> CanonicalURL:
     """Canonicalise an absolute URL (any scheme, which is ignored)."""
     if len(url) > MAX_URL:
         raise CanonError(f"URL longer than {MAX_URL} characters")
-    scheme, sep, rest = url.strip().partition("://")
+    scheme, sep, rest = url.partition("://")
     if not sep or not scheme:
         raise CanonError(f"not an absolute URL: {url[:80]!r}")
     rest = rest.partition("#")[0]
