@@ -93,7 +93,7 @@ def test_paths_resolve_dot_segments_at_root() -> None:
 
 label = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=12)
 names = st.lists(label, min_size=1, max_size=4).map(lambda ls: ".".join(ls) + ".example")
-segment = st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@ %é/",
+segment = st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@ é/",
                   max_size=10)
 paths = st.lists(segment, max_size=5).map(lambda ss: "/" + "/".join(ss))
 
@@ -130,3 +130,11 @@ def test_equivalent_spellings_are_one_url(host: str, path: str, scheme: str, por
     encoded = "".join(f"%{ord(c):02x}" if c.isascii() and c.isalnum() else c for c in path)
     variant = f"{scheme}://{userinfo}{host.upper()}{port}{encoded}{frag}"
     assert _url_or_none(variant) == plain
+
+
+@given(names, st.text(max_size=40))
+def test_any_path_canonicalises_idempotently_or_is_refused(host: str, path: str) -> None:
+    """Arbitrary bytes in a path (stray %, controls, non-ASCII): refused or stable."""
+    first = _url_or_none(f"http://{host}/{path}")
+    if first is not None:
+        assert _url_or_none("http://" + first) == first
