@@ -104,9 +104,6 @@ class _UdpProto(asyncio.DatagramProtocol):
 async def standin() -> AsyncIterator[StandIn]:
     s = StandIn()
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProto(s),
-                                                 local_addr=("127.0.0.1", 0))
-    s.port = udp.get_extra_info("sockname")[1]
 
     async def tcp_client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
@@ -118,7 +115,17 @@ async def standin() -> AsyncIterator[StandIn]:
         except (asyncio.IncompleteReadError, ConnectionError):
             w.close()
 
-    tcp = await asyncio.start_server(tcp_client, "127.0.0.1", s.port)
+    for attempt in range(8):  # port 0 for UDP may pick a port whose TCP twin is taken
+        udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProto(s),
+                                                     local_addr=("127.0.0.1", 0))
+        s.port = udp.get_extra_info("sockname")[1]
+        try:
+            tcp = await asyncio.start_server(tcp_client, "127.0.0.1", s.port)
+            break
+        except OSError:
+            udp.close()
+            if attempt == 7:
+                raise
     yield s
     udp.close()
     tcp.close()

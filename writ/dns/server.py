@@ -29,8 +29,9 @@ from writ.blocklist import Decision, Index, Verdict
 from writ.dns import answers
 from writ.dns.acl import ClientACL
 from writ.dns.answers import EdnsInfo
-from writ.dns.cache import AnswerCache, Entry, LogLine
+from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.names import decide_labels, display_name
+from writ.dns.synth import Synth, wire_name
 from writ.dns.upstream import Upstream, build_query, parse_hostport
 from writ.dns.wire import Query, add_opt, header_reply, parse_query, record_ttls
 from writ.policies import FailMode, Policy, UrlRuleMode
@@ -43,6 +44,17 @@ _CHAIN_TYPES = (QTYPE.CNAME, QTYPE.DNAME)
 _STEERED_TYPES = (QTYPE.A, QTYPE.AAAA, QTYPE.SVCB, QTYPE.HTTPS)
 MAX_TTL = 86400
 MAX_SLOW_TASKS = 10_000  # beyond this a flood gets SERVFAIL instead of unbounded memory
+MemoHit = tuple[bytes, float, "LogLine | None"]
+_TYPE_NAMES: dict[int, str] = {}
+
+
+def _type_name(qtype: int) -> str:
+    name = _TYPE_NAMES.get(qtype)
+    if name is None:
+        name = str(QTYPE.get(qtype, str(qtype)))
+        if len(_TYPE_NAMES) < 1024:
+            _TYPE_NAMES[qtype] = name
+    return name
 
 
 class DnsServer:
@@ -65,13 +77,18 @@ class DnsServer:
             [parse_hostport(u) for u in self.dns.upstreams], self.dns.upstream_timeout)
         self.cache = AnswerCache(self.dns.cache_size)
         self.acl = ClientACL(self.dns.allow_clients)
+        self.synth = Synth(self.dns)
+        # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
+        self._memo: dict[bytes, MemoHit] = {}
+        self._memo_size = max(1, self.dns.cache_size)
         self.clock = clock
         self.tasks: set[asyncio.Task[None]] = set()
         self._inflight: dict[bytes, asyncio.Future[bytes | None]] = {}
         holder.on_swap(self._swapped)
 
     def _swapped(self, _index: Index) -> None:
-        self.cache.clear()
+        self.cache.clear()  # bumps the generation first: in-flight puts fail
+        self._memo = {}
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> bool:
         if len(self.tasks) >= MAX_SLOW_TASKS:
@@ -85,22 +102,71 @@ class DnsServer:
     # -- fast path -----------------------------------------------------------
 
     def answer_fast(self, data: bytes, client: str, tcp: bool) -> bytes | None:
-        """The answer from the cache, or None (then call `answer`)."""
+        """The answer from the memo, the cache or a byte-built block; None: call `answer`."""
         if not self.acl.allowed(client):
             return None
+        memo = self._memo  # taken first: a swap replaces it, so nothing older lands in the new one
+        if not tcp:
+            hit = memo.get(data[2:])
+            if hit is not None and self.clock() < hit[1]:
+                if hit[2] is not None:
+                    self._record(client, hit[2])
+                return data[:2] + hit[0]
         q = parse_query(data)
         if q is None:
             return None
-        e = self.cache.get(q.key, self.clock())
+        gen = self.cache.generation  # read before the index: a swap in between fails put()
+        now = self.clock()
+        limit = 65535 if tcp else q.limit
+        e = self.cache.get(q.key, now)
         if e is None:
-            return None
-        body = e.body_at(self.clock()) if e.ttls else e.body
-        if not tcp and len(body) > q.limit:
-            return None  # the full path truncates
+            return self._synthesise(data, q, client, tcp, gen, limit)
+        body = e.body_at(now) if e.ttls else e.body
+        if len(body) > limit:
+            return None  # built for a larger buffer: the full path rebuilds or truncates
+        qend = q.qend
+        out = body[2:12] + data[12:qend] + body[qend:]
         if e.log is not None:
             self._record(client, e.log)
-        qend = q.qend
-        return data[:2] + body[2:12] + data[12:qend] + body[qend:]
+        if not tcp and gen == self.cache.generation:
+            # Serve this exact packet from the memo until its TTLs would age by a second.
+            until = min(e.expires, e.stored + int(now - e.stored) + 1) if e.ttls else e.expires
+            self._remember(memo, data, out, until, e.log)
+        return data[:2] + out
+
+    def _synthesise(self, data: bytes, q: Query, client: str, tcp: bool,  # noqa: PLR0917 (private helper of one caller)
+                    gen: int, limit: int) -> bytes | None:
+        """A block or steer answer built from bytes, or None (forward, or unusual: full path)."""
+        index = self.holder.index
+        if index is None:
+            return None
+        name = wire_name(data, q.qend)
+        if name is None:
+            return None
+        d = index.decide_canonical_name(name)
+        if d.decision is Verdict.BLOCK:
+            body: bytes | None = self.synth.blocked(data, q, d.orders, limit)
+            decision, action = "block", self.synth.action_name
+        elif d.decision is Verdict.URL_RULES and self.dns.url_rules == UrlRuleMode.STEER:
+            body = self.synth.steered(data, q)
+            decision = action = "steer"
+        else:
+            return None
+        if body is None or len(body) > limit:
+            return None
+        line = LogLine(f"{name}. {_type_name(q.qtype)}", decision, action, d.orders, d.rule,
+                       index.version)
+        self._record(client, line)
+        memo = self._memo
+        if self.cache.put(q.key, Entry(body, line), gen) and not tcp:
+            self._remember(memo, data, body[2:], FOREVER, line)
+        return data[:2] + body[2:]
+
+    def _remember(self, memo: dict[bytes, MemoHit], data: bytes, out: bytes, until: float,
+                  line: LogLine | None) -> None:
+        if len(memo) >= self._memo_size:
+            memo.clear()  # cheaper than LRU bookkeeping on every hit; refills from the cache
+        memo[data[2:]] = (out, until, line)
 
     def _record(self, client: str, line: LogLine) -> None:
         self.sink.record(
@@ -144,7 +210,7 @@ class DnsServer:
         d = decide_labels(index, labels) if index is not None else Decision(Verdict.ALLOW)
         version = index.version if index is not None else None
         qtype = request.q.qtype
-        target = f"{display_name(labels)} {QTYPE.get(qtype, str(qtype))}"
+        target = f"{display_name(labels)} {_type_name(qtype)}"
         limit = edns.limit(tcp)
         if d.decision is Verdict.BLOCK:
             body, action = answers.blocked(request, d, self.dns, edns, limit)

@@ -5,8 +5,10 @@ Invariants:
   audit writer is one), so no child inherits a lock held by a thread that
   does not exist in it.
 - With workers, decisions reach ONE audit writer: each worker's sink puts
-  records on a multiprocessing queue the parent drains into the real sink,
-  so a node writes one chain per audit path.
+  batches of records on a multiprocessing queue the parent drains into the
+  real sink, so a node writes one chain per audit path. A batch leaves a
+  worker within `QueueSink.interval` (50 ms) of its first record, and on
+  shutdown; records keep the worker's decision time.
 - SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
   parent then waits for its workers and flushes the log.
 - Port 0 with several workers is resolved to one concrete port first, or
@@ -22,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,25 +37,62 @@ from writ.policies import Policy
 __all__ = ["QueueSink", "run_node", "serve"]
 
 Address = tuple[str, int]
+# (ts, component, client, target, decision, action, orders, rule, blocklist_version)
+Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
 
 
 class QueueSink:
-    """A worker's sink: forwards each record to the parent's writer."""
+    """A worker's sink: collects records and forwards them to the parent's writer in batches.
 
-    def __init__(self, queue: Any) -> None:
+    `record()` is one tuple append on the event loop's thread; a batch goes
+    out (one pickle, one pipe write, by the queue's feeder thread) when it
+    reaches `max_batch` records or `interval` seconds after its first record.
+    Each record keeps the worker's own decision time.
+    """
+
+    def __init__(self, queue: Any, max_batch: int = 1024, interval: float = 0.05) -> None:
         self.queue = queue
+        self.max_batch = max_batch
+        self.interval = interval
+        self._buf: list[Item] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def record(self, *, component: str, client: str, target: str, decision: str, action: str,
                orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
-        self.queue.put((component, client, target, decision, action, tuple(orders), rule,
-                        blocklist_version))
+        buf = self._buf
+        buf.append((time.time(), component, client, target, decision, action, tuple(orders),
+                    rule, blocklist_version))
+        if len(buf) >= self.max_batch:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop (tests, shutdown): nothing to wait for
+                self.flush()
+                return
+            self._timer = loop.call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            batch, self._buf = self._buf, []
+            self.queue.put(batch)
 
 
 def _drain(queue: Any, sink: DecisionSink) -> None:
-    while (item := queue.get()) is not None:
-        c, client, target, decision, action, orders, rule, version = item
-        sink.record(component=c, client=client, target=target, decision=decision,
-                    action=action, orders=orders, rule=rule, blocklist_version=version)
+    # AuditLog.enqueue keeps the worker's decision time; any other sink stamps its own.
+    enqueue = getattr(sink, "enqueue", None)
+    while (batch := queue.get()) is not None:
+        for item in batch:
+            if enqueue is not None:
+                enqueue(item)
+                continue
+            _, c, client, target, decision, action, orders, rule, version = item
+            sink.record(component=c, client=client, target=target, decision=decision,
+                        action=action, orders=orders, rule=rule, blocklist_version=version)
 
 
 async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
@@ -109,7 +149,11 @@ def _pin_ports(listen: Sequence[Address]) -> list[Address]:
 
 def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], ready: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    _run_loop(lambda: serve(holder, policy, QueueSink(queue), listen, True, False, ready.release))
+    sink = QueueSink(queue)
+    try:
+        _run_loop(lambda: serve(holder, policy, sink, listen, True, False, ready.release))
+    finally:
+        sink.flush()  # the queue's feeder thread delivers it before the process exits
 
 
 def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
