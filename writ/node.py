@@ -1,20 +1,50 @@
 """The one wiring point: store → blocklist holder → shells → audit writer.
 
-PROVISIONAL: loads `--orders DIR` once. The store issue replaces this with
-writ.blocklist.stores (watching, Redis replicas, fail-static).
+Start order, and why:
+1. The audit log opens first: every decision from the first query on must be
+   recorded, and a log that cannot open (disk, permissions) must stop the node
+   before it enforces anything unrecorded.
+2. The store fills the holder before any listener opens, so the first answers
+   come from the blocklist (or, with none at all, from the policy's fail mode
+   — closed by default: SERVFAIL / 503, never "allow everything" silently).
+3. The shells (web, DNS, proxy) start last and only read `holder.index`.
+Stop is the reverse: listeners close (in-flight answers drain and are
+recorded), the store stops, and the audit log flushes, seals and signs a
+final checkpoint.
+
+Only this module knows how the parts fit; every part receives what it needs
+through its constructor.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from writ.audit import DecisionSink
 from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
 from writ.commands._common import UsageError
+from writ.metrics import Metrics
 from writ.policies import Policy
 
-__all__ = ["InvalidOrdersError", "load_blocklist", "open_holder"]
+__all__ = [
+    "InvalidOrdersError",
+    "MeteredSink",
+    "Node",
+    "NodeOptions",
+    "load_blocklist",
+    "open_holder",
+    "run_node",
+    "split_hostport",
+]
 
 
 class InvalidOrdersError(Exception):
@@ -43,6 +73,7 @@ def load_blocklist(
 
 
 def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> BlocklistHolder:
+    """A holder filled once, synchronously (for `writ dns` before it forks workers)."""
     holder = BlocklistHolder()
     try:
         blocklist = load_blocklist(orders, redis_url, tz=policy.timezone)
@@ -50,3 +81,175 @@ def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> B
         raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
     holder.set(blocklist, datetime.now(UTC))
     return holder
+
+
+class MeteredSink:
+    """Counts every decision for /metrics, then hands it to the audit log."""
+
+    def __init__(self, metrics: Metrics, inner: DecisionSink | None) -> None:
+        self.metrics = metrics
+        self.inner = inner
+
+    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
+               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
+        self.metrics.count(component, decision, action, orders)
+        if self.inner is not None:
+            self.inner.record(component=component, client=client, target=target,
+                              decision=decision, action=action, orders=orders, rule=rule,
+                              blocklist_version=blocklist_version)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    orders: Path | None = None
+    redis_url: str | None = None
+    prefix: str = "writ"
+    state_dir: Path = Path("state")
+    components: frozenset[str] = frozenset({"dns", "proxy", "web"})
+    dns_listen: tuple[tuple[str, int], ...] = ()
+    proxy_listen: str | None = None
+    proxy_mode: str | None = None
+    web_listen: str | None = None
+    confdir: str | None = None
+    audit: bool = True
+
+
+@dataclass
+class Node:
+    """One edge node: build with options and a policy, `await start()`, `await stop()`."""
+
+    policy: Policy
+    options: NodeOptions
+    holder: BlocklistHolder = field(default_factory=BlocklistHolder)
+    metrics: Metrics = field(default_factory=Metrics)
+    store: Any = None
+    audit: Any = None
+    sink: MeteredSink | None = None
+    dns: Any = None
+    proxy: Any = None
+    web: Any = None
+    addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        from writ.blocklist.stores import open_store
+
+        opts, policy = self.options, self.policy
+        # 1. audit log first (see the module docstring)
+        if opts.audit:
+            from writ.audit import AuditLog
+
+            self.audit = AuditLog(policy.audit, policy.node).start()
+        self.sink = MeteredSink(self.metrics, self.audit)
+        try:
+            # 2. the blocklist, before any listener opens
+            self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
+                                    tz=ZoneInfo(policy.timezone), prefix=opts.prefix)
+            await self.store.start(self.holder)
+            # 3. the shells
+            if "web" in opts.components:
+                await self._start_web()
+            if "dns" in opts.components:
+                await self._start_dns()
+            if "proxy" in opts.components:
+                await self._start_proxy()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_web(self) -> None:
+        from writ.web import read_token, run_web
+
+        token = read_token(self.policy.web.token_file) if self.policy.web.token_file else None
+        audit = self.audit
+        self.web = await run_web(self.holder, self.policy, metrics=self.metrics, token=token,
+                                 listen=self.options.web_listen,
+                                 sink_stats=audit.stats if audit is not None else None)
+        self.addresses["web"] = self.web.addresses
+
+    async def _start_dns(self) -> None:
+        from writ.dns.server import DnsServer
+        from writ.dns.transport import Listeners
+
+        assert self.sink is not None
+        listen = list(self.options.dns_listen) or [
+            split_hostport(a) for a in self.policy.dns.listen
+        ]
+        server = DnsServer(self.holder, self.policy, self.sink)
+        self.dns = Listeners(server)
+        await self.dns.start(listen)
+        self.addresses["dns"] = list(self.dns.addresses)
+
+    async def _start_proxy(self) -> None:
+        from writ.proxy import run_proxy
+
+        self.proxy = await run_proxy(self.holder, self.policy, self.sink,
+                                     listen=self.options.proxy_listen,
+                                     mode=self.options.proxy_mode, metrics=self.metrics,
+                                     confdir=self.options.confdir)
+        self.addresses["proxy"] = self.proxy.addresses
+
+    async def stop(self) -> None:
+        # Reverse order: listeners drain, then the store, then the log is sealed.
+        for name in ("proxy", "dns", "web"):
+            part = getattr(self, name)
+            if part is None:
+                continue
+            setattr(self, name, None)
+            with contextlib.suppress(Exception):
+                await (part.stop() if name == "dns" else part.shutdown())
+        if self.store is not None:
+            store, self.store = self.store, None
+            await store.stop()
+        if self.audit is not None:
+            audit, self.audit = self.audit, None
+            await asyncio.to_thread(audit.close)
+
+    def describe(self) -> str:
+        status = self.store.status() if self.store is not None else None
+        index = self.holder.index
+        parts = [f"{k} {', '.join(_fmt(a) for a in v)}" for k, v in self.addresses.items()]
+        state = (f"blocklist {index.version} ({len(index)} rules)" if index is not None
+                 else "NO BLOCKLIST (fail-" + self.policy.fail.value + ")")
+        if status is not None and status.stale:
+            state += f" — STALE: {status.last_error or 'serving the last good copy'}"
+        return "; ".join(parts) + f"; {state}"
+
+
+def split_hostport(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises UsageError."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _fmt(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_node(policy: Policy, options: NodeOptions) -> int:
+    """Start a node, print where it listens, run until SIGTERM/SIGINT, stop cleanly."""
+    node = Node(policy, options)
+    await node.start()
+    print(f"writ: node {policy.node} serving: {node.describe()}", file=sys.stderr, flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        print("writ: stopping (draining, sealing the audit log)", file=sys.stderr, flush=True)
+        await node.stop()
+    return 0
+
+
+def with_audit_path(policy: Policy, path: str | None) -> Policy:
+    return policy if path is None else replace(policy, audit=replace(policy.audit, path=path))
