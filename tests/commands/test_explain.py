@@ -1,4 +1,4 @@
-"""`writ explain`: decisions with provenance for the sample orders, as people and tools read them."""
+"""`writ explain`: decisions with provenance for the sample orders, over time."""
 
 from __future__ import annotations
 
