@@ -45,11 +45,15 @@ _FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")
 _OPTIONS = ("writ_orders", "writ_redis", "writ_policy", "writ_audit_log")
 
 
+def _options_error(message: str) -> Exception:
+    return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
+
+
 def _streams(headers: http.Headers) -> bool:
     length = headers.get("content-length")
     if length is None or not length.isdigit() or int(length) > STREAM_THRESHOLD:
         return True
-    return headers.get("content-type", "").lower().startswith(_STREAMED_TYPES)
+    return str(headers.get("content-type", "")).lower().startswith(_STREAMED_TYPES)
 
 
 def _client(conn: Any) -> str:
@@ -69,6 +73,7 @@ class WritAddon:
         self.metrics = metrics or Metrics()
         self._given = holder is not None  # built by writ: ignore the writ_* options
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
+        self._own_log: Any = None  # the AuditLog opened under `mitmdump -s`
 
     # -- configuration -----------------------------------------------------
 
@@ -82,7 +87,7 @@ class WritAddon:
     def configure(self, updated: set[str]) -> None:
         for name in _FORBIDDEN_OPTIONS:
             if hasattr(ctx.options, name) and getattr(ctx.options, name):
-                raise exceptions.OptionsError(
+                raise _options_error(
                     f"{name}: writ refuses to run with this option on; turn it off")
         if self._given or not (updated & set(_OPTIONS)):
             return
@@ -101,26 +106,33 @@ class WritAddon:
             self.holder = None
             return
         if o.writ_orders and o.writ_redis:
-            raise exceptions.OptionsError("writ_orders, writ_redis: give only one of them")
+            raise _options_error("writ_orders, writ_redis: give only one of them")
         try:
             policy = standalone.load_policy_file(o.writ_policy)
-        except Exception as e:
-            raise exceptions.OptionsError(f"writ_policy: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any failure is a startup error naming the option
+            raise _options_error(f"writ_policy: {e}") from None
         try:
             holder = standalone.open_holder_for(o.writ_orders, o.writ_redis, policy)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - as above
             which = "writ_orders" if o.writ_orders else "writ_redis"
-            raise exceptions.OptionsError(f"{which}: {e}") from None
+            raise _options_error(f"{which}: {e}") from None
         try:
-            sink = standalone.open_audit_sink(o.writ_audit_log, policy)
-        except Exception as e:
-            raise exceptions.OptionsError(f"writ_audit_log: {e}") from None
-        self.holder, self.policy, self.sink = holder, policy, sink
+            log_ = standalone.open_audit_log(o.writ_audit_log, policy)
+        except Exception as e:  # noqa: BLE001 - as above
+            raise _options_error(f"writ_audit_log: {e}") from None
+        if self._own_log is not None:
+            self._own_log.close()
+        self.holder, self.policy, self.sink, self._own_log = holder, policy, log_, log_
+
+    def done(self) -> None:
+        if self._own_log is not None:  # only a log this addon opened; writ closes its own
+            self._own_log.close()
+            self._own_log = None
 
     # -- recording ---------------------------------------------------------
 
     def _record(self, client: str, target: str, decision: str, action: str,
-                d: Decision | None, version: str | None) -> None:
+                *, d: Decision | None = None, version: str | None = None) -> None:
         orders: Sequence[str] = d.orders if d is not None else ()
         self.metrics.count("http", decision, action, orders)
         if self.sink is None or (decision == "allow" and not self.policy.audit.log_allowed):
@@ -158,27 +170,27 @@ class WritAddon:
         except CanonError as e:
             log.info("writ.http.bad_request %s: %s", target[:200], e)
             self._answer(flow, bad_request_page(str(e), accept))
-            self._record(client, target, "invalid", "400", None, index.version)
+            self._record(client, target, "invalid", "400", d=None, version=index.version)
             return
         if d.decision is Verdict.BLOCK:
             self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
-                                            accept, index.version))
-            self._record(client, target, "block", "451", d, index.version)
+                                            accept=accept, blocklist_version=index.version))
+            self._record(client, target, "block", "451", d=d, version=index.version)
             return
         if _streams(req.headers) and req.headers.get("content-length") != "0" and (
             "content-length" in req.headers or "transfer-encoding" in req.headers
         ):
             req.stream = True  # large upload: forward as it arrives
-        self._record(client, target, "allow", "pass", d, index.version)
+        self._record(client, target, "allow", "pass", d=d, version=index.version)
 
     def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
                       accept: str | None) -> None:
         if self.policy.fail is FailMode.OPEN:
-            self._record(client, target, "no-blocklist", "pass", None, None)
+            self._record(client, target, "no-blocklist", "pass", d=None, version=None)
             return
         self._answer(flow, unavailable_page("No blocklist is loaded yet; writ fails closed.",
                                             accept))
-        self._record(client, target, "no-blocklist", "503", None, None)
+        self._record(client, target, "no-blocklist", "503", d=None, version=None)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None and _streams(flow.response.headers):
@@ -199,14 +211,14 @@ class WritAddon:
             d = judge_names(index, (req.host,))
         except CanonError as e:
             self._answer(flow, bad_request_page(str(e), accept))
-            self._record(client, target, "invalid", "400", None, index.version)
+            self._record(client, target, "invalid", "400", d=None, version=index.version)
             return
         if d.decision is Verdict.BLOCK:
-            self._answer(flow, blocked_page(d, index.acts, self.policy, req.host, accept,
-                                            index.version))
-            self._record(client, target, "block", "451", d, index.version)
+            self._answer(flow, blocked_page(d, index.acts, self.policy, req.host,
+                                            accept=accept, blocklist_version=index.version))
+            self._record(client, target, "block", "451", d=d, version=index.version)
         elif d.decision is Verdict.ALLOW:
-            self._record(client, target, "allow", "pass", d, index.version)
+            self._record(client, target, "allow", "pass", d=d, version=index.version)
         # url-rules: the TLS hook (or the requests inside a plain tunnel) decide.
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
@@ -220,32 +232,32 @@ class WritAddon:
         if index is None:
             if self.policy.fail is FailMode.OPEN:
                 data.ignore_connection = True
-                self._record(client, target, "no-blocklist", "pass", None, None)
+                self._record(client, target, "no-blocklist", "pass", d=None, version=None)
             else:
-                self._refuse(data, client, target, "no-blocklist", None, None)
+                self._refuse(data, client, target, "no-blocklist", d=None, version=None)
             return
         try:
             d = judge_names(index, (sni, dest))
         except CanonError:
-            self._refuse(data, client, target, "invalid", None, index.version)
+            self._refuse(data, client, target, "invalid", d=None, version=index.version)
             return
         if d.decision is Verdict.BLOCK:
-            self._refuse(data, client, target, "tls-refused", d, index.version)
+            self._refuse(data, client, target, "tls-refused", d=d, version=index.version)
         elif d.decision is Verdict.URL_RULES:
             if self.policy.proxy.tls is TlsMode.INTERCEPT:
                 return  # intercepted: requestheaders applies the URL rules inside TLS
             data.ignore_connection = True
-            self._record(client, target, "unenforceable", "pass", d, index.version)
+            self._record(client, target, "unenforceable", "pass", d=d, version=index.version)
         else:
             data.ignore_connection = True
-            self._record(client, target, "allow", "pass", d, index.version)
+            self._record(client, target, "allow", "pass", d=d, version=index.version)
 
     def _refuse(self, data: tls.ClientHelloData, client: str, target: str, decision: str,
-                d: Decision | None, version: str | None) -> None:
+                *, d: Decision | None = None, version: str | None = None) -> None:
         # Never dial the upstream for a refused name; tls_start_client fails the handshake.
         data.establish_server_tls_first = False
         self._refused.add(data.context.client.id)
-        self._record(client, target, decision, "tls-refused", d, version)
+        self._record(client, target, decision, "tls-refused", d=d, version=version)
 
     def tls_start_client(self, data: tls.TlsData) -> None:
         if data.context.client.id not in self._refused:

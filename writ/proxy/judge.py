@@ -7,7 +7,7 @@ Invariants:
 - Blocked if any name is blocked: a forged Host header (or an SNI that
   disagrees with it) must not slip through. The combined decision lists the
   orders and rules behind every name that is blocked.
-- Each distinct canonical host is looked up once; the cost is O(names ×
+- Each distinct canonical host is looked up once; the cost is O(names *
   (labels + path segments)), independent of the blocklist's size.
 - Unreadable input raises CanonError; the caller answers 400.
 """

@@ -61,7 +61,8 @@ class ProxyHandle:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        ps: Any = self.master.addons.get("proxyserver")
+        addons: Any = self.master.addons
+        ps: Any = addons.get("proxyserver")
         return [(str(a[0]), int(a[1])) for a in ps.listen_addrs()]
 
     @property
@@ -70,7 +71,8 @@ class ProxyHandle:
 
     async def shutdown(self) -> None:
         if not self.task.done():
-            self.master.shutdown()
+            master: Any = self.master
+            master.shutdown()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
@@ -102,18 +104,20 @@ async def run_proxy(
     opts = options.Options(listen_host=host, listen_port=port)
     master = DumpMaster(opts, loop=asyncio.get_running_loop(), with_termlog=termlog,
                         with_dumper=False)
-    errorcheck = master.addons.get("errorcheck")
+    addons: Any = master.addons  # mitmproxy's AddonManager is untyped
+    errorcheck = addons.get("errorcheck")
     if errorcheck is not None:
-        master.addons.remove(errorcheck)
+        addons.remove(errorcheck)
         errorcheck.finish()
     addon = WritAddon(holder, policy, sink, metrics)
-    master.addons.add(addon)
+    addons.add(addon)
     settings: dict[str, Any] = {"mode": [spec], "connection_strategy": "lazy"}
     if confdir is not None:
         settings["confdir"] = confdir
     settings.update(extra or {})
     try:
-        master.options.update(**settings)
+        opts_any: Any = master.options
+        opts_any.update(**settings)
     except (exceptions.OptionsError, KeyError, TypeError) as e:
         raise ProxyStartError(f"proxy options: {e}") from None
     task = asyncio.create_task(master.run(), name="writ-proxy")
@@ -123,7 +127,8 @@ async def run_proxy(
 
 
 async def _until_listening(handle: ProxyHandle, where: str) -> None:
-    ps: Any = handle.master.addons.get("proxyserver")
+    addons: Any = handle.master.addons
+    ps: Any = addons.get("proxyserver")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _START_TIMEOUT
     while not ps.is_running and not handle.task.done():

@@ -1,0 +1,59 @@
+"""Serving the web app on the running loop: what `writ web` and `writ serve` call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from writ.blocklist import BlocklistHolder
+from writ.metrics import Metrics
+from writ.policies import Policy
+from writ.web.app import make_app
+
+__all__ = ["WebHandle", "WebStartError", "run_web"]
+
+
+class WebStartError(Exception):
+    """The web server could not start; the message names the address."""
+
+
+@dataclass
+class WebHandle:
+    runner: web.AppRunner
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(str(a[0]), int(a[1])) for a in self.runner.addresses]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def shutdown(self) -> None:
+        await self.runner.cleanup()
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise WebStartError(f"--listen: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def run_web(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None = None,
+                  token: str | None = None, listen: str | None = None,
+                  sink_stats: Callable[[], Mapping[str, float]] | None = None) -> WebHandle:
+    """Start the app on `listen` (default policy.web.listen, loopback); return once bound."""
+    where = listen or policy.web.listen
+    host, port = _split(where)
+    app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        await runner.cleanup()
+        raise WebStartError(f"web server on {where}: {e.strerror or e}") from None
+    return WebHandle(runner)
