@@ -1,0 +1,85 @@
+"""`writ proxy` and `mitmdump -s` as an operator runs them: real processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _ask(port: int, request: bytes, deadline: float) -> bytes:
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(request)
+                data = b""
+                while chunk := c.recv(65536):
+                    data += chunk
+                return data
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+BLOCKED = (b"GET http://videohost.example/v/136071201 HTTP/1.1\r\n"
+           b"Host: videohost.example\r\nConnection: close\r\n\r\n")
+
+
+def _run(cmd: list[str], port: int) -> tuple[bytes, str]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        answer = _ask(port, BLOCKED, time.monotonic() + 30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    return answer, err.decode()
+
+
+@pytest.mark.skipif(not (ROOT / "court_orders").is_dir(), reason="no sample orders")
+def test_writ_proxy_serves_451(tmp_path: Path) -> None:
+    port = free_port()
+    answer, err = _run([str(BIN / "writ"), "proxy", "--orders", "court_orders",
+                        "--listen", f"127.0.0.1:{port}", "--confdir", str(tmp_path / "mitm"),
+                        "--audit-log", str(tmp_path / "audit" / "decisions.log")], port)
+    assert answer.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons"), err
+    assert "listening on 127.0.0.1:" in err
+    logs = list((tmp_path / "audit").glob("decisions*"))
+    assert any(b'"component":"http"' in p.read_bytes() for p in logs)
+
+
+@pytest.mark.skipif(not (ROOT / "court_orders").is_dir(), reason="no sample orders")
+def test_mitmdump_script_shim(tmp_path: Path) -> None:
+    port = free_port()
+    answer, err = _run([str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1",
+                        "-p", str(port), "--set", f"confdir={tmp_path / 'mitm'}",
+                        "-s", "writ/proxy/mitmdump_addon.py",
+                        "--set", "writ_orders=court_orders",
+                        "--set", f"writ_audit_log={tmp_path / 'audit.log'}"], port)
+    assert answer.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons"), err
+
+
+def test_writ_proxy_bad_invocations_exit_2(tmp_path: Path) -> None:
+    for args, says in ((["--orders", str(tmp_path / "none")], "--orders"),
+                       (["--orders", str(tmp_path), "--listen", "nope"], "--listen"),
+                       (["--orders", str(tmp_path), "--policy", str(tmp_path / "p.yaml")],
+                        "--policy")):
+        r = subprocess.run([str(BIN / "writ"), "proxy", *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=False)
+        assert r.returncode == 2, r.stderr
+        assert says in r.stderr
+        assert "Traceback" not in r.stderr
