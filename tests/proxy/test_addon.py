@@ -322,7 +322,7 @@ def test_standalone_options_are_validated() -> None:
     with taddons.context(addon) as t:
         with pytest.raises(exceptions.OptionsError, match="writ_orders, writ_redis"):
             t.configure(addon, writ_orders="/nonexistent", writ_redis="redis://127.0.0.1:1")
-        with pytest.raises(exceptions.OptionsError, match="writ_orders: .*nonexistent"):
+        with pytest.raises(exceptions.OptionsError, match=r"writ_orders: .*nonexistent"):
             t.configure(addon, writ_orders="/nonexistent/orders")
         # Unconfigured, the addon fails closed rather than letting traffic through.
         f = request(addon, "http://allowed.example/")

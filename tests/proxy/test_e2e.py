@@ -100,7 +100,7 @@ async def test_kept_url_blocked_restored_url_reaches_origin(
 
 
 async def test_allowed_request_reaches_origin(proxy: ProxyHandle, origin: Origin) -> None:
-    status, _, body, _ = await fetch(proxy, origin, "allowed.example", "/x?y=1")
+    status, _, _body, _ = await fetch(proxy, origin, "allowed.example", "/x?y=1")
     assert status == 200
     assert origin.seen == [f"allowed.example:{origin.port}/x?y=1"]
 

@@ -87,7 +87,7 @@ async def test_not_blocked_host_is_explained(server: Server) -> None:
 
 
 async def test_bad_host_is_a_400(server: Server) -> None:
-    status, _, body, _ = await get(server.url("/"), Host="bad..name.example")
+    status, _, _body, _ = await get(server.url("/"), Host="bad..name.example")
     assert status == 400
 
 

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -123,6 +124,9 @@ class WritAddon:
         if self._own_log is not None:
             self._own_log.close()
         self.holder, self.policy, self.sink, self._own_log = holder, policy, log_, log_
+        # A million rules are a million long-lived objects: keep the cyclic GC
+        # from walking them again and again (it would stall requests).
+        gc.freeze()
 
     def done(self) -> None:
         if self._own_log is not None:  # only a log this addon opened; writ closes its own
