@@ -57,6 +57,20 @@ def _streams(headers: http.Headers) -> bool:
     return str(headers.get("content-type", "")).lower().startswith(_STREAMED_TYPES)
 
 
+_BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
+
+
+def _upload_streams(headers: http.Headers) -> bool:
+    length = headers.get("content-length")
+    if length is None:
+        return "transfer-encoding" in headers  # chunked: unknown size
+    return not length.isdigit() or int(length) > STREAM_THRESHOLD
+
+
+def _target(req: http.Request) -> str:
+    return f"{req.method} {req.pretty_url}"
+
+
 def _client(conn: Any) -> str:
     peer = getattr(conn, "peername", None)
     return str(peer[0]) if peer else ""
@@ -160,32 +174,37 @@ class WritAddon:
         if flow.response is not None:
             return  # already answered (by http_connect or another addon)
         req = flow.request
-        accept = req.headers.get("accept")
-        target = f"{req.method} {req.pretty_url}"
-        client = _client(flow.client_conn)
         index = self._index()
         if index is None:
-            self._no_blocklist(flow, client, target, accept)
+            self._no_blocklist(flow, _client(flow.client_conn), _target(req),
+                               req.headers.get("accept"))
             return
         sni = flow.client_conn.sni if flow.client_conn.tls else None
         names = (authority_of(req.host), req.host_header, sni)
         try:
             d = judge_request(index, names, req.path)
         except CanonError as e:
+            target = _target(req)
             log.info("writ.http.bad_request %s: %s", target[:200], e)
-            self._answer(flow, bad_request_page(str(e), accept))
-            self._record(client, target, "invalid", "400", d=None, version=index.version)
+            self._answer(flow, bad_request_page(str(e), req.headers.get("accept")))
+            self._record(_client(flow.client_conn), target, "invalid", "400",
+                         version=index.version)
             return
         if d.decision is Verdict.BLOCK:
             self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
-                                            accept=accept, blocklist_version=index.version))
-            self._record(client, target, "block", "451", d=d, version=index.version)
+                                            accept=req.headers.get("accept"),
+                                            blocklist_version=index.version))
+            self._record(_client(flow.client_conn), _target(req), "block", "451", d=d,
+                         version=index.version)
             return
-        if _streams(req.headers) and req.headers.get("content-length") != "0" and (
-            "content-length" in req.headers or "transfer-encoding" in req.headers
-        ):
+        if req.method not in _BODYLESS and _upload_streams(req.headers):
             req.stream = True  # large upload: forward as it arrives
-        self._record(client, target, "allow", "pass", d=d, version=index.version)
+        # The common case stays cheap: no target string unless it is recorded.
+        if self.sink is None or not self.policy.audit.log_allowed:
+            self.metrics.count("http", "allow", "pass", d.orders)
+        else:
+            self._record(_client(flow.client_conn), _target(req), "allow", "pass", d=d,
+                         version=index.version)
 
     def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
                       accept: str | None) -> None:
