@@ -122,7 +122,7 @@ def _html(title: str, body: str) -> bytes:
 
 
 def _page(status: int, headers: list[tuple[str, str]], payload: dict[str, Any] | None,
-          html_body: bytes, json_wanted: bool) -> Page:
+          html_body: bytes, *, json_wanted: bool) -> Page:
     if json_wanted and payload is not None:
         body = json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
         ctype = "application/json; charset=utf-8"
@@ -133,7 +133,7 @@ def _page(status: int, headers: list[tuple[str, str]], payload: dict[str, Any] |
 
 
 def blocked_page(decision: Decision, acts: Mapping[str, Act], policy: Policy, target: str,
-                 accept: str | None = None, blocklist_version: str | None = None) -> Page:
+                 *, accept: str | None = None, blocklist_version: str | None = None) -> Page:
     """The 451 answer for a blocked request (or a sinkholed host)."""
     orders = [(oid, acts.get(oid)) for oid in decision.orders]
     payload = {
@@ -157,21 +157,22 @@ def blocked_page(decision: Decision, acts: Mapping[str, Act], policy: Policy, ta
         f"<p>Rule: <code>{e(decision.rule or '')}</code></p>"
     )
     return _page(451, [("Link", _link_header(policy))], payload,
-                 _html(REASON_451, body), wants_json(accept))
+                 _html(REASON_451, body), json_wanted=wants_json(accept))
 
 
 def bad_request_page(message: str, accept: str | None = None) -> Page:
     """A clear 400 for a request writ cannot judge (bad URL, bad IDN, bad %-escape)."""
     payload = {"status": 400, "error": "Bad Request", "detail": message}
     body = f"<p>writ could not read this request: <code>{html.escape(message)}</code></p>"
-    return _page(400, [], payload, _html("Bad Request", body), wants_json(accept))
+    return _page(400, [], payload, _html("Bad Request", body), json_wanted=wants_json(accept))
 
 
 def unavailable_page(message: str, accept: str | None = None) -> Page:
     """503 while no blocklist is loaded and the policy fails closed."""
     payload = {"status": 503, "error": "Service Unavailable", "detail": message}
     body = f"<p>{html.escape(message)}</p>"
-    return _page(503, [], payload, _html("Service Unavailable", body), wants_json(accept))
+    return _page(503, [], payload, _html("Service Unavailable", body),
+                 json_wanted=wants_json(accept))
 
 
 def not_blocked_page(target: str, decision: Decision, policy: Policy,
@@ -191,4 +192,4 @@ def not_blocked_page(target: str, decision: Decision, policy: Policy,
         f"{e(policy.operator)} does not block it.</p>"
         + "".join(f"<p>{e(n)}</p>" for n in note)
     )
-    return _page(200, [], payload, _html("Not blocked", body), wants_json(accept))
+    return _page(200, [], payload, _html("Not blocked", body), json_wanted=wants_json(accept))
