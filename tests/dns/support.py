@@ -141,7 +141,7 @@ class Resolver:
 
 
 async def start_resolver(standin: StandIn, acts: tuple[Act, ...] = ACTS,
-                         **dns: object) -> Resolver:
+                         batched: bool = True, **dns: object) -> Resolver:
     dns.setdefault("upstreams", (f"127.0.0.1:{standin.port}",))
     dns.setdefault("upstream_timeout", 0.5)
     policy = Policy(dns=replace(DnsPolicy(), **dns))  # type: ignore[arg-type]
@@ -149,14 +149,15 @@ async def start_resolver(standin: StandIn, acts: tuple[Act, ...] = ACTS,
     holder.set(Blocklist(acts), T0)
     sink = MemorySink()
     server = DnsServer(holder, policy, sink)
-    listeners = Listeners(server, idle=2.0, max_conns=8)
+    listeners = Listeners(server, idle=2.0, max_conns=8, batched=batched)
     await listeners.start([("127.0.0.1", 0)])
     return Resolver(server, listeners, holder, sink, listeners.addresses[0][1])
 
 
-@pytest.fixture
-async def resolver(standin: StandIn) -> AsyncIterator[Resolver]:
-    r = await start_resolver(standin)
+@pytest.fixture(params=["mmsg", "protocol"])
+async def resolver(standin: StandIn, request: pytest.FixtureRequest) -> AsyncIterator[Resolver]:
+    """The resolver, once with batched UDP (recvmmsg/sendmmsg), once with a datagram protocol."""
+    r = await start_resolver(standin, batched=request.param == "mmsg")
     yield r
     await r.listeners.stop()
 

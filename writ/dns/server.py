@@ -79,7 +79,7 @@ class DnsServer:
         self.acl = ClientACL(self.dns.allow_clients)
         self.synth = Synth(self.dns)
         # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
-        self._memo: dict[bytes, MemoHit] = {}
+        self.memo: dict[bytes, MemoHit] = {}
         self._memo_size = max(1, self.dns.cache_size)
         self.clock = clock
         self.tasks: set[asyncio.Task[None]] = set()
@@ -88,7 +88,7 @@ class DnsServer:
 
     def _swapped(self, _index: Index) -> None:
         self.cache.clear()  # bumps the generation first: in-flight puts fail
-        self._memo = {}
+        self.memo = {}
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> bool:
         if len(self.tasks) >= MAX_SLOW_TASKS:
@@ -105,12 +105,12 @@ class DnsServer:
         """The answer from the memo, the cache or a byte-built block; None: call `answer`."""
         if not self.acl.allowed(client):
             return None
-        memo = self._memo  # taken first: a swap replaces it, so nothing older lands in the new one
+        memo = self.memo  # taken first: a swap replaces it, so nothing older lands in the new one
         if not tcp:
             hit = memo.get(data[2:])
             if hit is not None and self.clock() < hit[1]:
                 if hit[2] is not None:
-                    self._record(client, hit[2])
+                    self.log_decision(client, hit[2])
                 return data[:2] + hit[0]
         q = parse_query(data)
         if q is None:
@@ -127,7 +127,7 @@ class DnsServer:
         qend = q.qend
         out = body[2:12] + data[12:qend] + body[qend:]
         if e.log is not None:
-            self._record(client, e.log)
+            self.log_decision(client, e.log)
         if not tcp and gen == self.cache.generation:
             # Serve this exact packet from the memo until its TTLs would age by a second.
             until = min(e.expires, e.stored + int(now - e.stored) + 1) if e.ttls else e.expires
@@ -156,8 +156,8 @@ class DnsServer:
             return None
         line = LogLine(f"{name}. {_type_name(q.qtype)}", decision, action, d.orders, d.rule,
                        index.version)
-        self._record(client, line)
-        memo = self._memo
+        self.log_decision(client, line)
+        memo = self.memo
         if self.cache.put(q.key, Entry(body, line), gen) and not tcp:
             self._remember(memo, data, body[2:], FOREVER, line)
         return data[:2] + body[2:]
@@ -168,7 +168,7 @@ class DnsServer:
             memo.clear()  # cheaper than LRU bookkeeping on every hit; refills from the cache
         memo[data[2:]] = (out, until, line)
 
-    def _record(self, client: str, line: LogLine) -> None:
+    def log_decision(self, client: str, line: LogLine) -> None:
         self.sink.record(
             component="dns", client=client, target=line.target, decision=line.decision,
             action=line.action, orders=line.orders, rule=line.rule,
@@ -232,7 +232,7 @@ class DnsServer:
     def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,  # noqa: PLR0917 (private helper of one caller)
                 edns: EdnsInfo, limit: int, client: str) -> bytes:
         if entry.log is not None:
-            self._record(client, entry.log)
+            self.log_decision(client, entry.log)
         if wq is not None:
             self.cache.put(wq.key, Entry(b"\0\0" + entry.body[2:], entry.log,
                                          entry.stored, entry.expires, entry.ttls), gen)
@@ -252,7 +252,7 @@ class DnsServer:
         parsed = answers.parse_request(reply) if reply is not None else None
         if reply is None or parsed is None:
             if line is not None:
-                self._record(client, line._replace(action="servfail"))
+                self.log_decision(client, line._replace(action="servfail"))
             return answers.error(request, RCODE.SERVFAIL, edns)
         if index is not None:
             for rr in parsed.rr:
@@ -266,7 +266,7 @@ class DnsServer:
                     bl = LogLine(target, "block", action, d.orders, via, index.version)
                     return self._finish(request, wq, gen, Entry(body, bl), edns, limit, client)
         if line is not None:
-            self._record(client, line)
+            self.log_decision(client, line)
         if edns.present and not any(rr.rtype == QTYPE.OPT for rr in parsed.ar):
             reply = add_opt(reply, edns.do)  # an EDNS-unaware upstream; RFC 6891 §7
         self._cache_upstream(reply, parsed, wq, gen, line)

@@ -1,9 +1,10 @@
 """UDP and TCP listeners around a DnsServer.
 
 Invariants:
-- UDP: a cache hit is answered inside `datagram_received` (no task, no
-  parse); everything else becomes one task, so a slow upstream never stalls
-  other clients.
+- UDP: a cache hit or a block is answered in the read callback (no task, no
+  dnslib); everything else becomes one task, so a slow upstream never stalls
+  other clients. On Linux datagrams are read and answered in batches
+  (writ.dns.mmsg: recvmmsg/sendmmsg); elsewhere through a datagram protocol.
 - TCP (RFC 7766): two-byte length framing; queries on one connection are
   read while earlier ones are still being answered (pipelining) and answers
   go out as they are ready, each frame in one write so frames never
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import Sequence
-from typing import cast
+from typing import Protocol, cast
 
+from writ.dns import mmsg
 from writ.dns.server import DnsServer
 
 __all__ = ["Listeners"]
@@ -54,14 +57,36 @@ class _Udp(asyncio.DatagramProtocol):
         pass  # ICMP unreachable from a departed client: nothing to do
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+async def _udp_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(addr)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Listeners:
-    def __init__(self, server: DnsServer, idle: float = 10.0, max_conns: int = 1000) -> None:
+    def __init__(self, server: DnsServer, idle: float = 10.0, max_conns: int = 1000,
+                 batched: bool = True) -> None:
         self.server = server
+        self.batched = batched  # recvmmsg/sendmmsg where available (writ.dns.mmsg)
         self.idle = idle
         self.max_conns = max_conns
         self.conns = 0
         self.addresses: list[tuple[str, int]] = []
-        self._udp: list[asyncio.DatagramTransport] = []
+        self._udp: list[_Closable] = []
         self._tcp: list[asyncio.Server] = []
 
     async def start(self, listen: Sequence[tuple[str, int]], reuse_port: bool = False) -> None:
@@ -76,10 +101,16 @@ class Listeners:
                         raise
 
     async def _bind(self, host: str, port: int, reuse_port: bool) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self.server), local_addr=(host, port), reuse_port=reuse_port)
-        bound = int(transport.get_extra_info("sockname")[1])
+        transport: _Closable
+        if self.batched and mmsg.available():
+            sock = await _udp_socket(host, port, reuse_port)
+            transport = mmsg.BatchUdp(self.server, sock)
+            bound = int(sock.getsockname()[1])
+        else:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.server), local_addr=(host, port), reuse_port=reuse_port)
+            bound = int(transport.get_extra_info("sockname")[1])
         try:
             tcp = await asyncio.start_server(self._client, host, bound, reuse_port=reuse_port)
         except OSError:

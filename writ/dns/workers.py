@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -159,6 +160,10 @@ def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], read
 def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
              open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]]) -> int:
     """Run the resolver; `open_sink()` → (sink, close) is called after forking."""
+    # The blocklist is loaded: move it out of the collector's sight. Full collections
+    # then skip its millions of objects, and forked workers share its pages longer.
+    gc.collect()
+    gc.freeze()
     if workers <= 1:
         sink, close = open_sink()
         try:
