@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -140,6 +141,9 @@ class Node:
 
             self.audit = AuditLog(policy.audit, policy.node).start()
         self.sink = MeteredSink(self.metrics, self.audit)
+        # A million rules are a million long-lived objects: keep the cyclic GC from
+        # re-scanning them after every swap (they are freed by refcount when replaced).
+        self.holder.on_swap(lambda _index: gc.freeze())
         try:
             # 2. the blocklist, before any listener opens
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
@@ -182,10 +186,15 @@ class Node:
     async def _start_proxy(self) -> None:
         from writ.proxy import run_proxy
 
-        self.proxy = await run_proxy(self.holder, self.policy, self.sink,
-                                     listen=self.options.proxy_listen,
-                                     mode=self.options.proxy_mode, metrics=self.metrics,
-                                     confdir=self.options.confdir)
+        mode = self.options.proxy_mode or self.policy.proxy.mode
+        # The addon counts every HTTP decision itself (allows included), so it gets
+        # the plain audit log, not the metered sink. In reverse mode mitmproxy would
+        # rewrite the Host header before the addon judges it: keep it.
+        extra = {"keep_host_header": True} if mode.startswith("reverse:") else None
+        self.proxy = await run_proxy(self.holder, self.policy, self.audit,
+                                     listen=self.options.proxy_listen, mode=mode,
+                                     metrics=self.metrics, confdir=self.options.confdir,
+                                     extra=extra)
         self.addresses["proxy"] = self.proxy.addresses
 
     async def stop(self) -> None:

@@ -44,8 +44,11 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _wait_http(url: str, deadline: float) -> None:
+def _wait_http(url: str, deadline: float, proc: subprocess.Popen[str]) -> None:
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"writ serve exited {proc.returncode}:\n{err}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -75,7 +78,7 @@ def node(tmp_path: Path) -> Iterator[dict[str, object]]:
          "--confdir", str(tmp_path / "mitmproxy")],
         cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_http(f"http://127.0.0.1:{ports['web']}/healthz", time.monotonic() + 30)
+        _wait_http(f"http://127.0.0.1:{ports['web']}/healthz", time.monotonic() + 30, proc)
         yield {"ports": ports, "proc": proc, "dir": tmp_path, "origin": origin.server_address[1]}
     finally:
         if proc.poll() is None:
