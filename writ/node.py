@@ -167,7 +167,8 @@ class Node:
         audit = self.audit
         self.web = await run_web(self.holder, self.policy, metrics=self.metrics, token=token,
                                  listen=self.options.web_listen,
-                                 sink_stats=audit.stats if audit is not None else None)
+                                 sink_stats=audit.stats if audit is not None else None,
+                                 store_status=self.store.status if self.store else None)
         self.addresses["web"] = self.web.addresses
 
     async def _start_dns(self) -> None:

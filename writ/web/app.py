@@ -38,6 +38,7 @@ METRICS = web.AppKey("metrics", Metrics)
 TOKEN = web.AppKey("token", str)
 SINK_STATS = web.AppKey("sink_stats", object)
 CLOCK = web.AppKey("clock", object)
+STORE_STATUS = web.AppKey("store_status", object)  # () -> StoreStatus-like, or None
 
 
 def read_token(path: str) -> str:
@@ -130,18 +131,36 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
+def _store_detail(app: web.Application) -> dict[str, Any]:
+    status_fn: Any = app.get(STORE_STATUS)
+    if status_fn is None:
+        return {}
+    st = status_fn()
+    return {"source": st.source, "stale": st.stale, "last_error": st.last_error,
+            "loaded_at": st.loaded_at.isoformat() if st.loaded_at else None,
+            "location": st.location}
+
+
 async def readyz(request: web.Request) -> web.Response:
+    """Ready once a blocklist is in force. A stale one (Redis unreachable, a disk
+    copy after a restart) is still enforced, so still ready — and says so."""
     index = request.app[HOLDER].index
+    store = _store_detail(request.app)
     if index is None:
-        return _json({"ready": False, "detail": "no blocklist loaded yet"}, 503)
-    return _json({"ready": True, "blocklist_version": index.version, "rules": len(index)})
+        return _json({"ready": False, "detail": "no blocklist loaded yet", "store": store}, 503)
+    return _json({"ready": True, "blocklist_version": index.version, "rules": len(index),
+                  "stale": bool(store.get("stale")), "store": store})
 
 
 async def metrics_page(request: web.Request) -> web.Response:
     app = request.app
     stats: Any = app[SINK_STATS]
     clock: Any = app[CLOCK]
-    text = prom.render(app[METRICS], app[HOLDER].index, clock(), stats() if stats else None)
+    extra = dict(stats()) if stats else {}
+    store = _store_detail(app)
+    if store:
+        extra["store_stale"] = 1.0 if store["stale"] else 0.0
+    text = prom.render(app[METRICS], app[HOLDER].index, clock(), extra or None)
     return web.Response(body=text.encode(), headers={"Content-Type": prom.CONTENT_TYPE})
 
 
@@ -206,7 +225,8 @@ async def not_found(request: web.Request) -> web.Response:
 
 def make_app(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None = None,
              token: str | None = None, sink_stats: SinkStats | None = None,
-             clock: Callable[[], float] = time.time) -> web.Application:
+             clock: Callable[[], float] = time.time,
+             store_status: Callable[[], Any] | None = None) -> web.Application:
     """The web app. `token` None disables the admin API; `sink_stats` adds gauges."""
     app = web.Application(middlewares=[sinkhole_first, admin_auth])
     app[HOLDER] = holder
@@ -216,6 +236,7 @@ def make_app(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None
         app[TOKEN] = token
     app[SINK_STATS] = sink_stats
     app[CLOCK] = clock
+    app[STORE_STATUS] = store_status
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -44,11 +45,13 @@ def _split(listen: str) -> tuple[str, int]:
 
 async def run_web(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None = None,
                   token: str | None = None, listen: str | None = None,
-                  sink_stats: Callable[[], Mapping[str, float]] | None = None) -> WebHandle:
+                  sink_stats: Callable[[], Mapping[str, float]] | None = None,
+                  store_status: Callable[[], Any] | None = None) -> WebHandle:
     """Start the app on `listen` (default policy.web.listen, loopback); return once bound."""
     where = listen or policy.web.listen
     host, port = _split(where)
-    app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats)
+    app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats,
+                   store_status=store_status)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
