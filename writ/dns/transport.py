@@ -61,9 +61,9 @@ class _Closable(Protocol):
     def close(self) -> None: ...
 
 
-async def _udp_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+def _udp_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A bound, non-blocking UDP socket (getaddrinfo blocks only for a host name)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, addr = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -102,15 +102,14 @@ class Listeners:
 
     async def _bind(self, host: str, port: int, reuse_port: bool) -> None:
         transport: _Closable
+        sock = _udp_socket(host, port, reuse_port)
         if self.batched and mmsg.available():
-            sock = await _udp_socket(host, port, reuse_port)
             transport = mmsg.BatchUdp(self.server, sock)
-            bound = int(sock.getsockname()[1])
         else:
             loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.server), local_addr=(host, port), reuse_port=reuse_port)
-            bound = int(transport.get_extra_info("sockname")[1])
+                lambda: _Udp(self.server), sock=sock)
+        bound = int(sock.getsockname()[1])
         try:
             tcp = await asyncio.start_server(self._client, host, bound, reuse_port=reuse_port)
         except OSError:
