@@ -161,9 +161,14 @@ class Node:
             raise
 
     async def _start_web(self) -> None:
-        from writ.web import read_token, run_web
+        from writ.web import WebStartError, read_token, run_web
 
-        token = read_token(self.policy.web.token_file) if self.policy.web.token_file else None
+        token = None
+        if self.policy.web.token_file:
+            try:
+                token = read_token(self.policy.web.token_file)
+            except (OSError, ValueError) as e:
+                raise WebStartError(f"web.token_file: {e}") from None
         audit = self.audit
         self.web = await run_web(self.holder, self.policy, metrics=self.metrics, token=token,
                                  listen=self.options.web_listen,
@@ -217,7 +222,8 @@ class Node:
     def describe(self) -> str:
         status = self.store.status() if self.store is not None else None
         index = self.holder.index
-        parts = [f"{k} {', '.join(_fmt(a) for a in v)}" for k, v in self.addresses.items()]
+        parts = [f"{k} listening on {', '.join(_fmt(a) for a in v)}"
+                 for k, v in self.addresses.items()]
         state = (f"blocklist {index.version} ({len(index)} rules)" if index is not None
                  else "NO BLOCKLIST (fail-" + self.policy.fail.value + ")")
         if status is not None and status.stale:
@@ -252,7 +258,7 @@ async def run_node(policy: Policy, options: NodeOptions) -> int:
     """Start a node, print where it listens, run until SIGTERM/SIGINT, stop cleanly."""
     node = Node(policy, options)
     await node.start()
-    print(f"writ: node {policy.node} serving: {node.describe()}", file=sys.stderr, flush=True)
+    print(f"writ: node {policy.node}: {node.describe()}", file=sys.stderr, flush=True)
     try:
         await wait_for_signal()
     finally:

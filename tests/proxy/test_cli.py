@@ -50,7 +50,6 @@ def _run(cmd: list[str], port: int) -> tuple[bytes, str]:
     return answer, err.decode()
 
 
-@pytest.mark.skipif(not (ROOT / "court_orders").is_dir(), reason="no sample orders")
 def test_writ_proxy_serves_451(tmp_path: Path) -> None:
     port = free_port()
     answer, err = _run([str(BIN / "writ"), "proxy", "--orders", "court_orders",
@@ -62,7 +61,6 @@ def test_writ_proxy_serves_451(tmp_path: Path) -> None:
     assert any(b'"component":"http"' in p.read_bytes() for p in logs)
 
 
-@pytest.mark.skipif(not (ROOT / "court_orders").is_dir(), reason="no sample orders")
 def test_mitmdump_script_shim(tmp_path: Path) -> None:
     port = free_port()
     answer, err = _run([str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1",

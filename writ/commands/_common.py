@@ -18,5 +18,7 @@ def parse_instant(text: str) -> datetime:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--at: not a date or time: {text!r} (e.g. 2015-09-28T12:00:00+06:00)")
+        raise UsageError(
+            f"--at: not a date or time: {text!r} (e.g. 2015-09-28T12:00:00+06:00)"
+        ) from None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

@@ -1,0 +1,71 @@
+"""Arguments shared by the commands that run a node (serve, proxy, web, dns)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from writ.commands._common import UsageError
+from writ.policies import Policy
+
+__all__ = ["add_source_args", "policy_from_args", "run_async"]
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--orders", type=Path, metavar="DIR",
+                     help="compile this folder of orders and reload it when it changes")
+    src.add_argument("--redis", metavar="URL",
+                     help="replicate the blocklist published in Redis (fail-static)")
+    p.add_argument("--prefix", default="writ", help="Redis key prefix (default: writ)")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="enforcement policy YAML (default: built-in defaults, as in "
+                        "policies/default.yaml)")
+    p.add_argument("--node", metavar="NAME", default=os.environ.get("WRIT_NODE"),
+                   help="node name in the audit log (default: the policy's node; env WRIT_NODE)")
+    p.add_argument("--state-dir", type=Path, default=Path("state"), metavar="DIR",
+                   help="where the last good blocklist copy is kept (default: state)")
+    p.add_argument("--audit-log", metavar="PATH",
+                   help="decision log path (default: the policy's audit.path)")
+
+
+def policy_from_args(args: argparse.Namespace) -> Policy:
+    """The policy file (or defaults), with --node and --audit-log applied."""
+    from writ.policies import PolicyError, load_policy
+
+    if args.orders is not None and not args.orders.is_dir():
+        raise UsageError(f"--orders: no such folder: {args.orders}")
+    if args.policy is None:
+        policy = Policy()
+    else:
+        if not args.policy.is_file():
+            raise UsageError(f"--policy: no such file: {args.policy}")
+        try:
+            policy = load_policy(args.policy)
+        except PolicyError as e:
+            raise UsageError("--policy: invalid policy:\n" + "\n".join(e.errors)) from None
+    if args.node:
+        policy = replace(policy, node=args.node)
+    if args.audit_log:
+        policy = replace(policy, audit=replace(policy.audit, path=args.audit_log))
+    return policy
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when installed; startup failures become a clear exit 2."""
+    from writ.proxy import ProxyStartError
+    from writ.web import WebStartError
+
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return int(asyncio.run(main))
+        return int(uvloop.run(main))
+    except (OSError, ProxyStartError, WebStartError) as e:
+        raise UsageError(f"cannot start: {e}") from None
