@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from writ.blocklist import (  # noqa: E402
+from writ.blocklist import (
     Act,
     ActKind,
     Blocklist,

@@ -83,7 +83,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: RedisServer) -> str:
     """A clean database on the session's own server (never a shared one)."""
     import redis
 
@@ -92,4 +92,4 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()  # our own server, started above: never a shared one
     client.close()
-    yield redis_server.url
+    return redis_server.url

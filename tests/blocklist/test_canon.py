@@ -119,8 +119,9 @@ def test_url_canonicalisation_is_idempotent(host: str, path: str) -> None:
         assert _url_or_none("http://" + first) == first
 
 
-@given(names, paths, st.sampled_from(["http", "https", "HTTP"]), st.sampled_from(["", ":80", ":443"]),
-       st.sampled_from(["", "u:p@"]), st.sampled_from(["", "#f"]))
+@given(names, paths, st.sampled_from(["http", "https", "HTTP"]),
+       st.sampled_from(["", ":80", ":443"]), st.sampled_from(["", "u:p@"]),
+       st.sampled_from(["", "#f"]))
 def test_equivalent_spellings_are_one_url(host: str, path: str, scheme: str, port: str,
                                           userinfo: str, frag: str) -> None:
     plain = _url_or_none(f"http://{host}{path}")
