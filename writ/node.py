@@ -139,7 +139,11 @@ class Node:
         if opts.audit:
             from writ.audit import AuditLog
 
-            self.audit = AuditLog(policy.audit, policy.node).start()
+            push_redis = opts.redis_url if policy.audit.checkpoint_push_redis else None
+            push_file = policy.audit.checkpoint_push_file
+            self.audit = AuditLog(policy.audit, policy.node,
+                                  checkpoint_push=Path(push_file) if push_file else None,
+                                  redis_url=push_redis, redis_prefix=f"{opts.prefix}:").start()
         self.sink = MeteredSink(self.metrics, self.audit)
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).

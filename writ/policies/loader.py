@@ -92,6 +92,8 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_seconds": _Key(c.integer(1)),
     "signing_key_file": _Key(c.text),
     "checkpoint_file": _Key(c.text),
+    "checkpoint_push_file": _Key(c.optional(c.text)),
+    "checkpoint_push_redis": _Key(c.boolean),
 }
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),

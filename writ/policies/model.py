@@ -105,6 +105,8 @@ class AuditPolicy:
     checkpoint_seconds: int = 60
     signing_key_file: str = "state/audit/signing.key"
     checkpoint_file: str = "state/audit/checkpoints.log"
+    checkpoint_push_file: str | None = None  # a second copy, e.g. on a mount the auditor owns
+    checkpoint_push_redis: bool = False  # also push to Redis under the writ prefix (with --redis)
 
 
 @dataclass(frozen=True, slots=True)
