@@ -154,6 +154,11 @@ class BatchUdp:
             h.name, h.namelen = naddr + i * _NAME, namelen
             h.iov, h.iovlen = ctypes.addressof(siov[i]), 1
         self._siov, self._shdr = siov, shdr
+        self._sview = memoryview(self._sbuf)
+        # Per slot: index, header words of its length and address length, address and
+        # data offsets, address pointer. Precomputed: the loop does no arithmetic for them.
+        self._slots = [(i, i * _HW + _W_LEN, i * _HW + _W_NAMELEN, i * _NAME, i * slot,
+                        naddr + i * _NAME) for i in range(batch)]
         self._shdr_addr = ctypes.addressof(shdr)
         self._iov_words = memoryview(siov).cast("B").cast("P")  # base, len, base, len, …
         self._name_words = memoryview(shdr).cast("B").cast("P")
@@ -182,46 +187,45 @@ class BatchUdp:
         n = _libc.recvmmsg(self.fd, self._rhdr_addr, self.batch, _MSG_DONTWAIT, None)
         if n <= 0:
             return 0
-        words, rv, nv = self._hwords, self._rview, self._nview
-        sbuf, iov, names = self._sbuf, self._iov_words, self._name_words
+        words, rbuf, rv, nv = self._hwords, self._rbuf, self._rview, self._nview
+        sbuf, sv, iov, names = self._sbuf, self._sview, self._iov_words, self._name_words
         server, clients = self.server, self._clients
         memo, record = server.memo, server.log_decision
         now = server.clock()  # the whole batch arrived by now
-        slot, naddr = self.slot, self._naddr
+        slot = self.slot
         sent = 0
         moved = False
-        for i in range(n):
-            w = i * _HW
-            ln = words[w + _W_LEN]
-            nl = words[w + _W_NAMELEN]
-            raw = bytes(nv[i * _NAME : i * _NAME + nl])
-            peer = clients.get(raw)
+        for i, wl, wn, no, o, name_ptr in self._slots[:n]:
+            ln = words[wl]
+            peer = clients.get(nv[no : no + words[wn]].tobytes())
             if peer is None:
-                peer = self._peer(raw)
+                peer = self._peer(nv[no : no + words[wn]].tobytes())
                 if peer is None:
                     continue
-            o = i * slot
             # ln == slot: maybe cut short (MSG_TRUNC), so the full path judges it. peer[2]:
             # the client ACL, memoised with the address (refusals are the full path's).
             ok = ln < slot and peer[2]
             if ok:
                 # A memo hit (as in DnsServer.answer_fast), written straight into the send
                 # slot: the query's ID, then the prebuilt rest of the answer.
-                hit = memo.get(bytes(rv[o + 2 : o + ln]))
-                if hit is not None and now < hit[1] and len(hit[0]) + 2 <= slot:
-                    if hit[2] is not None:
-                        record(peer[0], hit[2])
+                hit = memo.get(rv[o + 2 : o + ln].tobytes())
+                if hit is not None and now < hit[1]:
                     body = hit[0]
-                    so = sent * slot
-                    sbuf[so : so + 2] = rv[o : o + 2]
-                    sbuf[so + 2 : so + 2 + len(body)] = body
-                    iov[sent * 2 + 1] = len(body) + 2
-                    if sent != i:  # an earlier query went elsewhere: point at this sender
-                        names[sent * _HN] = naddr + i * _NAME
-                        moved = True
-                    sent += 1
-                    continue
-            data = bytes(rv[o : o + ln])
+                    m = len(body) + 2
+                    if m <= slot:
+                        if hit[2] is not None:
+                            record(peer[0], hit[2])
+                        so = sent * slot
+                        sbuf[so] = rbuf[o]
+                        sbuf[so + 1] = rbuf[o + 1]
+                        sv[so + 2 : so + m] = body
+                        iov[sent * 2 + 1] = m
+                        if sent != i:  # an earlier query went elsewhere: point at this sender
+                            names[sent * _HN] = name_ptr
+                            moved = True
+                        sent += 1
+                        continue
+            data = rv[o : o + ln].tobytes()
             reply = server.answer_fast(data, peer[0], False) if ok else None
             if reply is None:
                 server.spawn(self._slow(data, peer))
@@ -231,17 +235,17 @@ class BatchUdp:
                 self._send_one(reply, peer[1])
                 continue
             so = sent * slot
-            sbuf[so : so + m] = reply
+            sv[so : so + m] = reply
             iov[sent * 2 + 1] = m
             if sent != i:
-                names[sent * _HN] = naddr + i * _NAME
+                names[sent * _HN] = name_ptr
                 moved = True
             sent += 1
         if sent:
             self._flush(sent)
         if moved:  # restore the default pairing (answer k to sender k) for the next batch
             for k in range(sent):
-                names[k * _HN] = naddr + k * _NAME
+                names[k * _HN] = self._slots[k][5]
         return int(n)
 
     def _flush(self, count: int) -> None:

@@ -72,6 +72,10 @@ class DnsServer:
         self.policy = policy
         self.dns = policy.dns
         self.sink = sink
+        # log_decision(client, line): one call per decision. A sink that takes a LogLine
+        # as it is (the workers' QueueSink) skips building the keyword call.
+        self.log_decision: Callable[[str, LogLine], None] = getattr(
+            sink, "record_line", self._record)
         self.log_allowed = policy.audit.log_allowed
         self.upstream = upstream or Upstream(
             [parse_hostport(u) for u in self.dns.upstreams], self.dns.upstream_timeout)
@@ -168,7 +172,7 @@ class DnsServer:
             memo.clear()  # cheaper than LRU bookkeeping on every hit; refills from the cache
         memo[data[2:]] = (out, until, line)
 
-    def log_decision(self, client: str, line: LogLine) -> None:
+    def _record(self, client: str, line: LogLine) -> None:
         self.sink.record(
             component="dns", client=client, target=line.target, decision=line.decision,
             action=line.action, orders=line.orders, rule=line.rule,

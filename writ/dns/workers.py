@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from writ.audit import DecisionSink
+from writ.dns.cache import LogLine
 from writ.dns.server import DnsServer
 from writ.dns.transport import Listeners
 from writ.policies import Policy
@@ -40,6 +41,7 @@ __all__ = ["QueueSink", "run_node", "serve"]
 Address = tuple[str, int]
 # (ts, component, client, target, decision, action, orders, rule, blocklist_version)
 Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
+LineItem = tuple[float, str, LogLine]  # (ts, client, decision fields) from record_line
 
 
 class QueueSink:
@@ -55,7 +57,7 @@ class QueueSink:
         self.queue = queue
         self.max_batch = max_batch
         self.interval = interval
-        self._buf: list[Item] = []
+        self._buf: list[Item | LineItem] = []
         self._timer: asyncio.TimerHandle | None = None
 
     def record(self, *, component: str, client: str, target: str, decision: str, action: str,
@@ -66,12 +68,24 @@ class QueueSink:
         if len(buf) >= self.max_batch:
             self.flush()
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on a loop (tests, shutdown): nothing to wait for
-                self.flush()
-                return
-            self._timer = loop.call_later(self.interval, self._tick)
+            self._arm()
+
+    def record_line(self, client: str, line: LogLine) -> None:
+        """record() for the resolver's hot path: the decision's fields as they are cached."""
+        buf = self._buf
+        buf.append((time.time(), client, line))
+        if len(buf) >= self.max_batch:
+            self.flush()
+        elif self._timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (tests, shutdown): nothing to wait for
+            self.flush()
+            return
+        self._timer = loop.call_later(self.interval, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
@@ -83,11 +97,18 @@ class QueueSink:
             self.queue.put(batch)
 
 
+def _expand(item: LineItem) -> Item:
+    ts, client, line = item
+    return (ts, "dns", client, line.target, line.decision, line.action, line.orders, line.rule,
+            line.version)
+
+
 def _drain(queue: Any, sink: DecisionSink) -> None:
     # AuditLog.enqueue keeps the worker's decision time; any other sink stamps its own.
     enqueue = getattr(sink, "enqueue", None)
     while (batch := queue.get()) is not None:
-        for item in batch:
+        for it in batch:
+            item: Item = it if len(it) == 9 else _expand(it)
             if enqueue is not None:
                 enqueue(item)
                 continue
