@@ -4,11 +4,21 @@ Invariants:
 - Every query reads `holder.index` once and is decided under that index; the
   cache is emptied on every swap (holder.on_swap) and refuses entries decided
   under an older index, so nothing stale is served after a change.
-- Fast path (`answer_fast`): a plain query from an allowed client whose key is
-  in the cache is answered from bytes — ID and question copied from the query
-  into the prebuilt body — with no dnslib parse. Anything else goes to
-  `answer`, which never raises: unparseable input gets FORMERR when the header
-  is readable, silence otherwise.
+- Fast path (`answer_fast`), for a plain query from an allowed client, in
+  three steps, none of which parses with dnslib:
+  1. `memo`: the exact datagram (after its ID) seen before → the whole answer
+     after the ID, valid until a time; only the ID is patched. Emptied on every
+     swap with the cache. UDP only (the key holds the EDNS buffer size).
+  2. the cache, by wire key (case-folded question, RD/CD, EDNS state): the ID
+     and question are copied from the query into the prebuilt body.
+  3. a cache miss on a blocked (or steered) name: the answer is built from
+     bytes (writ.dns.synth), cached and memoised.
+  Anything else goes to `answer`, which never raises: unparseable input gets
+  FORMERR when the header is readable, silence otherwise.
+- TTLs: a memo entry of an upstream answer lives only until its TTLs would
+  age by another second (then step 2 re-stamps it), so answers carry exactly
+  the TTLs the cache has always served (whole seconds of age, rounded down);
+  the memo trades no TTL accuracy for speed.
 - Every block / url-rules / steer decision is recorded, cache hit or not;
   allows only when policy.audit.log_allowed.
 - Upstream failure is SERVFAIL, never NXDOMAIN.

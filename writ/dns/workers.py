@@ -41,7 +41,8 @@ __all__ = ["QueueSink", "run_node", "serve"]
 Address = tuple[str, int]
 # (ts, component, client, target, decision, action, orders, rule, blocklist_version)
 Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
-LineItem = tuple[float, str, LogLine]  # (ts, client, decision fields) from record_line
+# (ts, client, *LogLine) from record_line
+LineItem = tuple[float, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
 
 
 class QueueSink:
@@ -73,7 +74,7 @@ class QueueSink:
     def record_line(self, client: str, line: LogLine) -> None:
         """record() for the resolver's hot path: the decision's fields as they are cached."""
         buf = self._buf
-        buf.append((time.time(), client, line))
+        buf.append((time.time(), client, *line))  # a plain tuple pickles in C; a LogLine not
         if len(buf) >= self.max_batch:
             self.flush()
         elif self._timer is None:
@@ -98,9 +99,8 @@ class QueueSink:
 
 
 def _expand(item: LineItem) -> Item:
-    ts, client, line = item
-    return (ts, "dns", client, line.target, line.decision, line.action, line.orders, line.rule,
-            line.version)
+    ts, client, target, decision, action, orders, rule, version = item
+    return (ts, "dns", client, target, decision, action, orders, rule, version)
 
 
 def _drain(queue: Any, sink: DecisionSink) -> None:
