@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import logging
 import socket
 import struct
 import sys
@@ -37,6 +38,8 @@ from typing import Any
 from writ.dns.server import DnsServer
 
 __all__ = ["BatchUdp", "available"]
+
+log = logging.getLogger("writ.dns")
 
 _ROUNDS = 8
 _NAME = 128  # sizeof(struct sockaddr_storage)
@@ -226,7 +229,12 @@ class BatchUdp:
                         sent += 1
                         continue
             data = rv[o : o + ln].tobytes()
-            reply = server.answer_fast(data, peer[0], False) if ok else None
+            reply = None
+            if ok:
+                try:
+                    reply = server.answer_fast(data, peer[0], False)
+                except Exception:  # a bug costs this answer the fast path, not the batch
+                    log.exception("writ.dns.fast_path_error client=%s", peer[0])
             if reply is None:
                 server.spawn(self._slow(data, peer))
                 continue
@@ -252,13 +260,17 @@ class BatchUdp:
         done = 0
         while done < count:
             k = _libc.sendmmsg(self.fd, self._shdr_addr + done * _H, count - done, 0)
-            if k <= 0:
-                err = ctypes.get_errno()
-                if err == errno.EINTR:
-                    continue
-                self.dropped += count - done  # EAGAIN (buffer full) or an ICMP-ish error
+            if k > 0:
+                done += k
+                continue
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                continue
+            if err in (errno.EAGAIN, errno.ENOBUFS):
+                self.dropped += count - done  # the send buffer is full: the rest waits in vain
                 return
-            done += k
+            self.dropped += 1  # this one destination failed (e.g. a pending ICMP error)
+            done += 1
 
     def _peer(self, raw: bytes) -> Peer | None:
         try:

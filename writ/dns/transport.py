@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from writ.dns import mmsg
 from writ.dns.server import DnsServer
 
 __all__ = ["Listeners"]
+
+log = logging.getLogger("writ.dns")
 
 _LEN = struct.Struct("!H")
 
@@ -40,7 +43,11 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         client = str(addr[0])
-        reply = self.server.answer_fast(data, client, False)
+        try:
+            reply = self.server.answer_fast(data, client, False)
+        except Exception:  # a bug costs this answer the fast path, never the listener
+            log.exception("writ.dns.fast_path_error client=%s", client)
+            reply = None
         if reply is not None:
             assert self.transport is not None
             self.transport.sendto(reply, addr)
