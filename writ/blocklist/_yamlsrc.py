@@ -155,6 +155,10 @@ def read_documents(path: Path) -> tuple[list[Node], list[Problem]]:
     docs: list[Node] = []
     problems: list[Problem] = []
     try:
+        if not path.is_file():  # a FIFO would block, a device would never end
+            if not path.exists():
+                return docs, [Problem(1, "file", "cannot read: a broken symbolic link")]
+            return docs, [Problem(1, "file", "cannot read: not a regular file")]
         if path.stat().st_size > MAX_ORDER_BYTES:
             message = (f"larger than {MAX_ORDER_BYTES >> 20} MiB: put long target lists "
                        "in a bulk `file:` list")

@@ -79,7 +79,9 @@ def order_files(directory: Path) -> list[tuple[Path, Path]]:
         rel = p.relative_to(directory)
         if p.suffix.lower() not in ORDER_SUFFIXES or any(s.startswith(".") for s in rel.parts):
             continue
-        if p.is_file():
+        # Not only regular files: a broken link or a FIFO named *.yaml is an
+        # order that cannot be read, and must be reported, not skipped.
+        if not p.is_dir():
             found.append((p, rel))
     found.sort(key=lambda pr: pr[1].as_posix())
     return found
