@@ -64,3 +64,28 @@ def test_bad_flags_are_a_usage_error(tmp_path: Path) -> None:
 
     assert main(["dns", "--orders", str(tmp_path / "missing")]) == 2
     assert main(["dns", "--orders", str(tmp_path), "--listen", "nonsense:port"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_worker_that_cannot_listen_stops_the_node_at_once(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "kz.yaml").write_text(ORDER)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]  # TCP taken; the UDP twin is (almost surely) free
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
+             "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--workers", "2"],
+            check=False, capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - t0
+    assert proc.returncode != 0
+    assert "cannot listen" in proc.stderr and "could not start" in proc.stderr  # noqa: PT018
+    assert "Traceback" not in proc.stderr
+    assert "listening on" not in proc.stderr  # never announced a port it does not serve
+    assert elapsed < 30  # not the 60 s readiness timeout

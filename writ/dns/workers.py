@@ -174,8 +174,23 @@ def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], read
     sink = QueueSink(queue)
     try:
         _run_loop(lambda: serve(holder, policy, sink, listen, True, False, ready.release))
+    except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
+        print(f"writ dns: cannot listen: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
     finally:
         sink.flush()  # the queue's feeder thread delivers it before the process exits
+
+
+def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int:
+    """How many workers said they serve; stops waiting as soon as one has died."""
+    started = 0
+    deadline = time.monotonic() + timeout
+    while started < len(procs) and time.monotonic() < deadline:
+        if ready.acquire(timeout=0.2):
+            started += 1
+        elif any(not p.is_alive() for p in procs):
+            break
+    return started
 
 
 def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
@@ -203,10 +218,13 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     sink, close = open_sink()  # threads only after the fork
     drainer = threading.Thread(target=_drain, args=(queue, sink), name="writ-dns-audit")
     drainer.start()
-    started = sum(ready.acquire(timeout=60) for _ in procs)  # announce only when serving
-    for addr in listen:
-        print(f"writ dns: listening on {_fmt(addr)} (udp, tcp; {workers} workers)",
-              file=sys.stderr, flush=True)
+    started = _await_ready(ready, procs)  # announce only when serving
+    if started == len(procs):
+        for addr in listen:
+            print(f"writ dns: listening on {_fmt(addr)} (udp, tcp; {workers} workers)",
+                  file=sys.stderr, flush=True)
+    else:
+        print("writ dns: a worker could not start; stopping", file=sys.stderr, flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
