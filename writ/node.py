@@ -41,7 +41,9 @@ __all__ = [
     "MeteredSink",
     "Node",
     "NodeOptions",
+    "StartError",
     "load_blocklist",
+    "open_audit_log",
     "open_holder",
     "run_node",
     "split_hostport",
@@ -82,6 +84,21 @@ def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> B
         raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
     holder.set(blocklist, datetime.now(UTC))
     return holder
+
+
+class StartError(Exception):
+    """The node cannot start; the message says why."""
+
+
+def open_audit_log(policy: Policy, redis_url: str | None, prefix: str) -> Any:
+    """The node's one audit writer (started), with the policy's off-box checkpoint copies."""
+    from writ.audit import AuditLog
+
+    push_redis = redis_url if policy.audit.checkpoint_push_redis else None
+    push_file = policy.audit.checkpoint_push_file
+    return AuditLog(policy.audit, policy.node,
+                    checkpoint_push=Path(push_file) if push_file else None,
+                    redis_url=push_redis, redis_prefix=f"{prefix}:").start()
 
 
 class MeteredSink:
@@ -137,13 +154,7 @@ class Node:
         opts, policy = self.options, self.policy
         # 1. audit log first (see the module docstring)
         if opts.audit:
-            from writ.audit import AuditLog
-
-            push_redis = opts.redis_url if policy.audit.checkpoint_push_redis else None
-            push_file = policy.audit.checkpoint_push_file
-            self.audit = AuditLog(policy.audit, policy.node,
-                                  checkpoint_push=Path(push_file) if push_file else None,
-                                  redis_url=push_redis, redis_prefix=f"{opts.prefix}:").start()
+            self.audit = open_audit_log(policy, opts.redis_url, opts.prefix)
         self.sink = MeteredSink(self.metrics, self.audit)
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
@@ -153,6 +164,7 @@ class Node:
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
                                     tz=ZoneInfo(policy.timezone), prefix=opts.prefix)
             await self.store.start(self.holder)
+            self._require_blocklist()
             # 3. the shells
             if "web" in opts.components:
                 await self._start_web()
@@ -163,6 +175,14 @@ class Node:
         except BaseException:
             await self.stop()
             raise
+
+    def _require_blocklist(self) -> None:
+        """With --orders, no valid folder and no last good copy: refuse to start
+        rather than answer nothing but SERVFAIL/503 (the store logged every error).
+        With --redis a node may start empty: Redis may come back (fail mode applies)."""
+        if not self.holder.ready and self.options.orders is not None:
+            raise StartError(f"--orders {self.options.orders}: no valid blocklist to enforce: "
+                             f"{self.store.status().last_error}")
 
     async def _start_web(self) -> None:
         from writ.web import WebStartError, read_token, run_web

@@ -36,13 +36,9 @@ def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
         [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
          "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--workers", "2",
          "--audit-log", str(log)],
-        stderr=subprocess.PIPE, text=True, env=env)
+        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert m, line
-        port = int(m.group(1))
+        port = _port_of(proc)
         for i in range(20):
             raw = udp_exchange(port, bytes(make_query(f"h{i}.videohost.example").pack()))
             assert raw is not None
@@ -57,6 +53,54 @@ def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
         f"h{i}.videohost.example. A" for i in range(20))
     seqs = [r["seq"] for r in records]
     assert seqs == list(range(seqs[0], seqs[0] + len(records)))  # one chain, no gaps
+
+
+def _port_of(proc: subprocess.Popen[str]) -> int:
+    assert proc.stderr is not None
+    for _ in range(20):  # store log lines may come first
+        line = proc.stderr.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError("writ dns never said where it listens")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> None:
+    """A new order reaches all workers without a restart; an invalid edit keeps it."""
+    import time
+
+    orders = tmp_path / "orders"
+    orders.mkdir()
+    (orders / "kz.yaml").write_text(ORDER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writ.cli", "dns", "--orders", str(orders),
+         "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--workers", "2"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path)
+
+    def blocked(name: str) -> bool:
+        raw = udp_exchange(port, bytes(make_query(name).pack()))
+        return raw is not None and ede_of(DNSRecord.parse(raw)) is not None
+
+    try:
+        port = _port_of(proc)
+        assert blocked("videohost.example")
+        assert not blocked("forum.example")  # upstream 127.0.0.1:9 is down: SERVFAIL
+        (orders / "forum.yaml").write_text(
+            ORDER.replace("KZ-2015-0907-VH", "KZ-2016-FORUM").replace("videohost", "forum"))
+        deadline = time.monotonic() + 10
+        # 40 queries from fresh sockets land on both workers (SO_REUSEPORT hashes ports)
+        while not all(blocked("forum.example") for _ in range(40)):
+            assert time.monotonic() < deadline, "the workers did not pick up the new order"
+            time.sleep(0.2)
+        (orders / "forum.yaml").write_text("id: [broken\n")
+        time.sleep(2.5)
+        assert all(blocked("forum.example") for _ in range(40))  # last good version stays
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
 
 
 def test_bad_flags_are_a_usage_error(tmp_path: Path) -> None:
@@ -82,7 +126,7 @@ def test_a_worker_that_cannot_listen_stops_the_node_at_once(tmp_path: Path) -> N
         proc = subprocess.run(
             [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
              "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--workers", "2"],
-            check=False, capture_output=True, text=True, timeout=60)
+            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
         elapsed = time.monotonic() - t0
     assert proc.returncode != 0
     assert "cannot listen" in proc.stderr and "could not start" in proc.stderr  # noqa: PT018

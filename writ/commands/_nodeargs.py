@@ -58,6 +58,7 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when installed; startup failures become a clear exit 2."""
+    from writ.node import StartError
     from writ.proxy import ProxyStartError
     from writ.web import WebStartError
 
@@ -67,5 +68,5 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
         except ImportError:
             return int(asyncio.run(main))
         return int(uvloop.run(main))
-    except (OSError, ProxyStartError, WebStartError) as e:
+    except (OSError, ProxyStartError, WebStartError, StartError) as e:
         raise UsageError(f"cannot start: {e}") from None

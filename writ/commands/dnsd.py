@@ -3,49 +3,37 @@
     writ dns (--orders DIR | --redis URL) [--listen HOST:PORT]… [--upstream HOST:PORT]…
              [--policy FILE] [--audit-log PATH] [--workers N]
 
-Flags override the policy file. Without --audit-log nothing is written to an
-audit log (a warning says so).
+Flags override the policy file. Every worker process keeps its blocklist
+current itself (the folder watched, or the Redis replica followed, with the
+last good copy on disk); decisions from all workers reach one audit writer in
+the parent, so a node writes one chain.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from writ.audit import DecisionSink
 from writ.commands._common import UsageError
+from writ.commands._nodeargs import add_source_args, policy_from_args
 from writ.policies import Policy
 
-__all__ = ["configure", "open_audit_sink", "run"]
+__all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--orders", type=Path, metavar="DIR", help="court orders folder")
-    src.add_argument("--redis", metavar="URL", help="published blocklist in Redis")
+    add_source_args(parser)
     parser.add_argument("--listen", action="append", metavar="HOST:PORT",
                         help="address to answer on, UDP and TCP (repeatable; [::1]:5300 for IPv6)")
     parser.add_argument("--upstream", action="append", metavar="HOST:PORT",
                         help="resolver to forward allowed names to (repeatable; failover order)")
-    parser.add_argument("--policy", type=Path, metavar="FILE", help="enforcement policy (YAML)")
-    parser.add_argument("--audit-log", metavar="PATH", help="decision log (hash-chained)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes sharing the port (default: policy, else CPUs)")
-
-
-def _policy(args: argparse.Namespace) -> Policy:
-    if args.policy is None:
-        return Policy()
-    from writ.policies import load_policy  # being written alongside; fails loudly if absent
-
-    try:
-        return load_policy(args.policy)
-    except (OSError, ValueError) as e:  # PolicyError is a ValueError
-        raise UsageError(f"--policy {args.policy}: {e}") from None
 
 
 def _addresses(flag: str, values: list[str], default_port: int) -> list[tuple[str, int]]:
@@ -60,32 +48,28 @@ def _addresses(flag: str, values: list[str], default_port: int) -> list[tuple[st
     return out
 
 
-def open_audit_sink(policy: Policy, path: str | None
-                    ) -> Callable[[], tuple[DecisionSink, Callable[[], None]]]:
-    """What run_node calls (after forking workers) to get the one audit writer."""
+def _preflight(args: argparse.Namespace, policy: Policy) -> None:
+    """Refuse an invalid folder before forking, unless a last good copy exists
+    (then the workers start from it, stale, and say so)."""
+    if args.orders is None:
+        return
+    from writ.blocklist import load_orders
+    from writ.blocklist.stores import LocalCache
 
-    def open_() -> tuple[DecisionSink, Callable[[], None]]:
-        if path is None:
-            print("writ dns: no --audit-log: decisions are not logged", file=sys.stderr)
-            return _Discard(), lambda: None
-        from writ.audit.writer import AuditLog
-
-        log = AuditLog(replace(policy.audit, path=path), policy.node).start()
-        return log, log.close
-
-    return open_
-
-
-class _Discard:
-    def record(self, **_: object) -> None:
-        pass
+    result = load_orders(args.orders, ZoneInfo(policy.timezone))
+    if result.ok or LocalCache(args.state_dir, "orders").path.exists():
+        return
+    lines = "\n".join(str(e) for e in result.errors)
+    raise UsageError(f"--orders {args.orders}: invalid orders, nothing to enforce:\n{lines}")
 
 
 def run(args: argparse.Namespace) -> int:
+    from writ.blocklist import BlocklistHolder
+    from writ.blocklist.stores import open_store
     from writ.dns.workers import run_node
-    from writ.node import open_holder
+    from writ.node import open_audit_log
 
-    policy = _policy(args)
+    policy = policy_from_args(args)
     dns = policy.dns
     listen = _addresses("--listen", args.listen or list(dns.listen), 53)
     upstreams = _addresses("--upstream", args.upstream or list(dns.upstreams), 53)
@@ -95,8 +79,17 @@ def run(args: argparse.Namespace) -> int:
     dns = replace(dns, listen=tuple(f"[{h}]:{p}" for h, p in listen),
                   upstreams=tuple(f"[{h}]:{p}" for h, p in upstreams), workers=workers)
     policy = replace(policy, dns=dns)
-    holder = open_holder(args.orders, args.redis, policy)
+    _preflight(args, policy)
+
+    def store() -> Any:  # called in each worker, on its own loop
+        return open_store(args.orders, args.redis, state_dir=args.state_dir,
+                          tz=ZoneInfo(policy.timezone), prefix=args.prefix)
+
+    def sink() -> tuple[DecisionSink, Callable[[], None]]:  # called in the parent, after fork
+        log = open_audit_log(policy, args.redis, args.prefix)
+        return log, log.close
+
     try:
-        return run_node(holder, policy, listen, workers, open_audit_sink(policy, args.audit_log))
+        return run_node(BlocklistHolder(), policy, listen, workers, sink, store)
     except OSError as e:
         raise UsageError(f"cannot listen: {e}") from None

@@ -119,8 +119,24 @@ def _drain(queue: Any, sink: DecisionSink) -> None:
 
 async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
                 reuse_port: bool = False, announce: bool = True,
-                ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires)."""
+                ready: Callable[[], None] | None = None,
+                open_store: Callable[[], Any] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires).
+
+    `open_store()` (if given) returns the store that keeps `holder` current in
+    this process: each worker follows the folder or the Redis replica itself."""
+    store = open_store() if open_store is not None else None
+    if store is not None:
+        await store.start(holder)
+    try:
+        await _serve(holder, policy, sink, listen, reuse_port, announce, ready)
+    finally:
+        if store is not None:
+            await store.stop()
+
+
+async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917
+                 reuse_port: bool, announce: bool, ready: Callable[[], None] | None) -> None:
     server = DnsServer(holder, policy, sink)
     listeners = Listeners(server)
     await listeners.start(listen, reuse_port=reuse_port)
@@ -169,11 +185,13 @@ def _pin_ports(listen: Sequence[Address]) -> list[Address]:
     return out
 
 
-def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], ready: Any) -> None:
+def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], ready: Any,  # noqa: PLR0917
+            open_store: Callable[[], Any] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     sink = QueueSink(queue)
     try:
-        _run_loop(lambda: serve(holder, policy, sink, listen, True, False, ready.release))
+        _run_loop(lambda: serve(holder, policy, sink, listen, True, False, ready.release,
+                                open_store))
     except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
         print(f"writ dns: cannot listen: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -193,9 +211,11 @@ def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int
     return started
 
 
-def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,
-             open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]]) -> int:
-    """Run the resolver; `open_sink()` → (sink, close) is called after forking."""
+def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,  # noqa: PLR0917
+             open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]],
+             open_store: Callable[[], Any] | None = None) -> int:
+    """Run the resolver; `open_sink()` → (sink, close) is called after forking, and
+    `open_store()` (if given) in each worker, on its own event loop."""
     # The blocklist is loaded: move it out of the collector's sight. Full collections
     # then skip its millions of objects, and forked workers share its pages longer.
     gc.collect()
@@ -203,7 +223,7 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     if workers <= 1:
         sink, close = open_sink()
         try:
-            _run_loop(lambda: serve(holder, policy, sink, listen))
+            _run_loop(lambda: serve(holder, policy, sink, listen, open_store=open_store))
         finally:
             close()
         return 0
@@ -211,7 +231,7 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     ready = ctx.Semaphore(0)
-    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen, ready),
+    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen, ready, open_store),
                          name=f"writ-dns-{i}", daemon=True) for i in range(workers)]
     for p in procs:
         p.start()

@@ -44,7 +44,8 @@ class LocalCache:
         header = {"version": blocklist.version, "sha256": enc.sha256,
                   "saved_at": saved_at.isoformat(), "source": source}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        # per process: several DNS workers of one node may save the same version
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             f.write(json.dumps(header).encode() + b"\n")
             f.write(enc.data)
