@@ -61,6 +61,7 @@ class _HostRules:
     exact: dict[str, list[_UrlRule]]  # path -> url rules
     prefix: dict[str, list[_UrlRule]]  # path prefix -> url_prefix rules
     orders: tuple[str, ...] = ()  # every order with a URL rule on this host
+    decision: Decision = ALLOW  # the DNS decision for the host (url-rules), set at compile
 
 
 def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -75,8 +76,10 @@ class Index:
     """The blocklist in force at one instant. Immutable once built."""
 
     __slots__ = (
+        "_decisions",
         "_domains",
         "_hosts",
+        "_interior",
         "acts",
         "at",
         "domain_count",
@@ -111,7 +114,25 @@ class Index:
             self._add_url(hosts, k.target, tuple(sorted(k.orders)))
             url_count += 1
         self._domains = domains
+        # Every proper suffix of a blocked name ("blocked3.example", "example"):
+        # a lookup walks a name from its last label and stops at the first suffix
+        # with nothing blocked at or below it, so most names cost one or two
+        # probes of the big table instead of one per label.
+        # The interior table is small (it stays in cache) and also holds the
+        # entry of an interior name that is blocked itself.
+        parents = {h.partition(".")[2] for h in domains}
+        interior: dict[str, object] = {}  # _Entry | None
+        for parent in parents:
+            p = parent
+            while p and p not in interior:
+                interior[p] = domains.get(p)
+                p = p.partition(".")[2]
+        self._interior = interior
+        # Decisions for a single matching entry, shared by every name under it.
+        self._decisions: dict[tuple[str, bool], Decision] = {}
         self._hosts = hosts
+        for host, h in hosts.items():
+            h.decision = Decision(Verdict.URL_RULES, h.orders, f"url rules for {host}")
         self.domain_count = len(domains)
         self.url_count = url_count
 
@@ -129,29 +150,45 @@ class Index:
 
     # -- names -------------------------------------------------------------
 
-    def _domain_match(self, name: str) -> Decision | None:
-        """Domain rules over `name` (canonical), or None. Misses allocate nothing."""
-        d = self._domains
+    def decide_canonical_name(self, name: str) -> Decision:
+        """DNS decision for a canonical name (the hot path: one call, and misses
+        allocate nothing).
+
+        Walks the suffixes of `name` from the shortest ("example") to the name
+        itself, and stops where no blocked name lies at or below the suffix."""
+        interior = self._interior
         hits: list[tuple[str, _Entry]] | None = None
-        e = d.get(name)
-        if e is not None:
-            hits = [(name, e)]
-        i = name.find(".")
-        while i >= 0:
-            suffix = name[i + 1 :]
-            e = d.get(suffix)
-            if e is not None and e[0]:
+        pos = name.rfind(".")
+        while True:
+            suffix = name[pos + 1 :] if pos >= 0 else name
+            found = interior.get(suffix, _LEAF)
+            leaf = found is _LEAF
+            # the one probe of the big table, at the first suffix that is not interior
+            e: _Entry | None = self._domains.get(suffix) if leaf else found  # type: ignore[assignment]
+            if e is not None and (pos < 0 or e[0]):  # below the name only `sub` counts
                 if hits is None:
-                    hits = []
-                hits.append((suffix, e))
-            i = name.find(".", i + 1)
+                    hits = [(suffix, e)]
+                else:
+                    hits.append((suffix, e))
+            if pos < 0 or leaf:
+                break
+            pos = name.rfind(".", 0, pos)
         if hits is None:
-            return None
+            h = self._hosts.get(name)
+            return ALLOW if h is None else h.decision
+        if len(hits) == 1:
+            host, e = hits[0]
+            exact = host == name and bool(e[1])
+            key = (host, exact)
+            hit = self._decisions.get(key)
+            if hit is None:
+                hit = self._decisions[key] = _one_entry(host, e, exact)
+            return hit
         orders: tuple[str, ...] = ()
         rules: list[str] = []
-        for host, (sub, exact) in hits:
-            if host == name and exact:
-                orders = _merge(orders, exact)
+        for host, (sub, exact_orders) in reversed(hits):  # most specific first
+            if host == name and exact_orders:
+                orders = _merge(orders, exact_orders)
                 rules.append(f"domain {host} (exact)")
             if sub:
                 orders = _merge(orders, sub)
@@ -162,14 +199,10 @@ class Index:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
         return self.decide_canonical_name(canonical_name(name))
 
-    def decide_canonical_name(self, name: str) -> Decision:
-        hit = self._domain_match(name)
-        if hit is not None:
-            return hit
-        h = self._hosts.get(name)
-        if h is not None:
-            return Decision(Verdict.URL_RULES, h.orders, f"url rules for {name}")
-        return ALLOW
+    def _domain_match(self, name: str) -> Decision | None:
+        """The domain-rule decision for a canonical name, or None."""
+        d = self.decide_canonical_name(name)
+        return d if d.decision is Verdict.BLOCK else None
 
     def has_url_rules(self, name: str) -> bool:
         return name in self._hosts
@@ -206,6 +239,22 @@ class Index:
         return Decision(
             Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=hit is not None
         )
+
+
+_LEAF: object = object()  # marks "not an interior name" in the interior table
+
+
+def _one_entry(host: str, e: _Entry, exact: bool) -> Decision:
+    sub, exact_orders = e
+    orders: tuple[str, ...] = ()
+    rules: list[str] = []
+    if exact:
+        orders = exact_orders
+        rules.append(f"domain {host} (exact)")
+    if sub:
+        orders = _merge(orders, sub)
+        rules.append(f"domain {host}")
+    return Decision(Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=True)
 
 
 def _add_domains(
