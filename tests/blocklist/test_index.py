@@ -132,3 +132,30 @@ def test_spellings_of_one_url_get_one_decision(segs: list[str], scheme: str, por
     d = INDEX.decide_url(f"{scheme}://user@News.Example{port}/x/..{spelled}#frag")
     assert d == plain
     assert d.decision is Verdict.BLOCK
+
+
+# -- the compiled walk agrees with the definition --------------------------------
+
+labels = st.sampled_from(["a", "b", "c", "www", "example", "test"])
+gen_names = st.lists(labels, min_size=1, max_size=4).map(".".join)
+
+
+def _reference(rules: list[tuple[str, str, bool]], name: str) -> tuple[str, ...]:
+    """DESIGN §3 read literally: every rule whose domain is the name, or (with
+    subdomains) a parent of it."""
+    return tuple(sorted({oid for oid, host, sub in rules
+                         if name == host or (sub and name.endswith("." + host))}))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["O1", "O2", "O3"]), gen_names, st.booleans()),
+                max_size=8),
+       gen_names)
+def test_index_matches_the_literal_definition(rules: list[tuple[str, str, bool]],
+                                              name: str) -> None:
+    acts = []
+    for oid in sorted({r[0] for r in rules}):
+        targets = tuple(domain(h, subdomains=sub) for o, h, sub in rules if o == oid)
+        acts.append(act(oid, targets=targets))
+    d = Blocklist(acts).at(T0).decide_canonical_name(name)
+    assert d.orders == _reference(rules, name)
+    assert d.blocked == bool(d.orders)
