@@ -81,7 +81,24 @@ def _canonical_decision(r: Mapping[str, Any]) -> str:
     The keys are in sorted order by hand; tests check it equals canonical()
     for arbitrary field values.
     """
+    fields = (r["action"], r["client"], r["component"], r["decision"], r["event"], r["node"],
+              r["prev"], r["target"], r["ts"])
     orders = r["orders"]
+    key, version, rule, seq = r["client_key"], r["blocklist_version"], r["rule"], r["seq"]
+    if (all(type(f) is str for f in fields) and all(type(o) is str for o in orders)
+            and type(seq) is int and (key is None or type(key) is str)
+            and (version is None or type(version) is str)
+            and (rule is None or type(rule) is str)):
+        # the writer's records: every field of its usual type, quoted in C
+        q = _quote
+        action, client, component, decision, event, node, prev, target, ts = map(q, fields)
+        return (f'{{"action":{action},"blocklist_version":'
+                f'{"null" if version is None else q(version)},'
+                f'"client":{client},"client_key":{"null" if key is None else q(key)},'
+                f'"component":{component},"decision":{decision},"event":{event},'
+                f'"node":{node},"orders":[{",".join(map(q, orders))}],"prev":{prev},'
+                f'"rule":{"null" if rule is None else q(rule)},"seq":{seq},'
+                f'"target":{target},"ts":{ts}}}')
     if all(type(o) is str for o in orders):
         orders_json = "[" + ",".join(map(_quote, orders)) + "]"
     else:

@@ -79,11 +79,11 @@ class AuditLog:
         self._chain = ChainHash()
         self._durable = self._chain.snapshot()  # the head as last written to disk
         self._out = _Lines()
+        self._processors: tuple[AddNode, AddTimestamp, PseudonymiseClient, ChainHash] = (
+            AddNode(node), AddTimestamp(), PseudonymiseClient(self._masker), self._chain)
         self._log = structlog.wrap_logger(
-
             self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
-            processors=[AddNode(node), AddTimestamp(), PseudonymiseClient(self._masker),
-                        self._chain])
+            processors=list(self._processors))
         self._events: dict[str, str] = {}  # component -> event name, built once
         self._queue: deque[Item] = deque()
         self._wake = threading.Event()
@@ -258,7 +258,11 @@ class AuditLog:
             self._emit(DROPPED, self.clock(), count=dropped,
                        reason="queue overflow or write error: these decisions are not in the log")
             out.carried_drops += dropped
-        emit = self._log.info
+        # The decision loop runs the same structlog processors as self._log, called
+        # directly: a BoundLogger would copy an empty context and dispatch per
+        # record, ~12% of the writer's time, for nothing a decision needs.
+        add_node, add_ts, pseudonymise, chain = self._processors
+        lines = out.lines
         events = self._events
         rotate_bytes = self.policy.rotate_bytes
         pending = 0
@@ -271,9 +275,12 @@ class AuditLog:
             event = events.get(component)
             if event is None:
                 event = events[component] = decision_event(component)
-            emit(event, ts=ts, component=component, client=client,
-                 target=target, decision=decision, action=action, orders=list(orders),
-                 rule=rule, blocklist_version=version)
+            ed = {"event": event, "ts": ts, "component": component, "client": client,
+                  "target": target, "decision": decision, "action": action,
+                  "orders": list(orders), "rule": rule, "blocklist_version": version}
+            lines.append(chain(None, "info", pseudonymise(None, "info",
+                                                          add_ts(None, "info",
+                                                                 add_node(None, "info", ed)))))
             out.decisions += 1
             pending += len(out.lines[-1]) + 1
         self._flush_lines()
