@@ -46,6 +46,9 @@ _QUERY_SAFE = _UNRESERVED | frozenset(b"!$'()*,;:@/?")
 # Fast paths: components made only of characters that canonicalisation keeps as they are.
 _PATH_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _QUERY_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$'()*,;:@/?]*")
+_QUERY_PLAIN_ALL = re.compile(r"[A-Za-z0-9\-._~!$'()*,;:@/?&=]*")  # a whole plain query
+# scheme :// authority path ?query #fragment, split in one pass
+_URL = re.compile(r"([^:/?#]+)://([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?", re.DOTALL)
 
 
 class CanonError(ValueError):
@@ -147,6 +150,10 @@ def canonical_path(raw: str) -> str:
 
 
 def _canonical_query(raw: str) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    if _QUERY_PLAIN_ALL.fullmatch(raw):  # nothing to normalise: split only
+        return tuple((k, v) for k, _, v in (p.partition("=") for p in raw.split("&") if p))
     pairs: list[tuple[str, str]] = []
     for part in raw.split("&"):
         if not part:
@@ -179,19 +186,13 @@ def canonical_url(url: str) -> CanonicalURL:
     """Canonicalise an absolute URL (any scheme, which is ignored)."""
     if len(url) > MAX_URL:
         raise CanonError(f"URL longer than {MAX_URL} characters")
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme:
+    m = _URL.fullmatch(url)
+    if m is None:
         raise CanonError(f"not an absolute URL: {url[:80]!r}")
-    rest = rest.partition("#")[0]
-    cut = len(rest)
-    for ch in "/?":
-        i = rest.find(ch)
-        if 0 <= i < cut:
-            cut = i
-    authority, tail = rest[:cut], rest[cut:]
-    host_raw = _split_authority(authority)
-    if not host_raw:
+    authority, path_raw, query_raw = m.group(2, 3, 4)
+    if "@" in authority or ":" in authority or "[" in authority:
+        authority = _split_authority(authority)
+    if not authority:
         raise CanonError(f"URL has no host: {url[:80]!r}")
-    host = host_raw if host_raw.startswith("[") else canonical_name(host_raw)
-    path_raw, _, query_raw = tail.partition("?")
-    return CanonicalURL(host, canonical_path(path_raw), _canonical_query(query_raw))
+    host = authority if authority.startswith("[") else canonical_name(authority)
+    return CanonicalURL(host, canonical_path(path_raw), _canonical_query(query_raw or ""))

@@ -199,11 +199,6 @@ class Index:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
         return self.decide_canonical_name(canonical_name(name))
 
-    def _domain_match(self, name: str) -> Decision | None:
-        """The domain-rule decision for a canonical name, or None."""
-        d = self.decide_canonical_name(name)
-        return d if d.decision is Verdict.BLOCK else None
-
     def has_url_rules(self, name: str) -> bool:
         return name in self._hosts
 
@@ -214,10 +209,13 @@ class Index:
         return self.decide_canonical_url(canonical_url(url))
 
     def decide_canonical_url(self, u: CanonicalURL) -> Decision:
-        hit = self._domain_match(u.host)
+        name = self.decide_canonical_name(u.host)  # one walk: domain rules, url-rules, allow
+        if name is ALLOW:
+            return ALLOW
+        hit = name if name.decision is Verdict.BLOCK else None
         h = self._hosts.get(u.host)
         if h is None:
-            return hit if hit is not None else ALLOW
+            return name
         matched: list[_UrlRule] = []
         for r in h.exact.get(u.path, ()):
             if not r.target.query or _query_subset(r.target.query, u.query):
