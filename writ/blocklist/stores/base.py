@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -57,6 +57,67 @@ class Store(Protocol):
     def status(self) -> StoreStatus: ...
 
 
+class StoreState:
+    """What both stores track and report: the version in force, where it came
+    from, the last problem, and the last good copy on disk (`_cache`)."""
+
+    def __init__(self, clock: Clock, cache: Any) -> None:
+        self._clock = clock
+        self._cache = cache  # a LocalCache, or None without a state directory
+        self._holder: BlocklistHolder | None = None
+        self._ticker: Ticker | None = None
+        self._blocklist: Blocklist | None = None
+        self._source = "none"
+        self._loaded_at: datetime | None = None
+        self._last_error: str | None = None
+        self._stale = False
+
+    def _status(self, location: str) -> StoreStatus:
+        b = self._blocklist
+        return StoreStatus(
+            source=self._source, version=b.version if b else None, loaded_at=self._loaded_at,
+            last_error=self._last_error, stale=self._stale,
+            ready=self._holder is not None and self._holder.ready, location=location,
+        )
+
+    def _start_ticker(self, holder: BlocklistHolder) -> None:
+        self._ticker = Ticker(holder, self._clock)
+        self._ticker.start()
+
+    async def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            await self._ticker.stop()
+
+    def _from_disk(self) -> None:
+        """Put the last good copy on disk in force (at start, when the source is
+        unusable); a missing or refused copy leaves the holder as it is."""
+        from writ.blocklist.stores.blob import VersionError
+
+        if self._cache is None or self._holder is None:
+            return
+        try:
+            copy = self._cache.load()
+        except VersionError as e:
+            log.error("writ.store.disk_refused", reason=str(e))  # noqa: TRY400
+            return
+        if copy is None:
+            return
+        now = self._clock()
+        self._holder.set(copy.blocklist, now)
+        self._blocklist, self._source, self._loaded_at = copy.blocklist, "disk", now
+        self._stale = True
+        log.warning("writ.store.from_disk", version=copy.blocklist.version,
+                    saved_at=copy.saved_at, path=str(self._cache.path))
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it is gone."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def install_off_loop(holder: BlocklistHolder, blocklist: Blocklist, now: datetime) -> None:
     """Fold and compile in a worker thread, then swap on the loop: lookups keep
     being answered from the old index while a big list compiles (about 1 s for
@@ -86,11 +147,8 @@ class Ticker:
             self._task = asyncio.create_task(self._run(), name="writ-ticker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

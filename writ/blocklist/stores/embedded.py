@@ -17,15 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 
 import structlog
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
 from writ.blocklist.loader import load_orders
-from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, install_off_loop, utc_now
-from writ.blocklist.stores.blob import VersionError
+from writ.blocklist.stores.base import (
+    Clock,
+    StoreState,
+    StoreStatus,
+    cancel,
+    install_off_loop,
+    utc_now,
+)
 from writ.blocklist.stores.localcache import LocalCache
 
 __all__ = ["EmbeddedStore", "folder_snapshot"]
@@ -54,24 +60,16 @@ def folder_snapshot(root: Path) -> Snapshot:
     return snap
 
 
-class EmbeddedStore:
+class EmbeddedStore(StoreState):
     def __init__(self, orders: Path, *, tz: tzinfo | None = None,
                  state_dir: Path | None = None, clock: Clock = utc_now,
                  interval: float = 1.0) -> None:
         self.orders = orders
         self.tz = tz
         self.interval = interval
-        self._clock = clock
-        self._cache = LocalCache(state_dir, "orders") if state_dir else None
-        self._holder: BlocklistHolder | None = None
-        self._ticker: Ticker | None = None
+        super().__init__(clock, LocalCache(state_dir, "orders") if state_dir else None)
         self._task: asyncio.Task[None] | None = None
-        self._blocklist: Blocklist | None = None
         self._snapshot: Snapshot | None = None
-        self._source = "none"
-        self._loaded_at: datetime | None = None
-        self._last_error: str | None = None
-        self._stale = False
         self.reloads = 0  # successful swaps after the first load (tests, metrics)
 
     async def start(self, holder: BlocklistHolder) -> None:
@@ -80,26 +78,16 @@ class EmbeddedStore:
         await self._reload()
         if self._blocklist is None:
             self._from_disk()
-        self._ticker = Ticker(holder, self._clock)
-        self._ticker.start()
+        self._start_ticker(holder)
         self._task = asyncio.create_task(self._watch(), name="writ-orders-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._ticker is not None:
-            await self._ticker.stop()
+        await cancel(self._task)
+        self._task = None
+        await self._stop_ticker()
 
     def status(self) -> StoreStatus:
-        b = self._blocklist
-        return StoreStatus(
-            source=self._source, version=b.version if b else None, loaded_at=self._loaded_at,
-            last_error=self._last_error, stale=self._stale,
-            ready=self._holder is not None and self._holder.ready, location=str(self.orders),
-        )
+        return self._status(str(self.orders))
 
     async def _watch(self) -> None:
         while True:
@@ -154,19 +142,3 @@ class EmbeddedStore:
         log.error("writ.store.invalid", problem=message, errors=errors[:_MAX_LOGGED_ERRORS],
                   keeping=self._blocklist.version if self._blocklist else None)
 
-    def _from_disk(self) -> None:
-        if self._cache is None or self._holder is None:
-            return
-        try:
-            copy = self._cache.load()
-        except VersionError as e:
-            log.error("writ.store.disk_refused", reason=str(e))  # noqa: TRY400
-            return
-        if copy is None:
-            return
-        now = self._clock()
-        self._holder.set(copy.blocklist, now)
-        self._blocklist, self._source, self._loaded_at = copy.blocklist, "disk", now
-        self._stale = True
-        log.warning("writ.store.from_disk", version=copy.blocklist.version,
-                    saved_at=copy.saved_at, path=str(self._cache.path))

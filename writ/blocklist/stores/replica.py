@@ -29,7 +29,13 @@ import structlog
 from redis.exceptions import RedisError
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
-from writ.blocklist.stores.base import Clock, StoreStatus, Ticker, install_off_loop, utc_now
+from writ.blocklist.stores.base import (
+    Clock,
+    StoreState,
+    StoreStatus,
+    install_off_loop,
+    utc_now,
+)
 from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
 from writ.blocklist.stores.connection import connect, redact
 from writ.blocklist.stores.localcache import LocalCache
@@ -44,7 +50,7 @@ log = structlog.get_logger("writ.store")
 _NET_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
-class RedisStore:
+class RedisStore(StoreState):
     STARTUP_TIMEOUT = 15.0
     MIN_BACKOFF = 0.1
 
@@ -56,17 +62,9 @@ class RedisStore:
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
-        self._clock = clock
-        self._cache = LocalCache(state_dir, f"redis-{prefix}") if state_dir else None
-        self._holder: BlocklistHolder | None = None
-        self._ticker: Ticker | None = None
+        super().__init__(clock, LocalCache(state_dir, f"redis-{prefix}") if state_dir else None)
         self._task: asyncio.Task[None] | None = None
         self._persist: asyncio.Task[None] | None = None
-        self._blocklist: Blocklist | None = None
-        self._source = "none"
-        self._loaded_at: datetime | None = None
-        self._last_error: str | None = None
-        self._stale = False
         self._refused: str | None = None
         self._backoff = self.MIN_BACKOFF
         self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
@@ -81,8 +79,7 @@ class RedisStore:
             self._unreachable(e)
         if self._blocklist is None:
             self._from_disk()
-        self._ticker = Ticker(holder, self._clock)
-        self._ticker.start()
+        self._start_ticker(holder)
         self._task = asyncio.create_task(self._run(), name="writ-redis-replica")
 
     async def stop(self) -> None:
@@ -92,16 +89,10 @@ class RedisStore:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._persist = None
-        if self._ticker is not None:
-            await self._ticker.stop()
+        await self._stop_ticker()
 
     def status(self) -> StoreStatus:
-        b = self._blocklist
-        return StoreStatus(
-            source=self._source, version=b.version if b else None, loaded_at=self._loaded_at,
-            last_error=self._last_error, stale=self._stale,
-            ready=self._holder is not None and self._holder.ready, location=redact(self.url),
-        )
+        return self._status(redact(self.url))
 
     # -- background ------------------------------------------------------------
 
@@ -212,22 +203,6 @@ class RedisStore:
             log.warning("writ.store.unreachable", url=redact(self.url), error=str(e),
                         keeping=self._version)
 
-    def _from_disk(self) -> None:
-        if self._cache is None or self._holder is None:
-            return
-        try:
-            copy = self._cache.load()
-        except VersionError as e:
-            log.error("writ.store.disk_refused", reason=str(e))  # noqa: TRY400
-            return
-        if copy is None:
-            return
-        now = self._clock()
-        self._holder.set(copy.blocklist, now)
-        self._blocklist, self._source, self._loaded_at = copy.blocklist, "disk", now
-        self._stale = True
-        log.warning("writ.store.from_disk", version=copy.blocklist.version,
-                    saved_at=copy.saved_at, path=str(self._cache.path))
 
     def _save(self, blocklist: Blocklist, now: datetime, encoded: Encoded | None) -> None:
         if self._cache is None:
