@@ -98,10 +98,13 @@ def test_isp_edge_sample_shows_steering_interception_and_truncation() -> None:
     p = load_policy(POLICIES / "isp-edge.yaml")
     assert p.dns.url_rules is UrlRuleMode.STEER
     assert p.proxy.tls is TlsMode.INTERCEPT
+    assert p.proxy.steer_http == ("192.0.2.8:80", "[2001:db8::8]:80")
+    assert p.proxy.steer_tls == ("192.0.2.8:443", "[2001:db8::8]:443")
     assert p.audit.client_privacy.value == "truncate"
     doc = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32")]
     addrs = [*p.dns.sinkhole_ipv4, *p.dns.sinkhole_ipv6, *p.dns.steer_ipv4, *p.dns.steer_ipv6]
     addrs += [parse_endpoint(e, 53)[0] for e in (*p.dns.listen, *p.dns.upstreams)]
+    addrs += [parse_endpoint(e)[0] for e in (*p.proxy.steer_http, *p.proxy.steer_tls)]
     for a in addrs:  # reserved documentation addresses only
         ip = ipaddress.ip_address(a)
         assert any(ip in n for n in doc if n.version == ip.version), a
@@ -198,6 +201,11 @@ def test_optional_keys_accept_null() -> None:
         ("dns:\n  url_rules: steer\n  steer_ipv4: []\n  steer_ipv6: []", "p.yaml:2: dns.url_rules"),
         ("proxy:\n  listen: 127.0.0.1:8451", "p.yaml:2: proxy.listen: 127.0.0.1:8451 collides"),
         ("web:\n  listen: 0.0.0.0:8080", "web.listen: 0.0.0.0:8080 collides with proxy.listen"),
+        ("proxy:\n  steer_http: [192.0.2.8]", "p.yaml:2: proxy.steer_http: missing port"),
+        ("proxy:\n  steer_tls: [steer.example:443]", "proxy.steer_tls: expected an IP address"),
+        ("proxy:\n  steer_http: [0.0.0.0:8080]", "proxy.steer_http: 0.0.0.0:8080 collides"),
+        ("proxy:\n  steer_http: ['[::1]:80']\n  steer_tls: ['[::1]:80']",
+         "proxy.steer_tls: [::1]:80 collides with proxy.steer_http"),
     ],
 )
 def test_invalid_value_is_reported_where(text: str, expected: str) -> None:

@@ -74,6 +74,8 @@ _PROXY: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
     "mode": _Key(c.choice("regular", "transparent")),
     "tls": _Key(c.enum(TlsMode)),
+    "steer_http": _Key(c.endpoint(), many=True),
+    "steer_tls": _Key(c.endpoint(), many=True),
 }
 _WEB: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
@@ -234,6 +236,8 @@ class _Reader:
         # A wildcard address (0.0.0.0, ::) takes the port on every address.
         tcp = [("dns.listen", e) for e in d.listen]
         tcp += [("proxy.listen", p.proxy.listen), ("web.listen", p.web.listen)]
+        tcp += [("proxy.steer_http", e) for e in p.proxy.steer_http]
+        tcp += [("proxy.steer_tls", e) for e in p.proxy.steer_tls]
         for i, later in enumerate(tcp):
             for earlier in tcp[:i]:
                 if later[0] != earlier[0] and _overlap(later[1], earlier[1]):

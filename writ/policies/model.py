@@ -83,6 +83,11 @@ class ProxyPolicy:
     listen: str = "127.0.0.1:8080"
     mode: str = "regular"  # regular | transparent
     tls: TlsMode = TlsMode.PASSTHROUGH
+    # Where DNS-steered clients connect (dns.url_rules: steer): plain HTTP
+    # (port 80 style, destination from the Host header) and TLS (port 443
+    # style, destination from the SNI). Empty: no steer listeners.
+    steer_http: tuple[str, ...] = ()
+    steer_tls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,14 @@ from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_pag
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy.judge import authority_of, judge_names, judge_request
+from writ.proxy.steer import (
+    DEFAULT_PORT,
+    NOT_STEERED,
+    SteerKind,
+    kind_of,
+    misdirected_page,
+    parse_host,
+)
 
 __all__ = ["STREAM_THRESHOLD", "WritAddon"]
 
@@ -81,8 +89,12 @@ class WritAddon:
     with nothing: then the `writ_*` options say where the orders live."""
 
     def __init__(self, holder: Any = None, policy: Policy | None = None,
-                 sink: DecisionSink | None = None, metrics: Metrics | None = None) -> None:
+                 sink: DecisionSink | None = None, metrics: Metrics | None = None,
+                 steer: dict[str, SteerKind] | None = None) -> None:
         self.holder = holder  # a BlocklistHolder: `.index` read per request
+        self.steer = steer or {}  # mode spec -> kind of the steer listeners (writ.proxy.steer)
+        # Where steered TLS goes on the host named by SNI: 443 (tests use a free port).
+        self.steer_tls_port = DEFAULT_PORT[SteerKind.TLS]
         self.policy = policy or Policy()
         self.sink = sink
         self.metrics = metrics or Metrics()
@@ -173,6 +185,10 @@ class WritAddon:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return  # already answered (by http_connect or another addon)
+        kind = kind_of(self.steer, flow.client_conn)
+        if kind is not None:
+            self._steered_request(flow, kind)
+            return
         req = flow.request
         index = self._index()
         if index is None:
@@ -219,10 +235,100 @@ class WritAddon:
         if flow.response is not None and _streams(flow.response.headers):
             flow.response.stream = True
 
+    # -- steered HTTP (writ.proxy.steer) -----------------------------------
+
+    def _steered_request(self, flow: http.HTTPFlow, kind: SteerKind) -> None:
+        req, conn = flow.request, flow.client_conn
+        tls = bool(conn.tls)
+        scheme = "https" if tls else "http"
+        target = f"{req.method} {scheme}://{req.host_header or ''}{req.path}"
+        index = self._index()
+        if index is None:
+            # Nothing was steered without a blocklist: no destination to fail open to.
+            self._answer(flow, unavailable_page("No blocklist is loaded yet.",
+                                                req.headers.get("accept")))
+            self._record(_client(conn), target, "no-blocklist", "503")
+            return
+        if kind is SteerKind.TLS and not tls:
+            self._misdirected(flow, target, "This address serves TLS only.", index.version)
+            return
+        if not req.host_header:
+            self._misdirected(flow, target, "The request names no host (no Host header).",
+                              index.version)
+            return
+        sni = conn.sni if tls else None
+        default_port = self.steer_tls_port if tls else DEFAULT_PORT[SteerKind.HTTP]
+        try:
+            host, port = parse_host(req.host_header, default_port)
+            steered = judge_names(index, (host,))
+            d = judge_request(index, (req.host_header, sni), req.path)
+        except CanonError as e:
+            log.info("writ.http.bad_request %s: %s", target[:200], e)
+            self._answer(flow, bad_request_page(str(e), req.headers.get("accept")))
+            self._record(_client(conn), target, "invalid", "400", version=index.version)
+            return
+        # Point the flow at the named host (the Host header stays as the client sent
+        # it); a flow answered below is never sent anywhere.
+        host_header = req.host_header
+        req.scheme, req.host, req.port = scheme, host, port
+        req.host_header = host_header
+        if d.decision is Verdict.BLOCK:
+            self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
+                                            accept=req.headers.get("accept"),
+                                            blocklist_version=index.version))
+            self._record(_client(conn), _target(req), "block", "451", d=d,
+                         version=index.version)
+            return
+        if steered.decision is not Verdict.URL_RULES:
+            self._misdirected(flow, _target(req), f"{host} is not served here.",
+                              index.version)
+            return
+        if req.method not in _BODYLESS and _upload_streams(req.headers):
+            req.stream = True
+        self._record(_client(conn), _target(req), "allow", "pass", d=d, version=index.version)
+
+    def _misdirected(self, flow: http.HTTPFlow, target: str, message: str,
+                     version: str | None = None) -> None:
+        self._answer(flow, misdirected_page(message))
+        self._record(_client(flow.client_conn), target, NOT_STEERED, "421", version=version)
+
+    def _steered_tls(self, data: tls.ClientHelloData, kind: SteerKind, sni: str | None) -> None:
+        client = _client(data.context.client)
+        target = f"TLS {authority_of(sni or '')}"
+        index = self._index()
+        version = index.version if index is not None else None
+        if kind is not SteerKind.TLS or not sni:
+            # TLS on the HTTP address, or no SNI: no host to steer to.
+            self._refuse(data, client, target, NOT_STEERED, version=version)
+            return
+        if index is None:
+            self._refuse(data, client, target, "no-blocklist")
+            return
+        try:
+            d = judge_names(index, (sni,))
+        except CanonError:
+            self._refuse(data, client, target, "invalid", version=version)
+            return
+        if d.decision is Verdict.BLOCK:
+            self._refuse(data, client, target, "tls-refused", d=d, version=version)
+            return
+        if d.decision is not Verdict.URL_RULES:
+            self._refuse(data, client, target, NOT_STEERED, version=version)
+            return
+        data.context.server.address = (sni, self.steer_tls_port)
+        if self.policy.proxy.tls is TlsMode.INTERCEPT:
+            return  # requestheaders judges each URL inside TLS (_steered_request)
+        data.ignore_connection = True
+        self._record(client, target, "unenforceable", "pass", d=d, version=version)
+
     # -- CONNECT and TLS ---------------------------------------------------
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
+        if kind_of(self.steer, flow.client_conn) is not None:
+            self._misdirected(flow, f"CONNECT {authority_of(req.host)}:{req.port}",
+                              "CONNECT is not served on a steer address.")
+            return
         target = f"CONNECT {authority_of(req.host)}:{req.port}"
         client = _client(flow.client_conn)
         accept = req.headers.get("accept")
@@ -247,6 +353,10 @@ class WritAddon:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         conn = data.context.client
         sni = data.client_hello.sni
+        kind = kind_of(self.steer, conn)
+        if kind is not None:
+            self._steered_tls(data, kind, sni)
+            return
         address = data.context.server.address
         dest = address[0] if address else None
         target = f"TLS {authority_of(sni or dest or '')}"

@@ -13,6 +13,10 @@ Invariants:
   and a blocked upstream must never be contacted.
 - Our addon is added after mitmproxy's defaults, so its hooks see what
   tlsconfig and nextlayer decided and may override it.
+- The policy's steer listeners (proxy.steer_http/steer_tls) are extra modes
+  on the same master (writ.proxy.steer); with any of them keep_host_header is
+  on, or mitmproxy would replace the Host header (the steered destination)
+  with the reverse placeholder before the addon reads it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from writ.blocklist import BlocklistHolder
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.proxy.addon import WritAddon
+from writ.proxy.steer import SteerKind, steer_modes
 
 __all__ = ["ProxyHandle", "ProxyStartError", "parse_listen", "run_proxy"]
 
@@ -59,11 +64,25 @@ class ProxyHandle:
     addon: WritAddon
     task: asyncio.Task[None]
 
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
+    def _listeners(self, steer: bool) -> list[tuple[str, int]]:
         addons: Any = self.master.addons
         ps: Any = addons.get("proxyserver")
-        return [(str(a[0]), int(a[1])) for a in ps.listen_addrs()]
+        return [(str(a[0]), int(a[1])) for server in ps.servers
+                if (server.mode.full_spec in self.addon.steer) is steer
+                for a in server.listen_addrs]
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The proxy's own listeners (not the steer ones)."""
+        return self._listeners(steer=False)
+
+    def steer_addresses(self, kind: SteerKind) -> list[tuple[str, int]]:
+        """Bound addresses of the steer listeners of one kind (http or tls)."""
+        addons: Any = self.master.addons
+        ps: Any = addons.get("proxyserver")
+        return [(str(a[0]), int(a[1])) for server in ps.servers
+                if self.addon.steer.get(server.mode.full_spec) is kind
+                for a in server.listen_addrs]
 
     @property
     def port(self) -> int:
@@ -109,9 +128,12 @@ async def run_proxy(
     if errorcheck is not None:
         addons.remove(errorcheck)
         errorcheck.finish()
-    addon = WritAddon(holder, policy, sink, metrics)
+    steer = steer_modes(policy.proxy.steer_http, policy.proxy.steer_tls)
+    addon = WritAddon(holder, policy, sink, metrics, steer=steer)
     addons.add(addon)
-    settings: dict[str, Any] = {"mode": [spec], "connection_strategy": "lazy"}
+    settings: dict[str, Any] = {"mode": [spec, *steer], "connection_strategy": "lazy"}
+    if steer:
+        settings["keep_host_header"] = True
     if confdir is not None:
         settings["confdir"] = confdir
     settings.update(extra or {})
