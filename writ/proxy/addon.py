@@ -325,10 +325,6 @@ class WritAddon:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if kind_of(self.steer, flow.client_conn) is not None:
-            self._misdirected(flow, f"CONNECT {authority_of(req.host)}:{req.port}",
-                              "CONNECT is not served on a steer address.")
-            return
         target = f"CONNECT {authority_of(req.host)}:{req.port}"
         client = _client(flow.client_conn)
         accept = req.headers.get("accept")
