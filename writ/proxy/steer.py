@@ -12,9 +12,10 @@ becomes one extra mitmproxy mode on the same master:
 `reverse:http` makes mitmproxy read HTTP in transparent form (and sniff a TLS
 ClientHello first), with no server TLS layer and no UDP listener. The
 placeholder upstream is never dialed: the addon answers every steered flow
-or points it at the host named by Host/SNI. The placeholder ports differ only
-so that two listeners given the same address (port 0 in tests) stay two
-modes; the spec tells the addon which kind of listener a connection used.
+or points it at the host named by Host/SNI. The spec tells the addon which
+kind of listener a connection used (mitmproxy refuses two listeners on one
+address, so specs never collide); the placeholder ports differ so that a
+spec read in a log says its kind.
 
 Invariants:
 - Never an open relay: a steered request goes on only to a host that has URL
