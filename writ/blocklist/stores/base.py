@@ -110,12 +110,19 @@ class StoreState:
                     saved_at=copy.saved_at, path=str(self._cache.path))
 
 
-async def cancel(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it is gone."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def cancel(task: asyncio.Task[Any] | None, timeout: float = 3.0) -> None:
+    """Cancel a background task and wait (bounded) until it is gone.
+
+    Bounded because a task cancelled inside a client library's cleanup (a Redis
+    pub/sub connection being closed) can stall; stopping a node must not."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("writ.store.stop_slow", task=task.get_name(), waited=timeout)
+    elif not task.cancelled():
+        task.exception()  # retrieved: a failure while stopping is not worth a warning
 
 
 async def install_off_loop(holder: BlocklistHolder, blocklist: Blocklist, now: datetime) -> None:

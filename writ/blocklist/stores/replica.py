@@ -33,6 +33,7 @@ from writ.blocklist.stores.base import (
     Clock,
     StoreState,
     StoreStatus,
+    cancel,
     install_off_loop,
     utc_now,
 )
@@ -84,10 +85,7 @@ class RedisStore(StoreState):
 
     async def stop(self) -> None:
         for task in (self._task, self._persist):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel(task)
         self._task = self._persist = None
         await self._stop_ticker()
 
@@ -123,10 +121,12 @@ class RedisStore(StoreState):
                                          timeout=self.poll_interval)
                 await self._sync(registry)  # a notification, or the low-rate poll
         finally:
-            with contextlib.suppress(*_NET_ERRORS):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            with contextlib.suppress(*_NET_ERRORS):
-                await client.aclose()
+            # Bounded: closing a pub/sub connection whose read was just cancelled
+            # can wait on the connection's lock forever (seen with redis-py 8).
+            with contextlib.suppress(*_NET_ERRORS, TimeoutError):
+                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+            with contextlib.suppress(*_NET_ERRORS, TimeoutError):
+                await asyncio.wait_for(client.aclose(), 1.0)
 
     async def _sync_once(self) -> None:
         client = connect(self.url)
