@@ -24,6 +24,7 @@ import contextlib
 import random
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
@@ -49,6 +50,16 @@ __all__ = ["RedisStore"]
 log = structlog.get_logger("writ.store")
 
 _NET_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+_CLOSING: set[asyncio.Future[None]] = set()  # closes still running (kept referenced)
+
+
+async def _close_quietly(pubsub: Any, client: Any) -> None:
+    with contextlib.suppress(*_NET_ERRORS):
+        await pubsub.aclose()
+    with contextlib.suppress(*_NET_ERRORS):
+        await client.aclose()
 
 
 class RedisStore(StoreState):
@@ -121,12 +132,14 @@ class RedisStore(StoreState):
                                          timeout=self.poll_interval)
                 await self._sync(registry)  # a notification, or the low-rate poll
         finally:
-            # Bounded: closing a pub/sub connection whose read was just cancelled
-            # can wait on the connection's lock forever (seen with redis-py 8).
-            with contextlib.suppress(*_NET_ERRORS, TimeoutError):
-                await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
-            with contextlib.suppress(*_NET_ERRORS, TimeoutError):
-                await asyncio.wait_for(client.aclose(), 1.0)
+            # Closing runs as its own task and is waited for with a bound: closing a
+            # pub/sub connection whose read was just cancelled can stall (seen with
+            # redis-py 8), and wait_for() would wait for a close that ignores its
+            # cancellation. A stalled close is left to finish on its own.
+            closing = asyncio.ensure_future(_close_quietly(pubsub, client))
+            _CLOSING.add(closing)
+            closing.add_done_callback(_CLOSING.discard)
+            await asyncio.wait({closing}, timeout=1.0)
 
     async def _sync_once(self) -> None:
         client = connect(self.url)
