@@ -226,6 +226,12 @@ class Node:
                                      metrics=self.metrics, confdir=self.options.confdir,
                                      extra=extra)
         self.addresses["proxy"] = self.proxy.addresses
+        from writ.proxy import SteerKind
+
+        for kind in SteerKind:
+            steered = self.proxy.steer_addresses(kind)
+            if steered:
+                self.addresses[f"steer-{kind.value}"] = steered
 
     async def stop(self) -> None:
         # Reverse order: listeners drain, then the store, then the log is sealed.
