@@ -193,12 +193,19 @@ class Node:
                 token = read_token(self.policy.web.token_file)
             except (OSError, ValueError) as e:
                 raise WebStartError(f"web.token_file: {e}") from None
-        audit = self.audit
         self.web = await run_web(self.holder, self.policy, metrics=self.metrics, token=token,
-                                 listen=self.options.web_listen,
-                                 sink_stats=audit.stats if audit is not None else None,
+                                 listen=self.options.web_listen, sink_stats=self._stats,
                                  store_status=self.store.status if self.store else None)
         self.addresses["web"] = self.web.addresses
+
+    def _stats(self) -> dict[str, float]:
+        """Gauges for /metrics from the parts that count things themselves."""
+        out: dict[str, float] = {}
+        if self.audit is not None:
+            out.update(self.audit.stats())
+        if self.dns is not None:
+            out["dns_refused_clients"] = float(self.dns.server.refused_clients)
+        return out
 
     async def _start_dns(self) -> None:
         from writ.dns.server import DnsServer

@@ -135,6 +135,14 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
     assert (status, body) == (200, b"origin says hello\n")
     assert _Origin.hits == ["/v/42"]
 
+    # /metrics counts both components' decisions (and what the audit writer did)
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/metrics", timeout=5) as m:  # noqa: S310
+        metrics = m.read().decode()
+    assert 'writ_decisions_total{component="dns",decision="block",action="sinkhole"} 1' in metrics
+    assert 'writ_decisions_total{component="http",decision="block",action="451"} 1' in metrics
+    assert "writ_dns_refused_clients 0.0" in metrics
+    assert "writ_records_written" in metrics
+
     proc = node["proc"]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0

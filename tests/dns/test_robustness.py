@@ -73,6 +73,9 @@ async def test_clients_outside_the_acl_are_refused_with_ede_18(standin: StandIn)
         assert standin.queries == []
         r = await dig(res.port, "videohost.example")  # no hint about what is blocked either
         assert r.header.rcode == RCODE.REFUSED and not r.rr  # noqa: PT018
+        # not court-order decisions: counted for /metrics, kept out of the audit chain
+        assert res.listeners.server.refused_clients == 2
+        assert res.sink.records == []
     finally:
         await res.listeners.stop()
 

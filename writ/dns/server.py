@@ -91,6 +91,9 @@ class DnsServer:
             [parse_hostport(u) for u in self.dns.upstreams], self.dns.upstream_timeout)
         self.cache = AnswerCache(self.dns.cache_size)
         self.acl = ClientACL(self.dns.allow_clients)
+        # Queries refused by the ACL: not court-order decisions, so not in the audit
+        # chain (a flood must not bloat it), but counted for /metrics.
+        self.refused_clients = 0
         self.synth = Synth(self.dns)
         # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
         self.memo: dict[bytes, MemoHit] = {}
@@ -206,6 +209,7 @@ class DnsServer:
             return None  # never answer an answer
         edns = answers.edns_of(request)
         if not self.acl.allowed(client):
+            self.refused_clients += 1
             return answers.prohibited(request, edns)
         if h.opcode != 0:
             return answers.error(request, RCODE.NOTIMP, edns)
