@@ -136,7 +136,7 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
     assert _Origin.hits == ["/v/42"]
 
     # /metrics counts both components' decisions (and what the audit writer did)
-    with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/metrics", timeout=5) as m:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/metrics", timeout=5) as m:
         metrics = m.read().decode()
     assert 'writ_decisions_total{component="dns",decision="block",action="sinkhole"} 1' in metrics
     assert 'writ_decisions_total{component="http",decision="block",action="451"} 1' in metrics
