@@ -81,3 +81,36 @@ def test_writ_proxy_bad_invocations_exit_2(tmp_path: Path) -> None:
         assert r.returncode == 2, r.stderr
         assert says in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_mitmdump_script_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> None:
+    """Under `mitmdump -s` the addon keeps its blocklist current, like `writ proxy`."""
+    orders = tmp_path / "orders"
+    orders.mkdir()
+    (orders / "a.yaml").write_text("id: A-1\ncourt: C\ncase: '1'\nissued: 2015-01-01\n"
+                                   "targets: [{domain: first.example}]\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+         "--set", f"confdir={tmp_path / 'mitm'}", "-s", str(ROOT / "writ/proxy/mitmdump_addon.py"),
+         "--set", f"writ_orders={orders}", "--set", f"writ_audit_log={tmp_path / 'audit.log'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def ask(host: str) -> bytes:
+        req = (f"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n"
+               "Connection: close\r\n\r\n").encode()
+        return _ask(port, req, time.monotonic() + 30)
+
+    try:
+        assert ask("first.example").startswith(b"HTTP/1.1 451")
+        assert not ask("second.example").startswith(b"HTTP/1.1 451")
+        (orders / "b.yaml").write_text("id: B-1\ncourt: C\ncase: '2'\nissued: 2015-01-01\n"
+                                       "targets: [{domain: second.example}]\n")
+        deadline = time.monotonic() + 15
+        while not ask("second.example").startswith(b"HTTP/1.1 451"):
+            assert time.monotonic() < deadline, "the new order was not picked up"
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

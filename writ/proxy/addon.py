@@ -101,6 +101,7 @@ class WritAddon:
         self._given = holder is not None  # built by writ: ignore the writ_* options
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
         self._own_log: Any = None  # the AuditLog opened under `mitmdump -s`
+        self._store: Any = None  # the store keeping the holder current under `mitmdump -s`
 
     # -- configuration -----------------------------------------------------
 
@@ -154,7 +155,21 @@ class WritAddon:
         # from walking them again and again (it would stall requests).
         gc.freeze()
 
-    def done(self) -> None:
+    async def running(self) -> None:
+        """Under `mitmdump -s`: follow the folder or the Redis replica from now on
+        (configure() loaded the blocklist once, so a bad one fails at startup)."""
+        if self._given or self.holder is None or self._store is not None:
+            return
+        from writ.proxy import standalone
+
+        o = ctx.options
+        self._store = await standalone.follow(self.holder, o.writ_orders, o.writ_redis,
+                                              self.policy)
+
+    async def done(self) -> None:
+        if self._store is not None:
+            await self._store.stop()
+            self._store = None
         if self._own_log is not None:  # only a log this addon opened; writ closes its own
             self._own_log.close()
             self._own_log = None

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from writ.audit import AuditLog
 from writ.blocklist import BlocklistHolder
 from writ.policies import Policy, load_policy
 
-__all__ = ["load_policy_file", "open_audit_log", "open_holder_for"]
+__all__ = ["follow", "load_policy_file", "open_audit_log", "open_holder_for"]
 
 
 def load_policy_file(path: str | None) -> Policy:
@@ -35,3 +36,18 @@ def open_audit_log(path: str | None, policy: Policy) -> AuditLog:
     The caller closes it on shutdown (that seals the file)."""
     audit = replace(policy.audit, path=path) if path else policy.audit
     return AuditLog(audit, policy.node).start()
+
+
+async def follow(holder: BlocklistHolder, orders: str | None, redis_url: str | None,
+                 policy: Policy, state_dir: Path = Path("state")) -> Any:
+    """Keep `holder` current from its store (folder watch or Redis replica,
+    fail-static with a disk copy), as `writ proxy` does; returns the started
+    store, which the caller stops."""
+    from zoneinfo import ZoneInfo
+
+    from writ.blocklist.stores import open_store
+
+    store = open_store(Path(orders) if orders else None, redis_url, state_dir=state_dir,
+                       tz=ZoneInfo(policy.timezone))
+    await store.start(holder)
+    return store
