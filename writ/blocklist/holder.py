@@ -76,10 +76,8 @@ class BlocklistHolder:
 
     def tick(self, now: datetime) -> bool:
         """Re-fold when an `effective`/`expires` instant has passed. True if swapped."""
-        index, blocklist = self.index, self.blocklist
-        if index is None or blocklist is None:
-            return False
-        if index.valid_until is None or now < index.valid_until:
+        blocklist = self.blocklist
+        if blocklist is None or not self.due(now):
             return False
         self._publish(blocklist.at(now))
         return True

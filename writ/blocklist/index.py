@@ -176,24 +176,15 @@ class Index:
         if hits is None:
             h = self._hosts.get(name)
             return ALLOW if h is None else h.decision
-        if len(hits) == 1:
-            host, e = hits[0]
-            exact = host == name and bool(e[1])
-            key = (host, exact)
-            hit = self._decisions.get(key)
-            if hit is None:
-                hit = self._decisions[key] = _one_entry(host, e, exact)
-            return hit
-        orders: tuple[str, ...] = ()
-        rules: list[str] = []
-        for host, (sub, exact_orders) in reversed(hits):  # most specific first
-            if host == name and exact_orders:
-                orders = _merge(orders, exact_orders)
-                rules.append(f"domain {host} (exact)")
-            if sub:
-                orders = _merge(orders, sub)
-                rules.append(f"domain {host}")
-        return Decision(Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=True)
+        if len(hits) > 1:
+            return _domain_decision(hits, name)
+        # One entry: its decision is the same for every name under it, so it is shared.
+        host, e = hits[0]
+        key = (host, host == name and bool(e[1]))
+        hit = self._decisions.get(key)
+        if hit is None:
+            hit = self._decisions[key] = _domain_decision(hits, name)
+        return hit
 
     def decide_name(self, name: str) -> Decision:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
@@ -242,16 +233,17 @@ class Index:
 _LEAF: object = object()  # marks "not an interior name" in the interior table
 
 
-def _one_entry(host: str, e: _Entry, exact: bool) -> Decision:
-    sub, exact_orders = e
+def _domain_decision(hits: list[tuple[str, _Entry]], name: str) -> Decision:
+    """The block decision of the domain entries matching `name` (least specific first)."""
     orders: tuple[str, ...] = ()
     rules: list[str] = []
-    if exact:
-        orders = exact_orders
-        rules.append(f"domain {host} (exact)")
-    if sub:
-        orders = _merge(orders, sub)
-        rules.append(f"domain {host}")
+    for host, (sub, exact_orders) in reversed(hits):  # most specific first
+        if host == name and exact_orders:
+            orders = _merge(orders, exact_orders)
+            rules.append(f"domain {host} (exact)")
+        if sub:
+            orders = _merge(orders, sub)
+            rules.append(f"domain {host}")
     return Decision(Verdict.BLOCK, orders, rules[0], tuple(rules), host_level=True)
 
 
