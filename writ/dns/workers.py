@@ -121,22 +121,26 @@ async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequenc
                 reuse_port: bool = False, announce: bool = True,
                 ready: Callable[[], None] | None = None,
                 open_store: Callable[[], Any] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT. `holder.tick()` runs every second (effective/expires).
+    """Serve until SIGTERM/SIGINT.
 
     `open_store()` (if given) returns the store that keeps `holder` current in
-    this process: each worker follows the folder or the Redis replica itself."""
+    this process: each worker follows the folder or the Redis replica itself,
+    and the store's ticker switches at every effective/expires instant. Without
+    a store, `holder.tick()` runs here every second instead."""
     store = open_store() if open_store is not None else None
     if store is not None:
         await store.start(holder)
     try:
-        await _serve(holder, policy, sink, listen, reuse_port, announce, ready)
+        await _serve(holder, policy, sink, listen, reuse_port, announce, ready,
+                     tick=store is None)
     finally:
         if store is not None:
             await store.stop()
 
 
 async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917
-                 reuse_port: bool, announce: bool, ready: Callable[[], None] | None) -> None:
+                 reuse_port: bool, announce: bool, ready: Callable[[], None] | None,
+                 *, tick: bool) -> None:
     server = DnsServer(holder, policy, sink)
     listeners = Listeners(server)
     await listeners.start(listen, reuse_port=reuse_port)
@@ -154,7 +158,8 @@ async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequen
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
-            holder.tick(datetime.now(UTC))
+            if tick:
+                holder.tick(datetime.now(UTC))
     await listeners.stop()
 
 
