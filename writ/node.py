@@ -47,6 +47,7 @@ __all__ = [
     "open_holder",
     "run_node",
     "split_hostport",
+    "with_audit_path",
 ]
 
 

@@ -36,6 +36,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 def policy_from_args(args: argparse.Namespace) -> Policy:
     """The policy file (or defaults), with --node and --audit-log applied."""
+    from writ.node import with_audit_path
     from writ.policies import PolicyError, load_policy
 
     if args.orders is not None and not args.orders.is_dir():
@@ -51,9 +52,7 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
             raise UsageError("--policy: invalid policy:\n" + "\n".join(e.errors)) from None
     if args.node:
         policy = replace(policy, node=args.node)
-    if args.audit_log:
-        policy = replace(policy, audit=replace(policy.audit, path=args.audit_log))
-    return policy
+    return with_audit_path(policy, args.audit_log)
 
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:

@@ -145,7 +145,7 @@ class WritAddon:
             which = "writ_orders" if o.writ_orders else "writ_redis"
             raise _options_error(f"{which}: {e}") from None
         try:
-            log_ = standalone.open_audit_log(o.writ_audit_log, policy)
+            log_ = standalone.open_audit_log(o.writ_audit_log, policy, o.writ_redis)
         except Exception as e:  # noqa: BLE001 - as above
             raise _options_error(f"writ_audit_log: {e}") from None
         if self._own_log is not None:

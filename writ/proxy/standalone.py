@@ -7,7 +7,6 @@ log for every shell and passes them to the addon's constructor.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,14 @@ def open_holder_for(orders: str | None, redis_url: str | None,
     return open_holder(Path(orders) if orders else None, redis_url, policy)
 
 
-def open_audit_log(path: str | None, policy: Policy) -> AuditLog:
-    """The started decision log at `path` (None: the policy's audit path).
-    The caller closes it on shutdown (that seals the file)."""
-    audit = replace(policy.audit, path=path) if path else policy.audit
-    return AuditLog(audit, policy.node).start()
+def open_audit_log(path: str | None, policy: Policy, redis_url: str | None = None) -> AuditLog:
+    """The node's started decision log at `path` (None: the policy's audit path),
+    with the policy's off-box checkpoint copies. The caller closes it on
+    shutdown (that seals the file)."""
+    from writ.node import open_audit_log, with_audit_path
+
+    log: AuditLog = open_audit_log(with_audit_path(policy, path), redis_url, "writ")
+    return log
 
 
 async def follow(holder: BlocklistHolder, orders: str | None, redis_url: str | None,
