@@ -46,7 +46,6 @@ __all__ = [
     "open_audit_log",
     "open_holder",
     "run_node",
-    "split_hostport",
     "with_audit_path",
 ]
 
@@ -213,8 +212,10 @@ class Node:
         from writ.dns.transport import Listeners
 
         assert self.sink is not None
+        from writ.dns.upstream import parse_hostport
+
         listen = list(self.options.dns_listen) or [
-            split_hostport(a) for a in self.policy.dns.listen
+            parse_hostport(a) for a in self.policy.dns.listen  # validated by the policy loader
         ]
         server = DnsServer(self.holder, self.policy, self.sink)
         self.dns = Listeners(server)
@@ -267,14 +268,6 @@ class Node:
         if status is not None and status.stale:
             state += f" — STALE: {status.last_error or 'serving the last good copy'}"
         return "; ".join(parts) + f"; {state}"
-
-
-def split_hostport(text: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises UsageError."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def _fmt(addr: tuple[str, int]) -> str:

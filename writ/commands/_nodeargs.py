@@ -13,7 +13,7 @@ from typing import Any
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["add_source_args", "policy_from_args", "run_async"]
+__all__ = ["add_source_args", "addresses", "policy_from_args", "run_async"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -32,6 +32,19 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="where the last good blocklist copy is kept (default: state)")
     p.add_argument("--audit-log", metavar="PATH",
                    help="decision log path (default: the policy's audit.path)")
+
+
+def addresses(flag: str, values: list[str], default_port: int) -> list[tuple[str, int]]:
+    """`HOST:PORT` / `[V6]:PORT` / `HOST` flag values → (host, port); UsageError naming the flag."""
+    from writ.dns.upstream import parse_hostport
+
+    out = []
+    for v in values:
+        try:
+            out.append(parse_hostport(v, default_port))
+        except ValueError as e:
+            raise UsageError(f"{flag}: {e}") from None
+    return out
 
 
 def policy_from_args(args: argparse.Namespace) -> Policy:

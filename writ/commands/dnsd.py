@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from writ.audit import DecisionSink
 from writ.commands._common import UsageError
-from writ.commands._nodeargs import add_source_args, policy_from_args
+from writ.commands._nodeargs import add_source_args, addresses, policy_from_args
 from writ.policies import Policy
 
 __all__ = ["configure", "run"]
@@ -34,18 +34,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="resolver to forward allowed names to (repeatable; failover order)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes sharing the port (default: policy, else CPUs)")
-
-
-def _addresses(flag: str, values: list[str], default_port: int) -> list[tuple[str, int]]:
-    from writ.dns.upstream import parse_hostport
-
-    out = []
-    for v in values:
-        try:
-            out.append(parse_hostport(v, default_port))
-        except ValueError as e:
-            raise UsageError(f"{flag}: {e}") from None
-    return out
 
 
 def _preflight(args: argparse.Namespace, policy: Policy) -> None:
@@ -71,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     policy = policy_from_args(args)
     dns = policy.dns
-    listen = _addresses("--listen", args.listen or list(dns.listen), 53)
-    upstreams = _addresses("--upstream", args.upstream or list(dns.upstreams), 53)
+    listen = addresses("--listen", args.listen or list(dns.listen), 53)
+    upstreams = addresses("--upstream", args.upstream or list(dns.upstreams), 53)
     workers = args.workers or (dns.workers if args.policy else os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers: must be at least 1")

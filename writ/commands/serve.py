@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from writ.commands._nodeargs import add_source_args, policy_from_args, run_async
+from writ.commands._nodeargs import add_source_args, addresses, policy_from_args, run_async
 
 __all__ = ["configure", "run"]
 
@@ -31,7 +31,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.node import NodeOptions, run_node, split_hostport
+    from writ.node import NodeOptions, run_node
 
     policy = policy_from_args(args)
     if args.upstream:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     options = NodeOptions(
         orders=args.orders, redis_url=args.redis, prefix=args.prefix, state_dir=args.state_dir,
         components=frozenset({"dns", "proxy", "web"}) - set(args.without),
-        dns_listen=tuple(split_hostport(a) for a in args.dns or ()),
+        dns_listen=tuple(addresses("--dns", args.dns or [], 53)),
         proxy_listen=args.proxy, proxy_mode=args.proxy_mode, web_listen=args.web,
         confdir=args.confdir,
     )

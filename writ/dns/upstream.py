@@ -30,12 +30,12 @@ def parse_hostport(text: str, default_port: int = 53) -> tuple[str, int]:
         host, sep, rest = t[1:].partition("]")
         if not sep:
             raise ValueError(f"{text!r}: missing ']'")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
+        p = rest[1:] if rest.startswith(":") else str(default_port)
     elif t.count(":") == 1:
         host, _, p = t.partition(":")
-        port = int(p)
     else:
-        host, port = t, default_port
+        host, p = t, str(default_port)
+    port = int(p) if p.isdigit() else -1
     if not host or not 0 <= port <= 65535:
         raise ValueError(f"{text!r}: not HOST:PORT")
     return host, port
