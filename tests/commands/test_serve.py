@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dnslib import QTYPE, DNSRecord
+from dnslib import EDNS0, QTYPE, DNSRecord
 
 from tests.conftest import free_port
 
@@ -91,7 +91,7 @@ def node(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 def _dig(port: int, name: str) -> DNSRecord:
     q = DNSRecord.question(name, "A")
-    q.add_ar(__import__("dnslib").EDNS0(udp_len=1232))
+    q.add_ar(EDNS0(udp_len=1232))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(3)
         s.sendto(q.pack(), ("127.0.0.1", port))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from writ.blocklist.canon import CanonError, is_url
+from writ.blocklist.canon import CanonError, canonical_name, canonical_url, is_url
 from writ.blocklist.index import Index, Verdict
 
 __all__ = ["explain", "sentence"]
@@ -16,29 +16,25 @@ __all__ = ["explain", "sentence"]
 
 def explain(index: Index, target: str) -> dict[str, Any]:
     """One JSON-able object: target, decision, orders, rule, rules, blocklist_version, at."""
-    out: dict[str, Any] = {"target": target, "kind": "url" if is_url(target) else "name"}
-    try:
-        d = index.decide_url(target) if is_url(target) else index.decide_name(target)
+    url = is_url(target)
+    out: dict[str, Any] = {"target": target, "kind": "url" if url else "name"}
+    try:  # canonicalised once: the decision and the restoration note use the same host
+        if url:
+            u = canonical_url(target)
+            host, d = u.host, index.decide_canonical_url(u)
+        else:
+            host = canonical_name(target)
+            d = index.decide_canonical_name(host)
     except CanonError as e:
         out.update(decision="invalid", orders=[], rule=None, error=str(e))
     else:
         out.update(decision=d.decision.value, orders=list(d.orders), rule=d.rule,
                    rules=list(d.rules))
-        host = _host(target)
-        if host is not None and d.decision is not Verdict.BLOCK and host in index.restored:
+        if d.decision is not Verdict.BLOCK and host in index.restored:
             out["restored_by"] = list(index.restored[host])
     out["blocklist_version"] = index.version
     out["at"] = index.at.isoformat()
     return out
-
-
-def _host(target: str) -> str | None:
-    from writ.blocklist.canon import canonical_name, canonical_url
-
-    try:
-        return canonical_url(target).host if is_url(target) else canonical_name(target)
-    except CanonError:
-        return None
 
 
 def _acts(index: Index, ids: list[str]) -> str:
