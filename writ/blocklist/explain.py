@@ -15,7 +15,9 @@ __all__ = ["explain", "sentence"]
 
 
 def explain(index: Index, target: str) -> dict[str, Any]:
-    """One JSON-able object: target, decision, orders, rule, rules, blocklist_version, at."""
+    """One JSON-able object: target, kind, decision, orders, rule, rules, host_level,
+    restored_by (when a restoration lifted the host), blocklist_version, at; an
+    invalid target has decision "invalid" and `error`."""
     url = is_url(target)
     out: dict[str, Any] = {"target": target, "kind": "url" if url else "name"}
     try:  # canonicalised once: the decision and the restoration note use the same host
@@ -29,7 +31,7 @@ def explain(index: Index, target: str) -> dict[str, Any]:
         out.update(decision="invalid", orders=[], rule=None, error=str(e))
     else:
         out.update(decision=d.decision.value, orders=list(d.orders), rule=d.rule,
-                   rules=list(d.rules))
+                   rules=list(d.rules), host_level=d.host_level)
         if d.decision is not Verdict.BLOCK and host in index.restored:
             out["restored_by"] = list(index.restored[host])
     out["blocklist_version"] = index.version

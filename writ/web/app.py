@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from writ import __version__
-from writ.blocklist import BlocklistHolder, CanonError, Verdict, canonical_url, fold, is_url
+from writ.blocklist import BlocklistHolder, CanonError, Verdict, canonical_url, fold
+from writ.blocklist.explain import explain as explain_target
 from writ.blockpage import Page, bad_request_page, blocked_page, not_blocked_page, unavailable_page
 from writ.metrics import Metrics
 from writ.policies import Policy
@@ -208,14 +209,10 @@ async def explain(request: web.Request) -> web.Response:
     targets = request.query.getall("target", [])
     if not targets:
         return _json({"error": "give ?target=NAME or ?target=URL (repeatable)"}, 400)
-    results = []
-    for t in targets:
-        try:
-            d = index.decide_url(t) if is_url(t) else index.decide_name(t)
-        except CanonError as e:
-            return _json({"error": f"target {t[:200]!r}: {e}"}, 400)
-        results.append({"target": t, "decision": str(d.decision), "orders": list(d.orders),
-                        "rule": d.rule, "rules": list(d.rules), "host_level": d.host_level})
+    results = [explain_target(index, t) for t in targets]  # what `writ explain --json` says
+    for e in results:
+        if e["decision"] == "invalid":
+            return _json({"error": f"target {e['target'][:200]!r}: {e['error']}"}, 400)
     return _json({"blocklist_version": index.version, "results": results})
 
 
