@@ -59,10 +59,24 @@ async def _tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+async def _listen(port: int) -> tuple[int, asyncio.Server]:
+    """UDP and TCP on one port; port 0 picks one that is free for both."""
+    loop = asyncio.get_running_loop()
+    for _ in range(50):
+        udp, _proto = await loop.create_datagram_endpoint(_Udp, local_addr=("127.0.0.1", port))
+        chosen = int(udp.get_extra_info("sockname")[1])
+        try:
+            return chosen, await asyncio.start_server(_tcp, "127.0.0.1", chosen)
+        except OSError:
+            udp.close()
+            if port:
+                raise
+    raise OSError("no port free for both UDP and TCP on 127.0.0.1")
+
+
 async def main(port: int) -> None:
     loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(_Udp, local_addr=("127.0.0.1", port))
-    server = await asyncio.start_server(_tcp, "127.0.0.1", port)
+    port, server = await _listen(port)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -73,5 +87,5 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=5353)
+    ap.add_argument("--port", type=int, default=5353, help="0 picks a free port (printed)")
     asyncio.run(main(ap.parse_args().port))

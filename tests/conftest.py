@@ -24,6 +24,21 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP, as a DNS listener needs."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no loopback port free for both UDP and TCP")
+
+
 class RedisServer:
     """A redis-server process owned by the test session."""
 
@@ -38,25 +53,37 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                "--protected-mode", "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        for _attempt in range(3):  # the port can be taken between free_port() and the bind
+            self.proc = subprocess.Popen(
+                [
+                    self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
+                    "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                    "--protected-mode", "yes",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._answering():
+                return
+            self.stop()
+            self.port = free_port()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _answering(self) -> bool:
+        """True once *our* process answers: whatever else holds the port is never used."""
+        assert self.proc is not None
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        return
+                    c.sendall(b"INFO server\r\n")
+                    info = c.recv(65536)
+                    if f"process_id:{self.proc.pid}\r".encode() in info:
+                        return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+                pass
+            time.sleep(0.05)
+        return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

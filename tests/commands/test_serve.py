@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from dnslib import EDNS0, QTYPE, DNSRecord
 
-from tests.conftest import free_port
+from tests.conftest import free_dns_port, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,10 +44,16 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _PortTaken(Exception):
+    pass
+
+
 def _wait_http(url: str, deadline: float, proc: subprocess.Popen[str]) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read() if proc.stderr else ""
+            if "address already in use" in err.lower():
+                raise _PortTaken(err)
             raise AssertionError(f"writ serve exited {proc.returncode}:\n{err}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
@@ -62,31 +68,49 @@ def _wait_http(url: str, deadline: float, proc: subprocess.Popen[str]) -> None:
 def node(tmp_path: Path) -> Iterator[dict[str, object]]:
     origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    up_port = free_port(socket.SOCK_DGRAM)
     upstream = subprocess.Popen([sys.executable, str(ROOT / "scripts/demo_upstream.py"),
-                                 "--port", str(up_port)], stdout=subprocess.PIPE)
+                                 "--port", "0"], stdout=subprocess.PIPE, text=True)
     assert upstream.stdout is not None
-    upstream.stdout.readline()  # "demo upstream: … " once it listens
-    ports = {"dns": free_port(socket.SOCK_DGRAM), "proxy": free_port(), "web": free_port()}
+    # "demo upstream: 127.0.0.1:PORT (udp, tcp)" once it listens on a port it chose
+    line = upstream.stdout.readline()
+    up_port = int(line.split(":")[2].split()[0])
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "writ.cli", "serve", "--orders", str(ROOT / "court_orders"),
-         "--policy", str(ROOT / "policies/default.yaml"), "--node", "e2e-node",
-         "--dns", f"127.0.0.1:{ports['dns']}", "--upstream", f"127.0.0.1:{up_port}",
-         "--proxy", f"127.0.0.1:{ports['proxy']}",
-         "--web", f"127.0.0.1:{ports['web']}", "--state-dir", str(tmp_path / "state"),
-         "--confdir", str(tmp_path / "mitmproxy")],
-        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_http(f"http://127.0.0.1:{ports['web']}/healthz", time.monotonic() + 30, proc)
-        yield {"ports": ports, "proc": proc, "dir": tmp_path, "origin": origin.server_address[1]}
+        yield from _serve(tmp_path, env, up_port, origin.server_address[1])
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=5)
+        origin.shutdown()
+
+
+def _serve(tmp_path: Path, env: dict[str, str], up_port: int,
+           origin: int) -> Iterator[dict[str, object]]:
+    for _attempt in range(3):  # a free port can be taken between our check and the bind
+        ports = {"dns": free_dns_port(), "proxy": free_port(), "web": free_port()}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "writ.cli", "serve", "--orders", str(ROOT / "court_orders"),
+             "--policy", str(ROOT / "policies/default.yaml"), "--node", "e2e-node",
+             "--dns", f"127.0.0.1:{ports['dns']}", "--upstream", f"127.0.0.1:{up_port}",
+             "--proxy", f"127.0.0.1:{ports['proxy']}",
+             "--web", f"127.0.0.1:{ports['web']}", "--state-dir", str(tmp_path / "state"),
+             "--confdir", str(tmp_path / "mitmproxy")],
+            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_http(f"http://127.0.0.1:{ports['web']}/healthz", time.monotonic() + 30, proc)
+            break
+        except _PortTaken:
+            continue
+        except BaseException:
+            proc.kill()
+            raise
+    else:
+        pytest.fail("writ serve found a port taken three times running")
+    try:
+        yield {"ports": ports, "proc": proc, "dir": tmp_path, "origin": origin}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-        upstream.terminate()
-        upstream.wait(timeout=5)
-        origin.shutdown()
 
 
 def _dig(port: int, name: str) -> DNSRecord:

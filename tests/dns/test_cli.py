@@ -133,3 +133,21 @@ def test_a_worker_that_cannot_listen_stops_the_node_at_once(tmp_path: Path) -> N
     assert "Traceback" not in proc.stderr
     assert "listening on" not in proc.stderr  # never announced a port it does not serve
     assert elapsed < 30  # not the 60 s readiness timeout
+
+
+def test_a_taken_port_is_named_in_the_error(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "kz.yaml").write_text(ORDER)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
+             "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--workers", "1"],
+            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"DNS on 127.0.0.1:{port}" in proc.stderr
+    assert "in use" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -276,11 +276,11 @@ def _until_answering(proc: subprocess.Popen[bytes], port: int) -> bool:
 @pytest.mark.e2e
 def test_unbound_enforces_the_zone(tmp_path: Path, upstream: int) -> None:
     binary = _tool("unbound", required_in_ci=False)  # Unbound 1.10+ has rpz:
-    from tests.conftest import free_port
+    from tests.conftest import free_dns_port
 
     zone = _sample_zone(tmp_path)
     for _attempt in range(3):  # a free port can be taken between our check and Unbound's bind
-        port = free_port(socket.SOCK_DGRAM)
+        port = free_dns_port()
         conf = _unbound_conf(tmp_path, zone, port, upstream)
         proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)

@@ -102,10 +102,11 @@ class Listeners:
                 try:
                     await self._bind(host, port, reuse_port)
                     break
-                except OSError:
+                except OSError as e:
                     # Port 0: UDP picked a port whose TCP twin is taken; pick again.
                     if port != 0 or attempt == 7:
-                        raise
+                        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                        raise OSError(e.errno, f"DNS on {where}: {e.strerror or e}") from None
 
     async def _bind(self, host: str, port: int, reuse_port: bool) -> None:
         transport: _Closable
