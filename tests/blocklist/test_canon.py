@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from writ.blocklist.canon import CanonError, canonical_name, canonical_path, canonical_url
@@ -32,7 +32,8 @@ def test_names_are_canonicalised(raw: str, canonical: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", ".", "a..example", "-lead.example", "trail-.example", "a" * 64 + ".example",
+    ["", ".", "a..example", "a..", ".a", "..", "example..", "a.-b.example", "a-", "-",
+     "-lead.example", "trail-.example", "a" * 64 + ".example",
      ("a" * 60 + ".") * 5 + "example", "sp ace.example", "xn--zz-.example", "x@y.example"],
 )
 def test_bad_names_are_refused(bad: str) -> None:
@@ -110,6 +111,28 @@ def test_name_canonicalisation_is_idempotent(name: str) -> None:
     once = canonical_name(name)
     assert canonical_name(once) == once
     assert canonical_name(name.upper() + ".") == once
+
+
+def _name_or_error(name: str) -> str:
+    try:
+        return canonical_name(name)
+    except CanonError:
+        return "<refused>"
+
+
+# spellings near the edges of the fast path: dots, hyphens, case, length, non-ASCII
+_pieces = st.sampled_from(["a", "Z", "0", ".", ".", "-", "_", " ", "\t", "é", "xn--",
+                           "x" * 20, "y" * 63])
+
+
+_fastish = st.sampled_from(["a", "Z", "0", ".", ".", "-", "x" * 20, "y" * 30, "xn--"])
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.lists(_pieces, max_size=12), st.lists(_fastish, max_size=8)).map("".join))
+def test_the_fast_spelling_path_agrees_with_the_full_check(name: str) -> None:
+    # a leading space always takes the full path (strip, IDNA, label checks)
+    assert _name_or_error(name) == _name_or_error(" " + name)
 
 
 @given(names, paths)

@@ -68,6 +68,20 @@ class CanonicalURL:
 
 def canonical_name(name: str) -> str:
     """Lowercase, no trailing dot, punycode. Raises CanonError."""
+    if name.isascii():
+        # Fast path for the common spellings: letters, digits, dots and inner
+        # hyphens, short enough that no label can pass 63 and no punycode to
+        # check. Same result as the full check below (a property test holds it).
+        n = name.lower()
+        if n[-1:] == ".":
+            n = n[:-1]
+        if len(n) <= MAX_LABEL and ".." not in n and n[:1] != "." and n[-1:] != ".":
+            plain = n.replace(".", "")
+            if plain.isalnum():
+                return n
+            if (plain.replace("-", "").isalnum() and "xn--" not in n and "-." not in n
+                    and ".-" not in n and n[0] != "-" and n[-1] != "-"):
+                return n
     n = name.strip()
     if n.endswith("."):
         n = n[:-1]
