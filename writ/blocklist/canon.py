@@ -19,7 +19,7 @@ resource, and the same resource on another port is the same evasion.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import idna
 
@@ -55,8 +55,10 @@ class CanonError(ValueError):
     """A name or URL that cannot be canonicalised; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalURL:
+class CanonicalURL(NamedTuple):
+    """A URL in canonical form. A named tuple, not a frozen dataclass: one is
+    built per request, and the tuple is built in half the time."""
+
     host: str
     path: str  # starts with "/", no trailing "/" except for the root
     query: tuple[tuple[str, str], ...]
@@ -167,7 +169,12 @@ def _canonical_query(raw: str) -> tuple[tuple[str, str], ...]:
     if not raw:
         return ()
     if _QUERY_PLAIN_ALL.fullmatch(raw):  # nothing to normalise: split only
-        return tuple((k, v) for k, _, v in (p.partition("=") for p in raw.split("&") if p))
+        plain: list[tuple[str, str]] = []
+        for part in raw.split("&"):
+            if part:
+                k, _, v = part.partition("=")
+                plain.append((k, v))
+        return tuple(plain)
     pairs: list[tuple[str, str]] = []
     for part in raw.split("&"):
         if not part:
