@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.ports import free_port
 from writ.blocklist import Act, ActKind, Blocklist, BlocklistHolder, BulkList, Target, TargetKind
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
@@ -60,10 +61,6 @@ async def replica(url: str, state: str) -> None:
 
 # -- driver ----------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -1,0 +1,32 @@
+"""Free loopback ports, for the test suite and the benchmarks (no pytest here).
+
+A port found free can be taken before the caller binds it; callers that start a
+server on it retry on "address already in use".
+"""
+
+from __future__ import annotations
+
+import socket
+
+__all__ = ["free_dns_port", "free_port"]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP, as a DNS listener needs."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no loopback port free for both UDP and TCP")
