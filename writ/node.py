@@ -212,10 +212,10 @@ class Node:
         from writ.dns.transport import Listeners
 
         assert self.sink is not None
-        from writ.dns.upstream import parse_hostport
+        from writ.endpoints import split_hostport
 
         listen = list(self.options.dns_listen) or [
-            parse_hostport(a) for a in self.policy.dns.listen  # validated by the policy loader
+            split_hostport(a, 53) for a in self.policy.dns.listen  # validated by the policy loader
         ]
         server = DnsServer(self.holder, self.policy, self.sink)
         self.dns = Listeners(server)

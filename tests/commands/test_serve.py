@@ -181,3 +181,25 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
                             capture_output=True, text=True, check=False,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--web", "nope"], "--web: missing port"),
+        (["--proxy", "::1:8080"], "--proxy: missing port"),
+        (["--dns", "127.0.0.1:99999"], "--dns: port must be"),
+        (["--upstream", "[::1"], "--upstream: unterminated"),
+    ],
+)
+def test_a_bad_address_flag_is_named_before_anything_starts(tmp_path: Path, flags: list[str],
+                                                            says: str) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "writ.cli", "serve", "--orders", str(ROOT / "court_orders"),
+         "--state-dir", str(tmp_path / "state"), *flags],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+        text=True, timeout=60, check=False)
+    assert r.returncode == 2
+    assert says in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "writ.store.switched" not in r.stdout + r.stderr  # refused before loading orders

@@ -34,17 +34,27 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="decision log path (default: the policy's audit.path)")
 
 
-def addresses(flag: str, values: list[str], default_port: int) -> list[tuple[str, int]]:
+def addresses(flag: str, values: list[str], default_port: int | None) -> list[tuple[str, int]]:
     """`HOST:PORT` / `[V6]:PORT` / `HOST` flag values → (host, port); UsageError naming the flag."""
-    from writ.dns.upstream import parse_hostport
+    from writ.endpoints import split_hostport
 
     out = []
     for v in values:
         try:
-            out.append(parse_hostport(v, default_port))
+            out.append(split_hostport(v, default_port))
         except ValueError as e:
             raise UsageError(f"{flag}: {e}") from None
     return out
+
+
+def address(flag: str, value: str | None) -> str | None:
+    """One `HOST:PORT` flag value, checked now (UsageError naming the flag), or None."""
+    if value is None:
+        return None
+    from writ.endpoints import format_endpoint
+
+    (hostport,) = addresses(flag, [value], None)
+    return format_endpoint(*hostport)
 
 
 def policy_from_args(args: argparse.Namespace) -> Policy:

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from writ.blocklist import BlocklistHolder
     from writ.blocklist.stores import open_store
     from writ.dns.workers import run_node
+    from writ.endpoints import format_endpoint
     from writ.node import open_audit_log
 
     policy = policy_from_args(args)
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or (dns.workers if args.policy else os.cpu_count() or 1)
     if workers < 1:
         raise UsageError("--workers: must be at least 1")
-    dns = replace(dns, listen=tuple(f"[{h}]:{p}" for h, p in listen),
-                  upstreams=tuple(f"[{h}]:{p}" for h, p in upstreams), workers=workers)
+    dns = replace(dns, listen=tuple(format_endpoint(*a) for a in listen),
+                  upstreams=tuple(format_endpoint(*a) for a in upstreams), workers=workers)
     policy = replace(policy, dns=dns)
     _preflight(args, policy)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from writ.commands._nodeargs import add_source_args, policy_from_args, run_async
+from writ.commands._nodeargs import add_source_args, address, policy_from_args, run_async
 
 __all__ = ["configure", "run"]
 
@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     policy = policy_from_args(args)
     options = NodeOptions(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                           state_dir=args.state_dir, components=frozenset({"proxy"}),
-                          proxy_listen=args.listen, proxy_mode=args.mode, confdir=args.confdir)
+                          proxy_listen=address("--listen", args.listen), proxy_mode=args.mode,
+                          confdir=args.confdir)
     return run_async(run_node(policy, options))

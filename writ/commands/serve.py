@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from writ.commands._nodeargs import add_source_args, addresses, policy_from_args, run_async
+from writ.commands._nodeargs import (
+    add_source_args,
+    address,
+    addresses,
+    policy_from_args,
+    run_async,
+)
 
 __all__ = ["configure", "run"]
 
@@ -35,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
 
     policy = policy_from_args(args)
     if args.upstream:
-        policy = replace(policy, dns=replace(policy.dns, upstreams=tuple(args.upstream)))
+        from writ.endpoints import format_endpoint
+
+        upstreams = tuple(format_endpoint(*a) for a in addresses("--upstream", args.upstream, 53))
+        policy = replace(policy, dns=replace(policy.dns, upstreams=upstreams))
     options = NodeOptions(
         orders=args.orders, redis_url=args.redis, prefix=args.prefix, state_dir=args.state_dir,
         components=frozenset({"dns", "proxy", "web"}) - set(args.without),
         dns_listen=tuple(addresses("--dns", args.dns or [], 53)),
-        proxy_listen=args.proxy, proxy_mode=args.proxy_mode, web_listen=args.web,
+        proxy_listen=address("--proxy", args.proxy), proxy_mode=args.proxy_mode,
+        web_listen=address("--web", args.web),
         confdir=args.confdir,
     )
     return run_async(run_node(policy, options))

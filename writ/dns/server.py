@@ -42,8 +42,9 @@ from writ.dns.answers import EdnsInfo
 from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.names import decide_labels, display_name
 from writ.dns.synth import Synth, wire_name
-from writ.dns.upstream import Upstream, build_query, parse_hostport
+from writ.dns.upstream import Upstream, build_query
 from writ.dns.wire import Query, add_opt, header_reply, parse_query, record_ttls
+from writ.endpoints import split_hostport
 from writ.policies import FailMode, Policy, UrlRuleMode
 
 __all__ = ["DnsServer"]
@@ -88,7 +89,7 @@ class DnsServer:
             sink, "record_line", self._record)
         self.log_allowed = policy.audit.log_allowed
         self.upstream = upstream or Upstream(
-            [parse_hostport(u) for u in self.dns.upstreams], self.dns.upstream_timeout)
+            [split_hostport(u, 53) for u in self.dns.upstreams], self.dns.upstream_timeout)
         self.cache = AnswerCache(self.dns.cache_size)
         self.acl = ClientACL(self.dns.allow_clients)
         # Queries refused by the ACL: not court-order decisions, so not in the audit

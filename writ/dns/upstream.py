@@ -18,27 +18,9 @@ import secrets
 import struct
 from collections.abc import Sequence
 
-__all__ = ["Upstream", "build_query", "parse_hostport"]
+__all__ = ["Upstream", "build_query"]
 
 _HDR = struct.Struct("!HHHHHH")
-
-
-def parse_hostport(text: str, default_port: int = 53) -> tuple[str, int]:
-    """`127.0.0.1:53`, `[::1]:53`, `::1` or `host` → (host, port). Raises ValueError."""
-    t = text.strip()
-    if t.startswith("["):
-        host, sep, rest = t[1:].partition("]")
-        if not sep:
-            raise ValueError(f"{text!r}: missing ']'")
-        p = rest[1:] if rest.startswith(":") else str(default_port)
-    elif t.count(":") == 1:
-        host, _, p = t.partition(":")
-    else:
-        host, p = t, str(default_port)
-    port = int(p) if p.isdigit() else -1
-    if not host or not 0 <= port <= 65535:
-        raise ValueError(f"{text!r}: not HOST:PORT")
-    return host, port
 
 
 def build_query(question: bytes, flags: int, edns: bool, do: bool, udp_size: int = 1232) -> bytes:

@@ -20,6 +20,8 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from writ.endpoints import format_endpoint, split_hostport
+
 __all__ = ["BadValueError", "format_endpoint", "parse_endpoint"]
 
 E = TypeVar("E", bound=StrEnum)
@@ -144,37 +146,17 @@ def timezone(value: object) -> str:
 
 def parse_endpoint(value: str, default_port: int | None = None) -> tuple[str, int]:
     """`127.0.0.1:53`, `[::1]:53` (or a bare address when `default_port` is
-    given) → (address, port). Raises BadValueError."""
-    s = value.strip()
-    port_text: str | None = None
-    if s.startswith("["):
-        host, sep, rest = s[1:].partition("]")
-        if not sep:
-            raise BadValueError(f"unterminated '[' in {value!r}")
-        if rest:
-            if not rest.startswith(":"):
-                raise BadValueError(f"expected ]:PORT after the IPv6 address in {value!r}")
-            port_text = rest[1:]
-    elif s.count(":") == 1:
-        host, _, port_text = s.partition(":")
-    else:
-        host = s  # an IPv4 address, or an IPv6 address without a port
+    given) → (address, port): an IP address, not a name, and a port from 1.
+    Raises BadValueError."""
+    try:
+        host, port = split_hostport(value, default_port, lowest_port=1)
+    except ValueError as e:
+        raise BadValueError(str(e)) from None
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
         raise BadValueError(f"expected an IP address (not a name) in {value!r}") from None
-    if port_text is None:
-        if default_port is None:
-            example = "[::1]:5300" if addr.version == 6 else "127.0.0.1:5300"
-            raise BadValueError(f"missing port in {value!r} (e.g. {example})")
-        return str(addr), default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise BadValueError(f"port must be a number from 1 to 65535 in {value!r}")
-    return str(addr), int(port_text)
-
-
-def format_endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(addr), port
 
 
 def endpoint(default_port: int | None = None) -> Callable[[object], str]:

@@ -6,7 +6,7 @@ writ/proxy/mitmdump_addon.py` loads the addon on its own (see that file).
 
 from writ.proxy.addon import STREAM_THRESHOLD, WritAddon
 from writ.proxy.judge import judge_names, judge_request
-from writ.proxy.runner import ProxyHandle, ProxyStartError, parse_listen, run_proxy
+from writ.proxy.runner import ProxyHandle, ProxyStartError, run_proxy
 from writ.proxy.steer import SteerKind
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "WritAddon",
     "judge_names",
     "judge_request",
-    "parse_listen",
     "run_proxy",
 ]

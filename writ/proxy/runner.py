@@ -33,29 +33,19 @@ from mitmproxy.tools.dump import DumpMaster
 
 from writ.audit import DecisionSink
 from writ.blocklist import BlocklistHolder
+from writ.endpoints import split_hostport
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.proxy.addon import WritAddon
 from writ.proxy.steer import SteerKind, steer_modes
 
-__all__ = ["ProxyHandle", "ProxyStartError", "parse_listen", "run_proxy"]
+__all__ = ["ProxyHandle", "ProxyStartError", "run_proxy"]
 
 _START_TIMEOUT = 15.0
 
 
 class ProxyStartError(Exception):
     """The proxy could not start: the message names the option or address."""
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[V6]:PORT` → (host, port). Raises ProxyStartError."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ProxyStartError(f"--listen: expected HOST:PORT, got {text!r}")
-    host = host.strip("[]") if host.startswith("[") else host
-    if not host:
-        raise ProxyStartError(f"--listen: no host in {text!r}")
-    return host, int(port)
 
 
 @dataclass
@@ -114,7 +104,10 @@ async def run_proxy(
     ("regular", "transparent", or any mitmproxy mode spec such as
     "reverse:http://127.0.0.1:8000"). `extra` sets further mitmproxy options.
     """
-    host, port = parse_listen(listen or policy.proxy.listen)
+    try:
+        host, port = split_hostport(listen or policy.proxy.listen)
+    except ValueError as e:  # say where the address came from: the flag or the policy
+        raise ProxyStartError(f"{'--listen' if listen else 'proxy.listen'}: {e}") from None
     spec = mode or policy.proxy.mode
     try:
         ProxyMode.parse(spec)

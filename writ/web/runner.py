@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from writ.blocklist import BlocklistHolder
+from writ.endpoints import split_hostport
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.web.app import make_app
@@ -36,20 +37,16 @@ class WebHandle:
         await self.runner.cleanup()
 
 
-def _split(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise WebStartError(f"--listen: expected HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
-
-
 async def run_web(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None = None,
                   token: str | None = None, listen: str | None = None,
                   sink_stats: Callable[[], Mapping[str, float]] | None = None,
                   store_status: Callable[[], Any] | None = None) -> WebHandle:
     """Start the app on `listen` (default policy.web.listen, loopback); return once bound."""
     where = listen or policy.web.listen
-    host, port = _split(where)
+    try:
+        host, port = split_hostport(where)
+    except ValueError as e:  # say where the address came from: the flag or the policy
+        raise WebStartError(f"{'--listen' if listen else 'web.listen'}: {e}") from None
     app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats,
                    store_status=store_status)
     runner = web.AppRunner(app, access_log=None)
