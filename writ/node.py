@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from writ.audit import DecisionSink
 from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
 from writ.commands._common import UsageError
+from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
 from writ.policies import Policy
 
@@ -261,18 +262,13 @@ class Node:
     def describe(self) -> str:
         status = self.store.status() if self.store is not None else None
         index = self.holder.index
-        parts = [f"{k} listening on {', '.join(_fmt(a) for a in v)}"
+        parts = [f"{k} listening on {', '.join(format_endpoint(*a[:2]) for a in v)}"
                  for k, v in self.addresses.items()]
         state = (f"blocklist {index.version} ({len(index)} rules)" if index is not None
                  else "NO BLOCKLIST (fail-" + self.policy.fail.value + ")")
         if status is not None and status.stale:
             state += f" — STALE: {status.last_error or 'serving the last good copy'}"
         return "; ".join(parts) + f"; {state}"
-
-
-def _fmt(addr: tuple[str, int]) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def wait_for_signal() -> None:

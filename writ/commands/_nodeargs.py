@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -80,15 +79,12 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when installed; startup failures become a clear exit 2."""
+    from writ import loop
     from writ.node import StartError
     from writ.proxy import ProxyStartError
     from writ.web import WebStartError
 
     try:
-        try:
-            import uvloop
-        except ImportError:
-            return int(asyncio.run(main))
-        return int(uvloop.run(main))
+        return int(loop.run(main))
     except (OSError, ProxyStartError, WebStartError, StartError) as e:
         raise UsageError(f"cannot start: {e}") from None

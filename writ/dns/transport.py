@@ -25,6 +25,7 @@ from typing import Protocol, cast
 
 from writ.dns import mmsg
 from writ.dns.server import DnsServer
+from writ.endpoints import format_endpoint
 
 __all__ = ["Listeners"]
 
@@ -105,7 +106,7 @@ class Listeners:
                 except OSError as e:
                     # Port 0: UDP picked a port whose TCP twin is taken; pick again.
                     if port != 0 or attempt == 7:
-                        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                        where = format_endpoint(host, port)
                         raise OSError(e.errno, f"DNS on {where}: {e.strerror or e}") from None
 
     async def _bind(self, host: str, port: int, reuse_port: bool) -> None:

@@ -34,6 +34,8 @@ from writ.audit import DecisionSink
 from writ.dns.cache import LogLine
 from writ.dns.server import DnsServer
 from writ.dns.transport import Listeners
+from writ.endpoints import format_endpoint
+from writ.loop import run as run_event_loop
 from writ.policies import Policy
 
 __all__ = ["QueueSink", "run_node", "serve"]
@@ -148,8 +150,8 @@ async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequen
         ready()
     if announce:
         for host, port in listeners.addresses:
-            print(f"writ dns: listening on {_fmt((host, port))} (udp, tcp)", file=sys.stderr,
-                  flush=True)
+            print(f"writ dns: listening on {format_endpoint(host, port)} (udp, tcp)",
+                  file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -161,20 +163,6 @@ async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequen
             if tick:
                 holder.tick(datetime.now(UTC))
     await listeners.stop()
-
-
-def _run_loop(main: Callable[[], Any]) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main())
-    else:
-        uvloop.run(main())
-
-
-def _fmt(addr: Address) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _pin_ports(listen: Sequence[Address]) -> list[Address]:
@@ -195,8 +183,8 @@ def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], read
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     sink = QueueSink(queue)
     try:
-        _run_loop(lambda: serve(holder, policy, sink, listen, True, False, ready.release,
-                                open_store))
+        run_event_loop(serve(holder, policy, sink, listen, True, False, ready.release,
+                             open_store))
     except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
         print(f"writ dns: cannot listen: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -228,7 +216,7 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     if workers <= 1:
         sink, close = open_sink()
         try:
-            _run_loop(lambda: serve(holder, policy, sink, listen, open_store=open_store))
+            run_event_loop(serve(holder, policy, sink, listen, open_store=open_store))
         finally:
             close()
         return 0
@@ -246,7 +234,7 @@ def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: in
     started = _await_ready(ready, procs)  # announce only when serving
     if started == len(procs):
         for addr in listen:
-            print(f"writ dns: listening on {_fmt(addr)} (udp, tcp; {workers} workers)",
+            print(f"writ dns: listening on {format_endpoint(*addr)} (udp, tcp; {workers} workers)",
                   file=sys.stderr, flush=True)
     else:
         print("writ dns: a worker could not start; stopping", file=sys.stderr, flush=True)
