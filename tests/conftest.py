@@ -25,10 +25,14 @@ __all__ = ["RedisServer", "free_dns_port", "free_port"]
 class RedisServer:
     """A redis-server process owned by the test session."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls` (certificate, key): also serve TLS on `tls_port` (clients not asked
+        for certificates); the plain port stays for the readiness probe."""
         self.binary = binary
         self.workdir = workdir
+        self.tls = tls
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,7 +45,7 @@ class RedisServer:
                 [
                     self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
                     "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                    "--protected-mode", "yes",
+                    "--protected-mode", "yes", *self._tls_args(),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -50,7 +54,15 @@ class RedisServer:
                 return
             self.stop()
             self.port = free_port()
+            self.tls_port = free_port() if self.tls else 0
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        cert, key = self.tls
+        return ["--tls-port", str(self.tls_port), "--tls-cert-file", str(cert),
+                "--tls-key-file", str(key), "--tls-auth-clients", "no"]
 
     def _answering(self) -> bool:
         """True once *our* process answers: whatever else holds the port is never used."""
