@@ -4,9 +4,11 @@ session's own redis-server (tests/conftest.py; never a shared Redis)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +17,33 @@ from writ.blocklist import Act, ActKind, Blocklist, BulkList, Target, TargetKind
 from writ.blocklist.stores import Registry, publish
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+ORDER = """\
+id: T-1
+court: Test District Court
+case: "1/2020"
+issued: 2020-01-01
+targets:
+  - domain: a.example
+  - file: lists/t1.txt
+"""
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    # Make the change visible to an mtime poll even within one timestamp tick.
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def orders(tmp_path: Path) -> Path:
+    d = tmp_path / "orders"
+    write(d / "t1.yaml", ORDER)
+    write(d / "lists" / "t1.txt", "b.example\n")
+    return d
+
 
 
 def block(oid: str, *names: str, effective: datetime = EPOCH,

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.blocklist.stores.test_embedded import ORDER, write
+from tests.blocklist.stores.conftest import write
 from tests.conftest import free_port
 from writ.cli import main
-
-
-@pytest.fixture
-def orders(tmp_path: Path) -> Path:
-    d = tmp_path / "orders"
-    write(d / "t1.yaml", ORDER)
-    write(d / "lists" / "t1.txt", "b.example\n")
-    return d
 
 
 def writ(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

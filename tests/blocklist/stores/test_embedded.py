@@ -3,41 +3,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.blocklist.stores.conftest import wait_for
+from tests.blocklist.stores.conftest import ORDER, wait_for, write
 from writ.blocklist import BlocklistHolder
 from writ.blocklist.stores import EmbeddedStore
-
-ORDER = """\
-id: T-1
-court: Test District Court
-case: "1/2020"
-issued: 2020-01-01
-targets:
-  - domain: a.example
-  - file: lists/t1.txt
-"""
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    # Make the change visible to an mtime poll even within one timestamp tick.
-    st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-
-
-@pytest.fixture
-def orders(tmp_path: Path) -> Path:
-    d = tmp_path / "orders"
-    write(d / "t1.yaml", ORDER)
-    write(d / "lists" / "t1.txt", "b.example\n")
-    return d
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from cryptography.x509.oid import NameOID
 
 from tests.blocklist.stores.conftest import wait_for
 from tests.blocklist.stores.test_cli import writ
-from tests.blocklist.stores.test_embedded import ORDER, write
 from tests.conftest import RedisServer
 from writ.blocklist import BlocklistHolder
 from writ.blocklist.stores import RedisStore
@@ -68,12 +67,6 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, P
     server.stop()
 
 
-@pytest.fixture
-def orders(tmp_path: Path) -> Path:
-    d = tmp_path / "orders"
-    write(d / "t1.yaml", ORDER)
-    write(d / "lists" / "t1.txt", "b.example\n")
-    return d
 
 
 async def test_publish_and_follow_over_tls(tls_redis: tuple[str, Path], orders: Path,
