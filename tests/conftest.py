@@ -25,12 +25,14 @@ __all__ = ["RedisServer", "free_dns_port", "free_port"]
 class RedisServer:
     """A redis-server process owned by the test session."""
 
-    def __init__(self, binary: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, binary: str, workdir: Path, tls: tuple[Path, Path] | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         """`tls` (certificate, key): also serve TLS on `tls_port` (clients not asked
         for certificates); the plain port stays for the readiness probe."""
         self.binary = binary
         self.workdir = workdir
         self.tls = tls
+        self.extra = extra  # more redis-server arguments, e.g. ("--replicaof", HOST, PORT)
         self.port = free_port()
         self.tls_port = free_port() if tls else 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,7 +47,7 @@ class RedisServer:
                 [
                     self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
                     "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-                    "--protected-mode", "yes", *self._tls_args(),
+                    "--protected-mode", "yes", *self._tls_args(), *self.extra,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
