@@ -114,3 +114,70 @@ def test_mitmdump_script_follows_an_edit_of_the_orders_folder(tmp_path: Path) ->
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
+
+
+def test_mitmdump_script_opens_the_policys_steer_listeners(tmp_path: Path) -> None:
+    """`proxy.steer_http` works under `mitmdump -s` as under `writ proxy`: a
+    client DNS steered to that address gets the kept URL refused and the rest
+    of the host relayed to it."""
+    import http.server
+    import threading
+
+    class Origin(http.server.BaseHTTPRequestHandler):
+        seen: list[str] = []  # noqa: RUF012 - read by the test
+
+        def do_GET(self) -> None:
+            Origin.seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"origin")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    orders = tmp_path / "orders"
+    orders.mkdir()
+    (orders / "s.yaml").write_text("id: S-1\ncourt: C\ncase: '1'\nissued: 2015-01-01\n"
+                                   "targets: [{url: 'http://127.0.0.1/v/1'}]\n")
+    port, steer = free_port(), free_port()
+    (tmp_path / "policy.yaml").write_text(f"proxy:\n  steer_http: ['127.0.0.2:{steer}']\n")
+    proc = subprocess.Popen(
+        [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+         "--set", f"confdir={tmp_path / 'mitm'}", "-s", str(ROOT / "writ/proxy/mitmdump_addon.py"),
+         "--set", f"writ_orders={orders}", "--set", f"writ_policy={tmp_path / 'policy.yaml'}",
+         "--set", f"writ_audit_log={tmp_path / 'audit.log'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def steered(path: str) -> bytes:
+        host = f"127.0.0.1:{origin.server_address[1]}"
+        req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.2", steer), timeout=5) as c:
+                    c.sendall(req)
+                    data = b""
+                    while chunk := c.recv(65536):
+                        data += chunk
+                    return data
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    try:
+        kept = steered("/v/1")
+        assert kept.startswith(b"HTTP/1.1 451"), kept[:200]
+        assert b"S-1" in kept
+        allowed = steered("/v/2")
+        assert allowed.split(b"\r\n")[0].endswith(b" 200 OK"), allowed[:200]
+        assert allowed.endswith(b"origin")
+        assert Origin.seen == ["/v/2"]  # the kept URL never reached the origin
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        origin.shutdown()

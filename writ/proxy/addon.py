@@ -39,6 +39,7 @@ from writ.proxy.steer import (
     kind_of,
     misdirected_page,
     parse_host,
+    steer_modes,
 )
 
 __all__ = ["STREAM_THRESHOLD", "WritAddon"]
@@ -151,9 +152,24 @@ class WritAddon:
         if self._own_log is not None:
             self._own_log.close()
         self.holder, self.policy, self.sink, self._own_log = holder, policy, log_, log_
+        self._open_steer_listeners(policy)
         # A million rules are a million long-lived objects: keep the cyclic GC
         # from walking them again and again (it would stall requests).
         gc.freeze()
+
+    def _open_steer_listeners(self, policy: Policy) -> None:
+        """Under `mitmdump -s`: the policy's steer listeners join mitmdump's own
+        modes, as `writ proxy` opens them (set before the servers start, so a
+        taken address stops mitmdump at startup like any listener of its own)."""
+        steer = steer_modes(policy.proxy.steer_http, policy.proxy.steer_tls)
+        if steer == self.steer:
+            return
+        modes = [m for m in ctx.options.mode if m not in self.steer]
+        self.steer = steer
+        # Steered hosts are reached per request (lazy) under the Host they asked for.
+        extra = {"keep_host_header": True, "connection_strategy": "lazy"} if steer else {}
+        options: Any = ctx.options  # mitmproxy's OptionsManager is untyped
+        options.update(mode=[*modes, *steer], **extra)
 
     async def running(self) -> None:
         """Under `mitmdump -s`: follow the folder or the Redis replica from now on
