@@ -19,7 +19,7 @@ import pytest
 
 from tests.ports import free_dns_port, free_port
 
-__all__ = ["RedisServer", "free_dns_port", "free_port"]
+__all__ = ["RedisServer", "free_dns_port", "free_port", "redis_binary"]
 
 
 class RedisServer:
@@ -93,14 +93,19 @@ class RedisServer:
         self.start()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def redis_binary() -> str:
+    """The redis-server binary; without one, fail in CI (WRIT_REQUIRE_REDIS) or skip."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("WRIT_REQUIRE_REDIS"):
             pytest.fail("redis-server is not installed and WRIT_REQUIRE_REDIS is set")
         pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary(), tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()

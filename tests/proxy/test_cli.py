@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _ask(port: int, request: bytes, deadline: float) -> bytes:
+def _ask(port: int, request: bytes, deadline: float, host: str = "127.0.0.1") -> bytes:
+    """The whole answer to `request`, retrying connections until `deadline`."""
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            with socket.create_connection((host, port), timeout=5) as c:
                 c.sendall(request)
                 data = b""
                 while chunk := c.recv(65536):
@@ -155,19 +156,7 @@ def test_mitmdump_script_opens_the_policys_steer_listeners(tmp_path: Path) -> No
     def steered(path: str) -> bytes:
         host = f"127.0.0.1:{origin.server_address[1]}"
         req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.2", steer), timeout=5) as c:
-                    c.sendall(req)
-                    data = b""
-                    while chunk := c.recv(65536):
-                        data += chunk
-                    return data
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        return _ask(steer, req, time.monotonic() + 30, host="127.0.0.2")
 
     try:
         kept = steered("/v/1")

@@ -9,7 +9,6 @@ URL-rule hosts are `127.0.0.1` (HTTP: an IP literal needs no DNS) and
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -17,12 +16,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.blocklist.builders import T0, act, domain, url
+from tests.certs import self_signed
 from tests.proxy.conftest import policy
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder
@@ -243,21 +239,8 @@ async def test_tls_passthrough_relays_the_connection_to_the_sni_host(
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "origin.pem").write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / "origin.pem")
+    ctx.load_cert_chain(*self_signed(tmp_path, "localhost"))
     return ctx
 
 

@@ -4,7 +4,6 @@ own redis-server on loopback."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -14,15 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.blocklist.stores.conftest import block
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer, free_port, redis_binary
 from writ.blocklist import Act, Blocklist, BlocklistHolder
 from writ.blocklist.stores import RedisStore, Registry, connect, publish
 
 
 @pytest.fixture
 def sentinel_url(redis_server: RedisServer, redis_url: str, tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary is not None
+    binary = redis_binary()
     port = free_port()
     conf = tmp_path / "sentinel.conf"
     conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
@@ -65,8 +63,7 @@ async def test_publish_and_replicate_through_sentinel(sentinel_url: str, tmp_pat
 def failover_pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, str]]:
     """A master, its replica and a sentinel that promotes the replica half a
     second after the master stops answering: (master, replica, sentinel URL)."""
-    binary = shutil.which("redis-server")
-    assert binary is not None
+    binary = redis_binary()
     (tmp_path / "m").mkdir()
     (tmp_path / "r").mkdir()
     master = RedisServer(binary, tmp_path / "m")

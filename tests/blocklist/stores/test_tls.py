@@ -4,58 +4,26 @@ redis-server serving TLS on loopback with a certificate made for the test."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.blocklist.stores.conftest import wait_for
 from tests.blocklist.stores.test_cli import writ
-from tests.conftest import RedisServer
+from tests.certs import self_signed
+from tests.conftest import RedisServer, redis_binary
 from writ.blocklist import BlocklistHolder
 from writ.blocklist.stores import RedisStore
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, valid for a day: (cert.pem, key.pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "writ test redis")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(rediss:// URL trusting the test certificate, certificate path)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("WRIT_REQUIRE_REDIS"):
-            pytest.fail("redis-server is not installed and WRIT_REQUIRE_REDIS is set")
-        pytest.skip("redis-server is not installed")
+    binary = redis_binary()
     folder = tmp_path_factory.mktemp("redis-tls")
-    cert, key = _self_signed(folder)
+    cert, key = self_signed(folder, "127.0.0.1")
     server = RedisServer(binary, folder, tls=(cert, key))
     try:
         server.start()
