@@ -166,3 +166,16 @@ def test_files_listing_is_in_chain_order(tmp_path: Path) -> None:
     paths = write_log(tmp_path, 30, rotate_bytes=2000)
     assert [p.name for p in paths] == sorted(p.name for p in paths)
     assert files(tmp_path) == paths
+
+
+def test_a_long_verify_reports_progress_up_to_the_whole(tmp_path: Path) -> None:
+    paths = write_log(tmp_path, 70_000)  # past one progress step (65,536 lines)
+    total = sum(p.stat().st_size for p in paths)
+    seen: list[tuple[int, int]] = []
+    report = verify(paths, progress=lambda done, of: seen.append((done, of)))
+    assert report.ok
+    assert len(seen) >= 2
+    assert all(of == total for _, of in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert 0 < seen[0][0] < total
+    assert seen[-1] == (total, total)

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from writ.audit.record import SEAL, hash_line, record_hash
 
-__all__ = ["ChainEnd", "chain_files", "file_for", "find_chain_end"]
+__all__ = ["ChainEnd", "Progress", "chain_files", "file_for", "find_chain_end"]
+
+# Long reads (verify, report) say how far they are: (bytes read, bytes in all files).
+Progress = Callable[[int, int], None]
 
 _TAIL_BYTES = 1 << 20
 

@@ -19,19 +19,19 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from writ.audit.files import Progress
 from writ.audit.record import DROPPED, format_ts
 
 __all__ = ["AuditSummary", "OrderStats", "render_csv", "render_json", "render_table",
            "summarise"]
 
 NO_ORDER = "(no order)"  # allows and other decisions that name no order
-Progress = Callable[[int, int], None]  # (bytes read, bytes in all files)
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, NoReturn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from writ.audit.checkpoint import Checkpoint
+from writ.audit.files import Progress
 from writ.audit.record import CONTINUE, GENESIS, GENESIS_PREV, SEAL, record_hash, split_line
 
 __all__ = ["Finding", "VerifyReport", "verify"]
@@ -93,8 +94,12 @@ def _hash_ok(raw: bytes, rec: dict[str, Any]) -> bool:
 
 class _Verifier:
     def __init__(self, report: VerifyReport, live: bool,
-                 checkpoints: dict[tuple[str, int], Checkpoint]) -> None:
+                 checkpoints: dict[tuple[str, int], Checkpoint],
+                 progress: Progress | None = None) -> None:
         self.r = report
+        self.progress = progress
+        self.total = 0  # bytes in all files, for progress
+        self.done = 0  # bytes in the files already checked
         self.live = live
         self.cps = checkpoints
         self.expect_seq: int | None = None
@@ -107,10 +112,14 @@ class _Verifier:
         raise _FirstFindingError
 
     def run(self, paths: list[Path]) -> None:
+        if self.progress is not None:
+            self.total = sum(p.stat().st_size for p in paths if p.is_file())
         for i, path in enumerate(paths):
             nxt = paths[i + 1] if i + 1 < len(paths) else None
             self.file(path, next_path=nxt)
             self.r.files += 1
+        if self.progress is not None:
+            self.progress(self.total, self.total)
 
     def file(self, path: Path, next_path: Path | None) -> None:
         try:
@@ -119,6 +128,7 @@ class _Verifier:
             self.fail("unreadable", path, 0, None, e.strerror or str(e))
         with f:
             self._file(f, path, next_path)
+            self.done += f.tell()
 
     def _file(self, f: BinaryIO, path: Path, next_path: Path | None) -> None:
         count = 0  # records in this file so far
@@ -128,6 +138,8 @@ class _Verifier:
         lineno = 0
         for raw in lines:
             lineno += 1
+            if self.progress is not None and lineno % 65536 == 0:
+                self.progress(min(self.done + f.tell(), self.total), self.total)
             rec = _parse(raw)
             if rec is None:
                 what = "not JSON" if not _is_json(raw) else "not a decision-log record"
@@ -272,7 +284,9 @@ def _snippet(raw: bytes) -> str:
 def verify(paths: Iterable[Path], *, live: bool = False,
            checkpoints: Iterable[Checkpoint] | None = None,
            public_key: Ed25519PublicKey | None = None,
-           checkpoint_file: str = "checkpoints") -> VerifyReport:
+           checkpoint_file: str = "checkpoints",
+           progress: Progress | None = None) -> VerifyReport:
+    """Check the files as one chain, in the order given; the first finding stops it."""
     report = VerifyReport()
     by_seq: dict[tuple[str, int], Checkpoint] = {}
     if checkpoints is not None:
@@ -284,7 +298,7 @@ def verify(paths: Iterable[Path], *, live: bool = False,
                     "the signature does not verify with the given public key"))
                 continue
             by_seq[(cp.node, cp.seq)] = cp
-    v = _Verifier(report, live, by_seq)
+    v = _Verifier(report, live, by_seq, progress)
     try:
         v.run(list(paths))
     except _FirstFindingError:

@@ -78,9 +78,12 @@ def _verify(args: argparse.Namespace) -> int:
             print(Finding("corrupt checkpoint", str(e.path), e.line, None, str(e)))
             return 1
     started = time.monotonic()
+    progress = _progress_bar if sys.stderr.isatty() else None
     report = verify(args.files, live=args.live, checkpoints=checkpoints, public_key=key,
-                    checkpoint_file=str(args.checkpoints))
+                    checkpoint_file=str(args.checkpoints), progress=progress)
     elapsed = time.monotonic() - started
+    if progress is not None:
+        print(file=sys.stderr)
     for finding in report.findings:
         print(f"FAIL {finding}")
     if report.ok:
