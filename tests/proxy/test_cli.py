@@ -156,7 +156,11 @@ def test_mitmdump_script_opens_the_policys_steer_listeners(tmp_path: Path) -> No
     def steered(path: str) -> bytes:
         host = f"127.0.0.1:{origin.server_address[1]}"
         req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-        return _ask(steer, req, time.monotonic() + 30, host="127.0.0.2")
+        try:
+            return _ask(steer, req, time.monotonic() + 30, host="127.0.0.2")
+        except OSError:
+            proc.kill()
+            raise AssertionError(f"no steer listener: {proc.communicate()[1].decode()}") from None
 
     try:
         kept = steered("/v/1")

@@ -181,6 +181,13 @@ class WritAddon:
         o = ctx.options
         self._store = await standalone.follow(self.holder, o.writ_orders, o.writ_redis,
                                               self.policy)
+        if self.steer:
+            # mitmproxy 12 brings its servers up before a -s script is configured:
+            # start the steer listeners now (a no-op where they already run).
+            addons: Any = ctx.master.addons
+            ps = addons.get("proxyserver")
+            if ps is not None and not await ps.setup_servers():
+                log.error("writ: a steer listener (proxy.steer_http/steer_tls) did not start")
 
     async def done(self) -> None:
         if self._store is not None:
