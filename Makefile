@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 run: $(STAMP)
-	./scripts/run-demo
+	VENV=$(VENV) ./scripts/run-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check writ tests bench
