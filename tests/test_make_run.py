@@ -1,7 +1,8 @@
 """`make run` as a new operator meets it: the demo script serves DNS on 5300,
 the proxy on 8080 and /healthz on 8451 from the sample orders, and what it
-prints works. Fixed ports by design (they are the documented ones), so the
-test says which is taken rather than silently using others."""
+prints works. Fixed ports by design (they are the documented ones): when one
+is taken the test says which, and skips on a developer's machine (their own
+`make run` may hold it) but fails in CI."""
 
 from __future__ import annotations
 
@@ -61,7 +62,10 @@ def _via_proxy(path: str) -> tuple[int, bytes]:
 def test_make_run_serves_the_documented_ports_and_its_examples_work(tmp_path: Path) -> None:
     busy = _taken()
     if busy:
-        pytest.fail(f"127.0.0.1 ports {busy} are in use (a `make run` still going?)")
+        why = f"127.0.0.1 ports {busy} are in use (a `make run` still going?)"
+        if os.environ.get("WRIT_REQUIRE_REDIS"):  # CI: the machine is ours, never skip
+            pytest.fail(why)
+        pytest.skip(why)
     # a copy of what the script reads, so the demo's state/ lands in tmp_path
     for part in ("scripts", "court_orders", "policies"):
         shutil.copytree(ROOT / part, tmp_path / part)
