@@ -37,7 +37,7 @@ def _record(log: AuditLog, i: int) -> None:
     c = i % CLIENTS
     log.record(component="dns", client=f"10.{(c >> 16) & 255}.{(c >> 8) & 255}.{c & 255}",
                target=f"n{i % 1000}.videohost.example. A", decision="block",
-               action="sinkhole", orders=("KZ-2015-0907-VH",), rule="domain:videohost.example",
+               action="sinkhole", orders=("EX-2015-0907-VH",), rule="domain:videohost.example",
                blocklist_version="3f2a9c0d1e")
 
 

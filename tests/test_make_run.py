@@ -95,7 +95,7 @@ def test_make_run_serves_the_documented_ports_and_its_examples_work(tmp_path: Pa
         assert restored.rr, "the restored host resolves"
         status, body = _via_proxy("/v/136071201")
         assert status == 451
-        assert b"KZ-2015-0928-VH-R" in body or b"KZ-2015-0907-VH" in body
+        assert b"EX-2015-0928-VH-R" in body or b"EX-2015-0907-VH" in body
         status, body = _via_proxy("/v/42")
         assert status == 200
         assert b"video 42" in body

@@ -25,7 +25,7 @@ def policy(tmp: Path, **overrides: Any) -> AuditPolicy:
 
 
 def decide(log: Any, i: int, *, component: str = "dns", decision: str = "block",
-           orders: tuple[str, ...] = ("KZ-2015-0907-VH",)) -> None:
+           orders: tuple[str, ...] = ("EX-2015-0907-VH",)) -> None:
     log.record(component=component, client=f"192.0.2.{i % 250}",
                target=f"n{i}.videohost.example. A",
                decision=decision, action="sinkhole", orders=orders,

@@ -23,7 +23,7 @@ def test_the_fixture_is_itself_an_intact_chain() -> None:
 def test_per_order_counts_match_the_hand_count() -> None:
     s = summarise([FIXTURE])
     assert (s.records, s.dropped, s.skipped_lines) == (8, 3, 0)
-    a, b = s.orders["KZ-A"], s.orders["KZ-B"]
+    a, b = s.orders["EX-A"], s.orders["EX-B"]
     assert dict(a.decisions) == {"block": 4}
     assert (a.first, a.last) == ("2015-09-07T08:00:00.000000Z", "2015-09-09T13:00:00.000000Z")
     assert dict(a.per_day) == {"2015-09-07": 2, "2015-09-08": 1, "2015-09-09": 1}
@@ -36,12 +36,12 @@ def test_per_order_counts_match_the_hand_count() -> None:
 @pytest.mark.parametrize(
     ("filters", "expected"),
     [
-        ({"component": "http"}, {"KZ-A": 1, "KZ-B": 2}),
-        ({"order": "KZ-B", "since": datetime(2015, 9, 8, tzinfo=UTC)}, {"KZ-B": 3}),
-        ({"until": datetime(2015, 9, 8, tzinfo=UTC)}, {"KZ-A": 2, "KZ-B": 1}),
+        ({"component": "http"}, {"EX-A": 1, "EX-B": 2}),
+        ({"order": "EX-B", "since": datetime(2015, 9, 8, tzinfo=UTC)}, {"EX-B": 3}),
+        ({"until": datetime(2015, 9, 8, tzinfo=UTC)}, {"EX-A": 2, "EX-B": 1}),
         ({"since": datetime(2015, 9, 9, 12, tzinfo=UTC),
-          "until": datetime(2015, 9, 9, 12, 0, 1, tzinfo=UTC)}, {"KZ-B": 1}),
-        ({"order": "KZ-NONE"}, {}),
+          "until": datetime(2015, 9, 9, 12, 0, 1, tzinfo=UTC)}, {"EX-B": 1}),
+        ({"order": "EX-NONE"}, {}),
     ],
 )
 def test_filters(filters: dict[str, object], expected: dict[str, int]) -> None:
@@ -50,9 +50,9 @@ def test_filters(filters: dict[str, object], expected: dict[str, int]) -> None:
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["audit", "report", "--json", "--order", "KZ-A", str(FIXTURE)]) == 0
+    assert main(["audit", "report", "--json", "--order", "EX-A", str(FIXTURE)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["orders"]["KZ-A"]["per_day"] == {"2015-09-07": 2, "2015-09-08": 1,
+    assert doc["orders"]["EX-A"]["per_day"] == {"2015-09-07": 2, "2015-09-08": 1,
                                                 "2015-09-09": 1}
     assert doc["records"] == 4
 
@@ -60,14 +60,14 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_csv_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "report", "--csv", "--component", "dns", str(FIXTURE)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    kz_b = [(r["day"], r["decision"], r["count"]) for r in rows if r["order"] == "KZ-B"]
+    kz_b = [(r["day"], r["decision"], r["count"]) for r in rows if r["order"] == "EX-B"]
     assert kz_b == [("2015-09-07", "url-rules", "1"), ("2015-09-08", "block", "1")]
 
 
 def test_table_output_names_every_order(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "report", str(FIXTURE)]) == 0
     out = capsys.readouterr().out
-    assert "KZ-A" in out
+    assert "EX-A" in out
     assert "block 2, unenforceable 1, url-rules 1" in out
     assert "3 decisions reported dropped" in out
 

@@ -12,17 +12,17 @@ from writ.blocklist import Blocklist, fold
 DAY = timedelta(days=1)
 
 BLOCK = act(
-    "KZ-VH",
+    "EX-VH",
     targets=(domain("videohost.example"), domain("cdn.videohost.example"),
              url("http://news.example/watch?v=abc")),
 )
 RESTORE = act(
-    "KZ-VH-R", "restore", amends="KZ-VH", effective=T0 + 21 * DAY,
+    "EX-VH-R", "restore", amends="EX-VH", effective=T0 + 21 * DAY,
     restores=(domain("videohost.example"),),
     keep_blocked=(url("https://videohost.example/v/136071201"),),
 )
 OTHER = act("OTHER-1", targets=(domain("videohost.example"),), effective=T0 + 30 * DAY)
-REVOKE = act("KZ-VH-A", "revoke", amends="KZ-VH", effective=T0 + 60 * DAY)
+REVOKE = act("EX-VH-A", "revoke", amends="EX-VH", effective=T0 + 60 * DAY)
 
 
 def decide(acts: tuple, at: datetime, target: str) -> tuple[str, tuple[str, ...]]:
@@ -37,21 +37,21 @@ def decide(acts: tuple, at: datetime, target: str) -> tuple[str, tuple[str, ...]
         # before effective: nothing
         ((BLOCK,), -1, "videohost.example", ("allow", ())),
         # the block, host and subdomains
-        ((BLOCK,), 0, "videohost.example", ("block", ("KZ-VH",))),
-        ((BLOCK,), 0, "www.videohost.example", ("block", ("KZ-VH",))),
+        ((BLOCK,), 0, "videohost.example", ("block", ("EX-VH",))),
+        ((BLOCK,), 0, "www.videohost.example", ("block", ("EX-VH",))),
         # restoration lifts only the listed host target ...
-        ((BLOCK, RESTORE), 21, "videohost.example", ("url-rules", ("KZ-VH", "KZ-VH-R"))),
+        ((BLOCK, RESTORE), 21, "videohost.example", ("url-rules", ("EX-VH", "EX-VH-R"))),
         ((BLOCK, RESTORE), 21, "http://videohost.example/v/1", ("allow", ())),
         # ... keeps the named video blocked, with both acts as provenance
         ((BLOCK, RESTORE), 21, "http://videohost.example/v/136071201",
-         ("block", ("KZ-VH", "KZ-VH-R"))),
+         ("block", ("EX-VH", "EX-VH-R"))),
         # ... and leaves the other host target and the URL target of the order in force
-        ((BLOCK, RESTORE), 21, "cdn.videohost.example", ("block", ("KZ-VH",))),
-        ((BLOCK, RESTORE), 21, "http://news.example/watch?v=abc", ("block", ("KZ-VH",))),
+        ((BLOCK, RESTORE), 21, "cdn.videohost.example", ("block", ("EX-VH",))),
+        ((BLOCK, RESTORE), 21, "http://news.example/watch?v=abc", ("block", ("EX-VH",))),
         # a restore never lifts what another order blocks
         ((BLOCK, RESTORE, OTHER), 30, "videohost.example", ("block", ("OTHER-1",))),
         ((BLOCK, RESTORE, OTHER), 30, "http://videohost.example/v/136071201",
-         ("block", ("KZ-VH", "KZ-VH-R", "OTHER-1"))),
+         ("block", ("EX-VH", "EX-VH-R", "OTHER-1"))),
         # revoke lifts everything the order and its restorations put in force
         ((BLOCK, RESTORE, REVOKE), 60, "http://videohost.example/v/136071201", ("allow", ())),
         ((BLOCK, RESTORE, REVOKE), 60, "cdn.videohost.example", ("allow", ())),
@@ -65,18 +65,18 @@ def test_folding_table(acts: tuple, days: int, target: str, expected: tuple) -> 
 
 
 def test_restore_without_restores_lifts_every_host_target() -> None:
-    r = act("KZ-VH-R2", "restore", amends="KZ-VH", effective=T0 + DAY, restores=None)
+    r = act("EX-VH-R2", "restore", amends="EX-VH", effective=T0 + DAY, restores=None)
     assert decide((BLOCK, r), T0 + DAY, "cdn.videohost.example") == ("allow", ())
     assert decide((BLOCK, r), T0 + DAY, "videohost.example") == ("allow", ())
     # the URL target is not host-level: it stays
-    assert decide((BLOCK, r), T0 + DAY, "news.example") == ("url-rules", ("KZ-VH",))
+    assert decide((BLOCK, r), T0 + DAY, "news.example") == ("url-rules", ("EX-VH",))
 
 
 def test_revoking_a_restoration_brings_the_block_back() -> None:
-    undo = act("KZ-VH-R-A", "revoke", amends="KZ-VH-R", effective=T0 + 40 * DAY)
+    undo = act("EX-VH-R-A", "revoke", amends="EX-VH-R", effective=T0 + 40 * DAY)
     acts = (BLOCK, RESTORE, undo)
     assert decide(acts, T0 + 39 * DAY, "videohost.example")[0] == "url-rules"
-    assert decide(acts, T0 + 40 * DAY, "videohost.example") == ("block", ("KZ-VH",))
+    assert decide(acts, T0 + 40 * DAY, "videohost.example") == ("block", ("EX-VH",))
 
 
 def test_expiry_is_exclusive_and_ends_kept_rules() -> None:

@@ -52,25 +52,25 @@ def test_sample_orders_are_valid_and_in_force_now() -> None:
     result = load_orders(REPO / "court_orders")
     assert result.errors == ()
     by_id = {a.id: a for a in result.acts}
-    assert set(by_id) == {"KZ-2015-0907-VH", "KZ-2015-0928-VH-R", "KZ-2016-0314-ESIL",
-                          "KZ-2017-0510-BLOG", "KZ-2017-0724-BLOG-A"}
-    vh = by_id["KZ-2015-0907-VH"]
+    assert set(by_id) == {"EX-2015-0907-VH", "EX-2015-0928-VH-R", "EX-2016-0314-RVSD",
+                          "EX-2017-0510-BLOG", "EX-2017-0724-BLOG-A"}
+    vh = by_id["EX-2015-0907-VH"]
     assert vh.kind is ActKind.BLOCK
-    assert vh.court == "Saryarka District Court of Astana"
+    assert vh.court == "Northgate District Court"
     assert vh.case == "2-5678/2015"
     assert vh.issued == date(2015, 9, 7)
     assert vh.effective == datetime(2015, 9, 7, tzinfo=PLUS6)
     assert vh.reference == "https://court.example/orders/2-5678-2015"
     assert vh.targets == (Target(TargetKind.DOMAIN, "videohost.example"),)
     assert vh.targets[0].pos is not None
-    assert vh.targets[0].pos.file.endswith("kz-2015-0907-vh.yaml")
+    assert vh.targets[0].pos.file.endswith("ex-2015-0907-vh.yaml")
     index = Blocklist(result.acts).at(datetime.now(UTC))
     assert index.decide_url("https://videohost.example/v/136071202").blocked
     assert index.decide_url("https://videohost.example/v/1").decision is Verdict.ALLOW
     assert index.decide_name("mirror1.videohost-mirror.example").blocked
     assert index.decide_name("steppe-blog.example").decision is Verdict.ALLOW
     both = index.decide_url("https://videohost.example/v/136071201")
-    assert {"KZ-2015-0928-VH-R", "KZ-2016-0314-ESIL"} <= set(both.orders)
+    assert {"EX-2015-0928-VH-R", "EX-2016-0314-RVSD"} <= set(both.orders)
 
 
 # -- fields -------------------------------------------------------------------
@@ -91,15 +91,15 @@ def test_defaults_and_optional_fields(orders: Path) -> None:
 
 def test_every_field_is_read(orders: Path) -> None:
     write(orders, "a.yaml", """\
-        id: KZ-1
+        id: EX-1
         kind: block
-        court: "Court of  Astana"
+        court: "Court of  Example City"
         case: 2-5678/2015
         issued: 2015-09-07
         effective: 2015-09-08T10:30:00+06:00
         expires: 2016-09-08
         authority: Committee
-        legal_basis: Law "On Communications", art. 41-1
+        legal_basis: Communications Act (example), s. 41
         reference: https://court.example/orders/1
         summary: >
           Suspend access
@@ -109,13 +109,13 @@ def test_every_field_is_read(orders: Path) -> None:
           - domain: videohost.example
         """)
     (a,) = load_orders(orders).acts
-    assert a.id == "KZ-1"
-    assert a.court == "Court of  Astana"
+    assert a.id == "EX-1"
+    assert a.court == "Court of  Example City"
     assert a.case == "2-5678/2015"
     assert a.effective == datetime(2015, 9, 8, 10, 30, tzinfo=PLUS6)
     assert a.expires == datetime(2016, 9, 8, tzinfo=UTC)
     assert a.authority == "Committee"
-    assert a.legal_basis == 'Law "On Communications", art. 41-1'
+    assert a.legal_basis == 'Communications Act (example), s. 41'
     assert a.reference == "https://court.example/orders/1"
     assert a.summary == "Suspend access to a host"
 

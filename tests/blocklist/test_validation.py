@@ -12,7 +12,7 @@ from writ.blocklist import load_orders
 
 BLOCK = """\
 id: A-1
-court: Saryarka District Court
+court: Northgate District Court
 case: "1/2015"
 issued: 2015-09-07
 targets:
@@ -54,12 +54,12 @@ CASES = [
     ("bad id", _replace(BLOCK, "id: A-1", "id: a b"), 1, "id", "is not an id"),
     ("id too long", _replace(BLOCK, "id: A-1", "id: " + "a" * 129), 1, "id", "is not an id"),
     ("id not text", _replace(BLOCK, "id: A-1", "id: [a]"), 1, "id", "must be text, not a list"),
-    ("missing court", BLOCK.replace("court: Saryarka District Court\n", ""), 1, "court",
+    ("missing court", BLOCK.replace("court: Northgate District Court\n", ""), 1, "court",
      "required"),
     ("empty case", _replace(BLOCK, 'case: "1/2015"', 'case: ""'), 3, "case",
      "required, but empty"),
     ("null case", _replace(BLOCK, 'case: "1/2015"', "case:"), 3, "case", "required, but empty"),
-    ("court as mapping", _replace(BLOCK, "court: Saryarka District Court", "court: {a: b}"),
+    ("court as mapping", _replace(BLOCK, "court: Northgate District Court", "court: {a: b}"),
      2, "court", "must be text, not a mapping"),
     ("missing issued", BLOCK.replace("issued: 2015-09-07\n", ""), 1, "issued", "required"),
     ("impossible date", _replace(BLOCK, "issued: 2015-09-07", "issued: 2015-02-30"), 4,

@@ -39,7 +39,7 @@ def test_invalid_orders_exit_1_with_one_line_per_error(tmp_path: Path) -> None:
     orders = tmp_path / "orders"
     orders.mkdir()
     (orders / "a.yaml").write_text(
-        "id: KZ-1\ncourt: Court\ncase: x\nissued: 2015-13-01\ntargets:\n  - domain: com\n"
+        "id: EX-1\ncourt: Court\ncase: x\nissued: 2015-13-01\ntargets:\n  - domain: com\n"
         "---\n- not an order\n",
         encoding="utf-8",
     )
@@ -54,7 +54,7 @@ def test_invalid_orders_exit_1_with_one_line_per_error(tmp_path: Path) -> None:
         ("orders/a.yaml", "6", "targets[1].domain"),
         ("orders/a.yaml", "8", "document"),
     ]
-    assert lines[0].endswith("[KZ-1]")
+    assert lines[0].endswith("[EX-1]")
     assert count == "writ orders check: 3 errors in orders; this set would not be published"
     assert "Traceback" not in r.stderr
 

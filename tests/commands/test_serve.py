@@ -143,7 +143,7 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
     ede = [o.data for o in r.ar[0].rdata if o.code == 15]
     assert ede, "EDE option missing"
     assert ede[0][:2] == b"\x00\x10"  # INFO-CODE 16, Censored
-    assert b"KZ-2016-0314-ESIL" in ede[0]
+    assert b"EX-2016-0314-RVSD" in ede[0]
     # DNS: the restored video host resolves through the upstream (not blocked)
     r = _dig(ports["dns"], "videohost.example")
     assert r.header.rcode == 0
@@ -154,7 +154,7 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
                                  "/v/136071201")
     assert status == 451
     assert headers["Cache-Control"] == "no-store"
-    assert b"KZ-2015-0928-VH-R" in body
+    assert b"EX-2015-0928-VH-R" in body
     status, _, body = _get(ports["proxy"], node["origin"], "videohost.example", "/v/42")
     assert (status, body) == (200, b"origin says hello\n")
     assert _Origin.hits == ["/v/42"]

@@ -45,10 +45,10 @@ def url(host: str, path: str) -> Target:
 
 
 ACTS = (
-    block("KZ-2015-0907-VH", "videohost.example", "restored.example"),
-    block("KZ-2016-0001", "forum.example"),
-    block("KZ-2016-0002", "forum.example", "xn--e1afmkfd.xn--80ao21a"),
-    restore("KZ-2015-0928-VH-R", "KZ-2015-0907-VH", "restored.example",
+    block("EX-2015-0907-VH", "videohost.example", "restored.example"),
+    block("EX-2016-0001", "forum.example"),
+    block("EX-2016-0002", "forum.example", "xn--e1afmkfd.xn--80ao21a"),
+    restore("EX-2015-0928-VH-R", "EX-2015-0907-VH", "restored.example",
             (url("restored.example", "/v/136071201"),)),
 )
 

@@ -16,7 +16,7 @@ from dnslib import DNSRecord
 from tests.dns.support import ede_of, make_query, udp_exchange
 
 ORDER = """\
-id: KZ-2015-0907-VH
+id: EX-2015-0907-VH
 court: Test District Court
 case: "1/2015"
 issued: 2015-09-07
@@ -42,7 +42,7 @@ def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
         for i in range(20):
             raw = udp_exchange(port, bytes(make_query(f"h{i}.videohost.example").pack()))
             assert raw is not None
-            assert ede_of(DNSRecord.parse(raw)) == (16, "blocked by court order KZ-2015-0907-VH")
+            assert ede_of(DNSRecord.parse(raw)) == (16, "blocked by court order EX-2015-0907-VH")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -89,7 +89,7 @@ def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> No
         assert blocked("videohost.example")
         assert not blocked("forum.example")  # upstream 127.0.0.1:9 is down: SERVFAIL
         (orders / "forum.yaml").write_text(
-            ORDER.replace("KZ-2015-0907-VH", "KZ-2016-FORUM").replace("videohost", "forum"))
+            ORDER.replace("EX-2015-0907-VH", "EX-2016-FORUM").replace("videohost", "forum"))
         deadline = time.monotonic() + 10
         # 40 queries from fresh sockets land on both workers (SO_REUSEPORT hashes ports)
         while not all(blocked("forum.example") for _ in range(40)):

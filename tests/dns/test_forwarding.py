@@ -35,7 +35,7 @@ async def test_restored_host_resolves_and_is_logged_as_url_rules(resolver: Resol
     assert [str(a.rdata) for a in r.rr] == ["192.0.2.8"]
     rec = resolver.sink.records[-1]
     assert (rec["decision"], rec["action"]) == ("url-rules", "pass")
-    assert rec["orders"] == ["KZ-2015-0907-VH", "KZ-2015-0928-VH-R"]
+    assert rec["orders"] == ["EX-2015-0907-VH", "EX-2015-0928-VH-R"]
     await dig(resolver.port, "restored.example", "A")  # from the cache: logged again
     assert len(resolver.sink.records) == 2
     assert len(standin.queries) == 1
@@ -62,10 +62,10 @@ async def test_cname_chain_into_a_blocked_name_is_blocked(resolver: Resolver,
     ]
     r = await dig(resolver.port, "cdn.example", "A")
     assert [str(a.rdata) for a in r.rr] == ["127.0.0.1"]
-    assert ede_of(r) == (16, "blocked by court order KZ-2015-0907-VH")
+    assert ede_of(r) == (16, "blocked by court order EX-2015-0907-VH")
     rec = resolver.sink.records[-1]
     assert rec["target"] == "cdn.example. A"
-    assert rec["decision"] == "block" and rec["orders"] == ["KZ-2015-0907-VH"]  # noqa: PT018
+    assert rec["decision"] == "block" and rec["orders"] == ["EX-2015-0907-VH"]  # noqa: PT018
     assert "media.videohost.example" in rec["rule"]
 
 

@@ -85,9 +85,9 @@ async def test_hot_swap_applies_to_the_next_query(resolver: Resolver, standin: S
     assert [str(a.rdata) for a in (await dig(resolver.port, "news.example")).rr] == ["192.0.2.7"]
     assert (await dig(resolver.port, "videohost.example")).rr[0].rdata  # cached block
     # A new order blocks news.example; the old ones are gone.
-    resolver.holder.set(Blocklist((block("KZ-2017-0001", "news.example"),)), T0)
+    resolver.holder.set(Blocklist((block("EX-2017-0001", "news.example"),)), T0)
     r = await dig(resolver.port, "news.example")
-    assert ede_of(r) == (16, "blocked by court order KZ-2017-0001")
+    assert ede_of(r) == (16, "blocked by court order EX-2017-0001")
     assert resolver.sink.records[-1]["blocklist_version"] == resolver.holder.index.version  # type: ignore[union-attr]
     r = await dig(resolver.port, "videohost.example")
     assert ede_of(r) is None  # lifted: the cached block answer was flushed
@@ -97,7 +97,7 @@ async def test_hot_swap_applies_to_the_next_query(resolver: Resolver, standin: S
 async def test_swapping_under_load_never_mixes_versions(resolver: Resolver,
                                                         standin: StandIn) -> None:
     standin.zone[("news.example", "*")] = ["news.example. 300 IN A 192.0.2.7"]
-    lists = [Blocklist(ACTS), Blocklist((block("KZ-2017-0001", "news.example"),))]
+    lists = [Blocklist(ACTS), Blocklist((block("EX-2017-0001", "news.example"),))]
 
     async def swapper() -> None:
         for i in range(40):

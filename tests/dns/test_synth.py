@@ -13,7 +13,7 @@ from writ.dns.synth import Synth, wire_name
 from writ.dns.wire import parse_query
 from writ.policies import DnsPolicy
 
-MANY = tuple(f"KZ-2016-{i:04d}" for i in range(80))
+MANY = tuple(f"EX-2016-{i:04d}" for i in range(80))
 
 
 def _query(name: str, qtype: str, payload: int | None, do: bool) -> bytes:
@@ -32,7 +32,7 @@ def test_block_answers_match_dnslib(action: str, addrs: tuple[tuple[str, ...], .
     dns = replace(DnsPolicy(), action=action, sinkhole_ipv4=addrs[0], sinkhole_ipv6=addrs[1])
     synth = Synth(dns)
     for payload, do in [(None, False), (512, False), (1232, True), (4096, False), (0, True)]:
-        for orders in [("KZ-2015-0907-VH",), MANY]:
+        for orders in [("EX-2015-0907-VH",), MANY]:
             for name in ["WWW.VideoHost.example", "x.test"]:
                 data = _query(name, qtype, payload, do)
                 request = answers.parse_request(data)

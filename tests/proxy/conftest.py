@@ -15,11 +15,11 @@ from writ.proxy import WritAddon
 
 ACTS = (
     # A video host blocked whole, then restored except two videos.
-    act("KZ-2015-0907-VH", court="Saryarka District Court of Astana", case="2-5678/2015",
-        legal_basis='Law "On Communications", art. 41-1',
+    act("EX-2015-0907-VH", court="Northgate District Court", case="2-5678/2015",
+        legal_basis='The "Communications" Act (example), s. 41',
         reference="https://court.example/orders/2-5678-2015",
         targets=(domain("videohost.example"),)),
-    act("KZ-2015-0928-VH-R", "restore", amends="KZ-2015-0907-VH", issued=date(2015, 9, 28),
+    act("EX-2015-0928-VH-R", "restore", amends="EX-2015-0907-VH", issued=date(2015, 9, 28),
         keep_blocked=(url("https://videohost.example/v/136071201"),)),
     # URL rules only.
     act("ORD-NEWS", targets=(url("http://news.example/watch?v=abc"),
