@@ -43,7 +43,7 @@ def block(id_: str, *targets: Target, **kw: object) -> Act:
 ACTS = (
     block("ORD-1", domain("videohost.example"), domain("www.forum.example", subdomains=False),
           url("news.example", "/watch"),
-          court="Северный District Court\nof Example City; (sic)", reference="https://court.example/1"),
+          court="Северный District Court\nof Example; (sic)", reference="https://court.example/1"),
     block("ORD-2", domain("videohost.example"), domain("mirror.example")),
     block("ORD-3", domain("restored.example"), domain("kept.example")),
     Act("ORD-3-R", ActKind.RESTORE, "Court", "1/2020", date(2020, 2, 1), T0, amends="ORD-3",
@@ -100,7 +100,7 @@ def test_provenance_is_in_comments_never_in_records() -> None:
     header = [line for line in zone.splitlines() if line.startswith(";   ORD-1:")]
     # A court name with a newline and a ';' stays on one comment line.
     assert header == [
-        ";   ORD-1: Северный District Court of Example City; (sic), case 1/2020, issued 2020-01-01, "
+        ";   ORD-1: Северный District Court of Example; (sic), case 1/2020, issued 2020-01-01, "
         "https://court.example/1"
     ]
     assert ";   ORD-3-R: Court, case 1/2020, issued 2020-02-01" in zone
