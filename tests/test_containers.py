@@ -8,6 +8,7 @@ import fnmatch
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,11 +143,13 @@ def test_default_command_serves_the_orders_mount_with_the_baked_in_policy() -> N
 
 
 def test_hadolint_if_installed() -> None:
-    hadolint = shutil.which("hadolint")
+    # the dev extras install it next to this Python (Linux x86-64); else from PATH
+    beside = Path(sys.executable).parent / "hadolint"
+    hadolint = str(beside) if beside.exists() else shutil.which("hadolint")
     if hadolint is None:
-        pytest.skip("hadolint is not installed")
-    r = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True,
-                       timeout=60, check=False)
+        pytest.skip("hadolint is not installed (dev extras install it on Linux x86-64)")
+    r = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
+                       text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
