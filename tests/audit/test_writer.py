@@ -185,3 +185,19 @@ def test_a_full_disk_is_counted_not_hidden(tmp_path: Path) -> None:
         assert log.error is not None
         assert "decisions.000001.log" in log.error
     assert log.stats()["records_written"] == 0
+
+
+def test_a_target_with_undecodable_bytes_is_logged_as_text_and_verifies(tmp_path: Path) -> None:
+    # mitmproxy decodes a path with surrogateescape: bytes that are not UTF-8
+    # arrive as lone surrogates, which UTF-8 (and so the log) cannot hold.
+    with AuditLog(policy(tmp_path), "edge-1") as log:
+        log.record(component="http", client="192.0.2.1", target="GET http://x.example/\udc80",
+                   decision="block", action="451", orders=("A-1",), rule="r",
+                   blocklist_version="v1")
+        decide(log, 1)
+    paths = files(tmp_path)
+    report = verify(paths)
+    assert report.ok, report.findings
+    assert report.records == 4  # genesis, the two decisions, seal
+    targets = [r["target"] for r in records(paths[0]) if r.get("component") == "http"]
+    assert targets == ["GET http://x.example/\\udc80"]

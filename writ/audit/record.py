@@ -124,8 +124,26 @@ def render_line(record: Mapping[str, Any]) -> tuple[str, str]:
         body = _canonical_decision(record)
     else:
         body = _CANONICAL.encode(record)
-    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    try:
+        data = body.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: bytes that were not UTF-8, carried in a str (as
+        # surrogateescape decodes them). UTF-8 cannot hold it, so the record
+        # says it as text (`\udc80`) rather than the line being lost.
+        return render_line(_spelled_out(record))
+    digest = hashlib.sha256(data).hexdigest()
     return f'{body[:-1]},"hash":"{digest}"}}', digest
+
+
+def _spelled_out(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings written as `\\uXXXX` text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {k: _spelled_out(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled_out(v) for v in value]
+    return value
 
 
 def split_line(line: bytes) -> tuple[bytes, str] | None:
