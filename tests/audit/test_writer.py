@@ -201,3 +201,25 @@ def test_a_target_with_undecodable_bytes_is_logged_as_text_and_verifies(tmp_path
     assert report.records == 4  # genesis, the two decisions, seal
     targets = [r["target"] for r in records(paths[0]) if r.get("component") == "http"]
     assert targets == ["GET http://x.example/\\udc80"]
+
+
+def test_a_decision_that_cannot_be_rendered_is_counted_and_the_log_goes_on(
+        tmp_path: Path) -> None:
+    with AuditLog(policy(tmp_path), "edge-1") as log:
+        decide(log, 0)
+        log.flush()
+        log.record(component="http", client="192.0.2.1", target=object(),  # type: ignore[arg-type]
+                   decision="block", action="451", orders=("A-1",), rule="r",
+                   blocklist_version="v1")
+        log.flush()
+        decide(log, 2)
+    assert log.drops == 1
+    assert "could not be rendered" in (log.error or "")
+    paths = files(tmp_path)
+    report = verify(paths)
+    assert report.ok, report.findings
+    recs = records(paths[0])
+    assert [r["event"] for r in recs] == ["writ.audit.genesis", "writ.dns.decision",
+                                          "writ.audit.dropped", "writ.dns.decision",
+                                          "writ.audit.seal"]
+    assert recs[2]["count"] == 1

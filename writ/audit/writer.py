@@ -278,13 +278,27 @@ class AuditLog:
             ed = {"event": event, "ts": ts, "component": component, "client": client,
                   "target": target, "decision": decision, "action": action,
                   "orders": list(orders), "rule": rule, "blocklist_version": version}
-            lines.append(chain(None, "info", pseudonymise(None, "info",
-                                                          add_ts(None, "info",
-                                                                 add_node(None, "info", ed)))))
+            try:
+                line = chain(None, "info", pseudonymise(None, "info",
+                                                        add_ts(None, "info",
+                                                               add_node(None, "info", ed))))
+            except Exception as e:  # noqa: BLE001 - one bad record must not stop the log
+                self._unrenderable(e)
+                continue
+            lines.append(line)
             out.decisions += 1
             pending += len(out.lines[-1]) + 1
         self._flush_lines()
         self.batches += 1
+
+    def _unrenderable(self, e: Exception) -> None:
+        """A decision that could not be rendered (a bug, not the disk): counted as
+        dropped and written down in the chain with the next batch."""
+        self.write_errors += 1
+        self.error = f"{self.path}: a decision could not be rendered: {type(e).__name__}: {e}"
+        with self._lock:
+            self.drops += 1
+            self._pending_drops += 1
 
     def _flush_lines(self) -> bool:
         """Write the rendered lines; on failure cut them off and count them dropped."""
