@@ -122,6 +122,7 @@ def test_an_edit_rehashed_in_place_is_caught_by_the_next_link(log: list[Path]) -
         (b"hello, I am a shopping list\n", "not a log", 1),
         (b'{"name": "not a record"}\n', "not a log", 1),
         (b"\x00\xff\xfe binary \x00\n", "not a log", 1),
+        (b"[" * 200_000 + b"\n", "not a log", 1),  # deeper than any parser recurses
     ],
 )
 def test_bad_files_are_findings_not_crashes(tmp_path: Path, content: bytes, kind: str,

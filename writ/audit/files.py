@@ -13,13 +13,12 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from writ.audit.record import SEAL, hash_line, record_hash
+from writ.audit.record import SEAL, hash_line, read_line, record_hash
 
 __all__ = ["ChainEnd", "Progress", "chain_files", "file_for", "find_chain_end"]
 
@@ -62,7 +61,7 @@ class ChainEnd:
 
 def _good_record(line: bytes) -> dict[str, object] | None:
     try:
-        obj = json.loads(line)
+        obj = read_line(line)
     except ValueError:
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring as _quote
 from typing import Any
 
+import orjson
+
 __all__ = [
     "CONTINUE",
     "CONTROL_EVENTS",
@@ -34,6 +36,7 @@ __all__ = [
     "decision_event",
     "format_ts",
     "hash_line",
+    "read_line",
     "record_hash",
     "render_line",
     "split_line",
@@ -58,6 +61,26 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 DECISION_KEYS = frozenset({"action", "blocklist_version", "client", "client_key", "component",
                            "decision", "event", "node", "orders", "prev", "rule", "seq",
                            "target", "ts"})
+
+
+def read_line(raw: bytes) -> Any:
+    """One line of a log, parsed. Raises ValueError (not JSON, not UTF-8).
+
+    orjson reads the lines auditors' tools go through by the million, about
+    three times as fast as the standard library; what it refuses (a lone
+    surrogate escape, NaN, a number too large for a double) goes to the
+    standard library. One difference remains: an integer beyond 64 bits reads
+    as a float. The writer never writes one (seq and counts are far below), and
+    verify judges a line by its bytes' hash and its fields' types, so such a
+    line is a finding either way.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except RecursionError:  # "[[[[…" a hundred thousand deep
+            raise ValueError("nested too deeply") from None
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:

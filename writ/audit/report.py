@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from writ.audit.files import Progress
-from writ.audit.record import DROPPED, format_ts
+from writ.audit.record import DROPPED, format_ts, read_line
 
 __all__ = ["AuditSummary", "OrderStats", "render_csv", "render_json", "render_table",
            "summarise"]
@@ -119,7 +119,7 @@ def summarise(paths: Iterable[Path], *, order: str | None = None,
 
 def _record(raw: bytes) -> dict[str, Any] | None:
     try:
-        rec = json.loads(raw)
+        rec = read_line(raw)
     except ValueError:
         return None
     if (not isinstance(rec, dict) or not isinstance(rec.get("ts"), str)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from writ.audit.checkpoint import Checkpoint
 from writ.audit.files import Progress
-from writ.audit.record import CONTINUE, GENESIS, GENESIS_PREV, SEAL, record_hash, split_line
+from writ.audit.record import (
+    CONTINUE,
+    GENESIS,
+    GENESIS_PREV,
+    SEAL,
+    read_line,
+    record_hash,
+    split_line,
+)
 
 __all__ = ["Finding", "VerifyReport", "verify"]
 
@@ -70,12 +77,9 @@ class _FirstFindingError(Exception):
     """The first bad record was found; the chain cannot be followed further."""
 
 
-_DECODER = json.JSONDecoder()
-
-
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        obj = _DECODER.decode(raw.decode("utf-8"))  # no per-line encoding sniffing
+        obj = read_line(raw)
     except ValueError:  # UnicodeDecodeError is one too
         return None
     if (not isinstance(obj, dict) or type(obj.get("seq")) is not int
@@ -270,7 +274,7 @@ def _first_record(path: Path) -> dict[str, Any] | None:
 
 def _is_json(raw: bytes) -> bool:
     try:
-        json.loads(raw)
+        read_line(raw)
     except ValueError:
         return False
     return True
