@@ -89,3 +89,9 @@ def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "report", "--since", "yesterday-ish", str(FIXTURE)]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+def test_a_folder_given_as_a_log_is_a_usage_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "report", str(tmp_path)]) == 2
+    assert "a folder, not a log file" in capsys.readouterr().err

@@ -105,7 +105,8 @@ def _report(args: argparse.Namespace) -> int:
 
     for f in args.files:
         if not f.is_file():
-            raise UsageError(f"no such file: {f}")
+            raise UsageError(f"{f}: a folder, not a log file (give the files, e.g. "
+                             f"{f}/decisions.*.log)" if f.is_dir() else f"no such file: {f}")
     since = _instant("--since", args.since)
     until = _instant("--until", args.until)
     progress = _progress_bar if sys.stderr.isatty() else None

@@ -76,7 +76,8 @@ def run_verb(verb: str, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(fn(args))
     except (RedisError, OSError) as e:
-        _err(verb, f"cannot reach Redis at {redact(args.redis)}: {e}; nothing was changed")
+        changed = "; nothing was changed" if verb in ("apply", "rollback") else ""
+        _err(verb, f"cannot reach Redis at {redact(args.redis)}: {str(e).rstrip('.')}{changed}")
         return 1
     except VersionError as e:
         _err(verb, str(e))

@@ -85,6 +85,10 @@ def test_redis_down_is_a_clear_error(orders: Path, capsys: pytest.CaptureFixture
     assert "nothing was changed" in err
     assert "hunter2" not in err
     assert "Traceback" not in err
+    code, _, err = writ(capsys, "orders", "history", "--redis", url)
+    assert code == 1
+    assert "cannot reach Redis" in err
+    assert "nothing was changed" not in err  # history changes nothing anyway
 
 
 def test_bad_invocations_exit_2(orders: Path, capsys: pytest.CaptureFixture[str],
