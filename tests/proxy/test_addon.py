@@ -188,6 +188,35 @@ def test_no_blocklist_follows_the_fail_mode(fail: FailMode, status: int | None) 
     assert sink.records[-1]["decision"] == "no-blocklist"
 
 
+class _BrokenHolder:
+    """Stands in for a bug: its index has a version and no matcher, so judging
+    raises (AttributeError) where a real index would decide."""
+
+    class _Index:
+        version = "v-broken"
+        acts = ()
+
+    index = _Index()
+
+
+@pytest.mark.parametrize(("fail", "status", "action"),
+                         [(FailMode.CLOSED, 503, "503"), (FailMode.OPEN, None, "pass")])
+def test_a_bug_while_judging_follows_the_fail_mode_not_mitmproxy(
+        fail: FailMode, status: int | None, action: str) -> None:
+    from dataclasses import replace
+
+    sink = MemorySink()
+    addon = WritAddon(_BrokenHolder(), replace(policy(), fail=fail), sink)
+    with taddons.context(addon):
+        f = request(addon, "http://blocked.example/")
+        data = hello("blocked.example")
+        addon.tls_clienthello(data)
+    assert (f.response.status_code if f.response else None) == status
+    assert [(r["decision"], r["action"]) for r in sink.records] == [
+        ("error", action), ("error", "tls-refused" if fail is FailMode.CLOSED else "pass")]
+    assert data.ignore_connection is (fail is FailMode.OPEN)
+
+
 @pytest.mark.parametrize(("headers", "stream"), [
     ({"content-length": str(STREAM_THRESHOLD + 1), "content-type": "text/html"}, True),
     ({"content-length": "100", "content-type": "text/html"}, False),

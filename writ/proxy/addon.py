@@ -18,10 +18,12 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from OpenSSL import SSL
@@ -83,6 +85,25 @@ def _target(req: http.Request) -> str:
 def _client(conn: Any) -> str:
     peer = getattr(conn, "peername", None)
     return str(peer[0]) if peer else ""
+
+
+Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData)
+
+
+def _fails_closed(hook: Callable[[WritAddon, Hooked], None]) -> Callable[[WritAddon, Hooked], None]:
+    """A bug in a judging hook must not let the connection through unjudged
+    (mitmproxy logs an addon's exception and carries on): it is answered as
+    the policy's fail mode says, logged, and recorded as an `error` decision."""
+
+    @functools.wraps(hook)
+    def guarded(self: WritAddon, obj: Hooked) -> None:
+        try:
+            hook(self, obj)
+        except Exception:  # any bug: the fail mode decides, not mitmproxy
+            log.exception("writ: internal error in %s", hook.__name__)
+            self._internal_error(obj)
+
+    return guarded
 
 
 class WritAddon:
@@ -220,6 +241,7 @@ class WritAddon:
 
     # -- HTTP --------------------------------------------------------------
 
+    @_fails_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return  # already answered (by http_connect or another addon)
@@ -259,6 +281,25 @@ class WritAddon:
         else:
             self._record(_client(flow.client_conn), _target(req), "allow", "pass", d=d,
                          version=index.version)
+
+    def _internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData) -> None:
+        opened = self.policy.fail is FailMode.OPEN
+        with contextlib.suppress(Exception):  # the recording may be what failed
+            if isinstance(obj, http.HTTPFlow):
+                client, target = _client(obj.client_conn), _target(obj.request)
+                if not opened:
+                    self._answer(obj, unavailable_page(
+                        "writ could not judge this request (an internal error, logged); "
+                        "it fails closed.", obj.request.headers.get("accept")))
+            else:
+                client = _client(obj.context.client)
+                target = f"TLS {obj.client_hello.sni or ''}"
+                if opened:
+                    obj.ignore_connection = True
+                else:
+                    self._refuse(obj, client, target, "error")
+                    return
+            self._record(client, target, "error", "pass" if opened else "503")
 
     def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
                       accept: str | None) -> None:
@@ -361,6 +402,7 @@ class WritAddon:
 
     # -- CONNECT and TLS ---------------------------------------------------
 
+    @_fails_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
         target = f"CONNECT {authority_of(req.host)}:{req.port}"
@@ -384,6 +426,7 @@ class WritAddon:
             self._record(client, target, "allow", "pass", d=d, version=index.version)
         # url-rules: the TLS hook (or the requests inside a plain tunnel) decide.
 
+    @_fails_closed
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         conn = data.context.client
         sni = data.client_hello.sni
