@@ -206,6 +206,7 @@ class Node:
             out.update(self.audit.stats())
         if self.dns is not None:
             out["dns_refused_clients"] = float(self.dns.server.refused_clients)
+            out["dns_no_blocklist"] = float(self.dns.server.no_blocklist)
         return out
 
     async def _start_dns(self) -> None:

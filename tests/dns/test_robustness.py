@@ -114,3 +114,31 @@ async def test_swapping_under_load_never_mixes_versions(resolver: Resolver,
     r = await dig(resolver.port, "news.example")
     blocked_now = final.decide_name("news.example").blocked
     assert (ede_of(r) is not None) == blocked_now
+
+
+@pytest.mark.parametrize(("fail", "asked"), [("closed", False), ("open", True)])
+async def test_before_any_blocklist_the_fail_mode_answers_and_it_is_counted(
+        standin: StandIn, fail: str, asked: bool) -> None:
+    from dataclasses import replace
+
+    from writ.audit import MemorySink
+    from writ.blocklist import BlocklistHolder
+    from writ.dns.server import DnsServer
+    from writ.dns.transport import Listeners
+    from writ.policies import DnsPolicy, FailMode, Policy
+
+    policy = Policy(fail=FailMode(fail), dns=replace(
+        DnsPolicy(), upstreams=(f"127.0.0.1:{standin.port}",), upstream_timeout=0.5))
+    sink = MemorySink()
+    server = DnsServer(BlocklistHolder(), policy, sink)  # nothing loaded yet
+    listeners = Listeners(server)
+    await listeners.start([("127.0.0.1", 0)])
+    try:
+        r = await dig(listeners.addresses[0][1], "videohost.example")
+        # closed: SERVFAIL, not even the upstream asked; open: the upstream's answer
+        assert (r.header.rcode == RCODE.SERVFAIL) is not asked
+        assert bool(standin.queries) is asked
+        assert server.no_blocklist == 1
+        assert sink.records == []  # no order was decided on: metrics only
+    finally:
+        await listeners.stop()

@@ -95,6 +95,7 @@ class DnsServer:
         # Queries refused by the ACL: not court-order decisions, so not in the audit
         # chain (a flood must not bloat it), but counted for /metrics.
         self.refused_clients = 0
+        self.no_blocklist = 0  # queries met before any blocklist was loaded (fail mode applied)
         self.synth = Synth(self.dns)
         # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
         self.memo: dict[bytes, MemoHit] = {}
@@ -201,6 +202,11 @@ class DnsServer:
             log.exception("writ.dns.internal_error client=%s", client)
             return header_reply(data, RCODE.SERVFAIL)
 
+    def _closed_without_blocklist(self) -> bool:
+        """No blocklist loaded yet: counted (/metrics), and True when the policy fails closed."""
+        self.no_blocklist += 1
+        return self.policy.fail == FailMode.CLOSED
+
     async def _answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:  # noqa: PLR0911 (one guard clause per RFC rule reads best)
         request = answers.parse_request(data)
         if request is None:
@@ -223,7 +229,7 @@ class DnsServer:
         wq = parse_query(data)
         gen = self.cache.generation  # read before the index: a swap in between fails put()
         index = self.holder.index
-        if index is None and self.policy.fail == FailMode.CLOSED:
+        if index is None and self._closed_without_blocklist():
             return answers.error(request, RCODE.SERVFAIL, edns)
         labels = request.q.qname.label
         d = decide_labels(index, labels) if index is not None else Decision(Verdict.ALLOW)
