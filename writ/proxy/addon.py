@@ -284,22 +284,24 @@ class WritAddon:
 
     def _internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData) -> None:
         opened = self.policy.fail is FailMode.OPEN
-        with contextlib.suppress(Exception):  # the recording may be what failed
+        # The answer first, the record after: the recording may be what failed.
+        if isinstance(obj, http.HTTPFlow):
+            if not opened:
+                self._answer(obj, unavailable_page(
+                    "writ could not judge this request (an internal error, logged); "
+                    "it fails closed.", obj.request.headers.get("accept")))
+        elif opened:
+            obj.ignore_connection = True
+        else:
+            self._refuse_handshake(obj)
+        with contextlib.suppress(Exception):
             if isinstance(obj, http.HTTPFlow):
                 client, target = _client(obj.client_conn), _target(obj.request)
-                if not opened:
-                    self._answer(obj, unavailable_page(
-                        "writ could not judge this request (an internal error, logged); "
-                        "it fails closed.", obj.request.headers.get("accept")))
+                action = "pass" if opened else "503"
             else:
-                client = _client(obj.context.client)
-                target = f"TLS {obj.client_hello.sni or ''}"
-                if opened:
-                    obj.ignore_connection = True
-                else:
-                    self._refuse(obj, client, target, "error")
-                    return
-            self._record(client, target, "error", "pass" if opened else "503")
+                client, target = _client(obj.context.client), f"TLS {obj.client_hello.sni or ''}"
+                action = "pass" if opened else "tls-refused"
+            self._record(client, target, "error", action)
 
     def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
                       accept: str | None) -> None:
@@ -464,10 +466,13 @@ class WritAddon:
 
     def _refuse(self, data: tls.ClientHelloData, client: str, target: str, decision: str,
                 *, d: Decision | None = None, version: str | None = None) -> None:
+        self._refuse_handshake(data)
+        self._record(client, target, decision, "tls-refused", d=d, version=version)
+
+    def _refuse_handshake(self, data: tls.ClientHelloData) -> None:
         # Never dial the upstream for a refused name; tls_start_client fails the handshake.
         data.establish_server_tls_first = False
         self._refused.add(data.context.client.id)
-        self._record(client, target, decision, "tls-refused", d=d, version=version)
 
     def tls_start_client(self, data: tls.TlsData) -> None:
         if data.context.client.id not in self._refused:
