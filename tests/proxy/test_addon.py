@@ -217,6 +217,29 @@ def test_a_bug_while_judging_follows_the_fail_mode_not_mitmproxy(
     assert data.ignore_connection is (fail is FailMode.OPEN)
 
 
+def test_fails_closed_even_when_recording_the_error_fails_too() -> None:
+    class BrokenSink(MemorySink):
+        def record(self, **fields: object) -> None:
+            raise OSError("disk gone")
+
+    addon = WritAddon(_BrokenHolder(), policy(), BrokenSink())
+    with taddons.context(addon):
+        f = request(addon, "http://blocked.example/")
+        data = hello("blocked.example")
+        data.establish_server_tls_first = True  # as mitmproxy's tlsconfig may have set it
+        addon.tls_clienthello(data)
+        start = tls.TlsData(data.context.client, data.context)
+        addon.tls_start_client(start)
+    assert f.response is not None
+    assert f.response.status_code == 503
+    assert not data.ignore_connection
+    assert not data.establish_server_tls_first  # the upstream is never dialled
+    assert start.ssl_conn is not None  # and the client's handshake fails
+    start.ssl_conn.bio_write(client_hello_bytes("blocked.example"))
+    with pytest.raises(Exception, match="no shared cipher"):
+        start.ssl_conn.do_handshake()
+
+
 @pytest.mark.parametrize(("headers", "stream"), [
     ({"content-length": str(STREAM_THRESHOLD + 1), "content-type": "text/html"}, True),
     ({"content-length": "100", "content-type": "text/html"}, False),
