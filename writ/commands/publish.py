@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,16 @@ def _load(args: argparse.Namespace, verb: str) -> Blocklist | None:
     return Blocklist(result.acts)
 
 
-async def _with_registry(args: argparse.Namespace) -> tuple[Registry, Any]:
+@contextlib.asynccontextmanager
+async def _registry(args: argparse.Namespace) -> AsyncIterator[Registry]:
+    """The registry under --redis/--prefix; its client is closed on the way out
+    (a close that fails on a dead Redis is no error of the verb's)."""
     client = connect(args.redis)
-    return Registry(client, args.prefix), client
+    try:
+        yield Registry(client, args.prefix)
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
 
 
 async def _live(registry: Registry) -> Blocklist | None:
@@ -136,16 +144,12 @@ async def _apply(args: argparse.Namespace) -> int:
     new = _load(args, "apply")
     if new is None:
         return 1
-    registry, client = await _with_registry(args)
-    try:
+    async with _registry(args) as registry:
         try:
             done = await publish(registry, new, by=_by(args), keep=args.keep)
         except ConflictError as e:
             _err("apply", f"{e}; review `writ orders diff` and apply again")
             return 1
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await client.aclose()
     if done.unchanged:
         print(f"no change: version {new.version} is already live ({len(new.acts)} acts)")
         return 0
@@ -164,12 +168,8 @@ async def _diff(args: argparse.Namespace) -> int:
     if new is None:
         return 1
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    registry, client = await _with_registry(args)
-    try:
+    async with _registry(args) as registry:
         old = await _live(registry)
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await client.aclose()
     print(f"live: {old.version if old else 'none'}  →  {args.dir}: {new.version}")
     if old is not None and old.version == new.version:
         print("no change")
@@ -190,14 +190,10 @@ async def _diff(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
-    registry, client = await _with_registry(args)
-    try:
+    async with _registry(args) as registry:
         entries = await registry.history(args.limit)
         live = await registry.current()
         kept = set(await registry.kept())
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await client.aclose()
     if not entries:
         print(f"nothing published under {registry.keys.current}")
         return 0
@@ -215,8 +211,7 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
-    registry, client = await _with_registry(args)
-    try:
+    async with _registry(args) as registry:
         kept = await registry.kept()
         matches = [v for v in kept if v.startswith(args.version)]
         if len(matches) != 1:
@@ -228,9 +223,6 @@ async def _rollback(args: argparse.Namespace) -> int:
         except ConflictError as e:
             _err("rollback", str(e))
             return 1
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await client.aclose()
     if done.unchanged:
         print(f"no change: version {done.version} is already live")
         return 0
