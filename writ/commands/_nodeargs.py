@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["add_source_args", "addresses", "policy_from_args", "run_async"]
+__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "run_node_with"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -77,14 +76,18 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
     return with_audit_path(policy, args.audit_log)
 
 
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop when installed; startup failures become a clear exit 2."""
+def run_node_with(args: argparse.Namespace, policy: Policy, **options: Any) -> int:
+    """Run one node from the source flags (`add_source_args`) and further
+    `NodeOptions` fields, on uvloop when installed, until SIGTERM/SIGINT;
+    startup failures become a clear exit 2."""
     from writ import loop
-    from writ.node import StartError
+    from writ.node import NodeOptions, StartError, run_node
     from writ.proxy import ProxyStartError
     from writ.web import WebStartError
 
+    node = NodeOptions(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                       state_dir=args.state_dir, **options)
     try:
-        return int(loop.run(main))
+        return int(loop.run(run_node(policy, node)))
     except (OSError, ProxyStartError, WebStartError, StartError) as e:
         raise UsageError(f"cannot start: {e}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from writ.commands._nodeargs import add_source_args, address, policy_from_args, run_async
+from writ.commands._nodeargs import add_source_args, address, policy_from_args, run_node_with
 
 __all__ = ["configure", "run"]
 
@@ -25,11 +25,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.node import NodeOptions, run_node
-
-    policy = policy_from_args(args)
-    options = NodeOptions(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
-                          state_dir=args.state_dir, components=frozenset({"proxy"}),
-                          proxy_listen=address("--listen", args.listen), proxy_mode=args.mode,
-                          confdir=args.confdir)
-    return run_async(run_node(policy, options))
+    return run_node_with(args, policy_from_args(args), components=frozenset({"proxy"}),
+                         proxy_listen=address("--listen", args.listen), proxy_mode=args.mode,
+                         confdir=args.confdir)

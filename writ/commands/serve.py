@@ -15,7 +15,7 @@ from writ.commands._nodeargs import (
     address,
     addresses,
     policy_from_args,
-    run_async,
+    run_node_with,
 )
 
 __all__ = ["configure", "run"]
@@ -37,20 +37,17 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.node import NodeOptions, run_node
-
     policy = policy_from_args(args)
     if args.upstream:
         from writ.endpoints import format_endpoint
 
         upstreams = tuple(format_endpoint(*a) for a in addresses("--upstream", args.upstream, 53))
         policy = replace(policy, dns=replace(policy.dns, upstreams=upstreams))
-    options = NodeOptions(
-        orders=args.orders, redis_url=args.redis, prefix=args.prefix, state_dir=args.state_dir,
+    return run_node_with(
+        args, policy,
         components=frozenset({"dns", "proxy", "web"}) - set(args.without),
         dns_listen=tuple(addresses("--dns", args.dns or [], 53)),
         proxy_listen=address("--proxy", args.proxy), proxy_mode=args.proxy_mode,
         web_listen=address("--web", args.web),
         confdir=args.confdir,
     )
-    return run_async(run_node(policy, options))
