@@ -287,7 +287,7 @@ class AuditLog:
                 continue
             lines.append(line)
             out.decisions += 1
-            pending += len(out.lines[-1]) + 1
+            pending += len(line) + 1
         self._flush_lines()
         self.batches += 1
 

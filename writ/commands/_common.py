@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["UsageError", "parse_instant"]
+if TYPE_CHECKING:
+    from writ.blocklist import Blocklist, LoadResult
+
+__all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
 
 
 class UsageError(Exception):
@@ -22,3 +29,36 @@ def parse_instant(text: str) -> datetime:
             f"--at: not a date or time: {text!r} (e.g. 2015-09-28T12:00:00+06:00)"
         ) from None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
+    """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
+    errors are in the result). UsageError for no such folder or zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from writ.blocklist import load_orders
+
+    if not directory.is_dir():
+        raise UsageError(f"orders {verb}: no such folder: {directory}")
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+    return load_orders(directory, zone)
+
+
+def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC") -> Blocklist | None:
+    """The act set from --orders (default court_orders) or --redis, read once.
+    An invalid folder prints its errors and "…; `nothing`", and gives None."""
+    from writ.node import InvalidOrdersError, load_blocklist
+
+    if args.orders is None and args.redis is None:
+        args.orders = Path("court_orders")
+    try:
+        return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                              tz=tz)
+    except InvalidOrdersError as e:
+        for line in e.errors:
+            print(line, file=sys.stderr)
+        print(f"writ: {len(e.errors)} error(s) in the orders; {nothing}", file=sys.stderr)
+        return None

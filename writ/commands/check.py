@@ -14,10 +14,9 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from writ.blocklist import Act, ActKind, load_orders
-from writ.commands._common import UsageError
+from writ.blocklist import Act, ActKind
+from writ.commands._common import load_folder
 
 __all__ = ["configure_verb", "run_verb", "summary"]
 
@@ -31,13 +30,7 @@ def configure_verb(verb: str, p: argparse.ArgumentParser) -> None:
 
 def run_verb(verb: str, args: argparse.Namespace) -> int:
     directory: Path = args.dir
-    if not directory.is_dir():
-        raise UsageError(f"orders {verb}: no such folder: {directory}")
-    try:
-        tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
-    result = load_orders(directory, tz)
+    result = load_folder(verb, directory, args.tz)
     if result.errors:
         for e in result.errors:
             print(e, file=sys.stderr)

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from writ.blocklist import Index
 from writ.blocklist.explain import explain, sentence
-from writ.commands._common import parse_instant
+from writ.commands._common import parse_instant, source_blocklist
 
 __all__ = ["configure", "run"]
 
@@ -39,28 +38,12 @@ def _targets(args: argparse.Namespace) -> Iterator[str]:
             yield t
 
 
-def load_index(args: argparse.Namespace, at: datetime) -> Index:
-    """The index for `at`, from --orders (default court_orders) or --redis."""
-    from writ.node import load_blocklist
-
-    bl = load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix)
-    return bl.at(at)
-
-
 def run(args: argparse.Namespace) -> int:
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    if args.orders is None and args.redis is None:
-        args.orders = Path("court_orders")
-    from writ.node import InvalidOrdersError
-
-    try:
-        index = load_index(args, at)
-    except InvalidOrdersError as err:
-        for line in err.errors:
-            print(line, file=sys.stderr)
-        print(f"writ: {len(err.errors)} error(s) in the orders; nothing explained",
-              file=sys.stderr)
+    blocklist = source_blocklist(args, "nothing explained")
+    if blocklist is None:
         return 1
+    index = blocklist.at(at)
     status = 0
     for target in _targets(args):
         e = explain(index, target)

@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from writ.blocklist import fold
-from writ.commands._common import UsageError, parse_instant
+from writ.commands._common import UsageError, parse_instant, source_blocklist
 from writ.export import RpzAction, RpzOptions, render_rpz
 
 __all__ = ["configure", "run"]
@@ -88,19 +88,10 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.node import InvalidOrdersError, load_blocklist
-
     options = _options(args)
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    if args.orders is None and args.redis is None:
-        args.orders = Path("court_orders")
-    try:
-        blocklist = load_blocklist(orders=args.orders, redis_url=args.redis,
-                                   prefix=args.prefix, tz=args.timezone)
-    except InvalidOrdersError as e:
-        for err in e.errors:
-            print(err, file=sys.stderr)
-        print(f"writ: {len(e.errors)} error(s) in the orders; nothing exported", file=sys.stderr)
+    blocklist = source_blocklist(args, "nothing exported", tz=args.timezone)
+    if blocklist is None:
         return 1
     zone = render_rpz(fold(blocklist.acts, at), blocklist.version, options, blocklist.by_id)
     if args.output is None:

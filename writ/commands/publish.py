@@ -25,11 +25,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redis.exceptions import RedisError
 
-from writ.blocklist import Blocklist, load_orders
+from writ.blocklist import Blocklist
 from writ.blocklist.stores import (
     ConflictError,
     Registry,
@@ -40,7 +39,7 @@ from writ.blocklist.stores import (
     rule_changes,
 )
 from writ.blocklist.stores.publishing import publish, rollback
-from writ.commands._common import UsageError, parse_instant
+from writ.commands._common import UsageError, load_folder, parse_instant
 
 __all__ = ["configure_verb", "run_verb"]
 
@@ -94,13 +93,7 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace, verb: str) -> Blocklist | None:
-    if not args.dir.is_dir():
-        raise UsageError(f"orders {verb}: no such folder: {args.dir}")
-    try:
-        tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--tz: unknown time zone {args.tz!r}") from None
-    result = load_orders(args.dir, tz)
+    result = load_folder(verb, args.dir, args.tz)
     if result.errors:
         for e in result.errors:
             print(e, file=sys.stderr)
