@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 
 from tests.blocklist.builders import T0, act, domain, prefix, url
+from tests.proxy.origin import Origin, start_origin
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.metrics import Metrics
@@ -45,6 +47,13 @@ def policy(tls: TlsMode = TlsMode.PASSTHROUGH, log_allowed: bool = True) -> Poli
 
     p = Policy(transparency_url="https://isp.example/blocking")
     return replace(p, proxy=ProxyPolicy(tls=tls), audit=replace(p.audit, log_allowed=log_allowed))
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    o, runner = await start_origin()
+    yield o
+    await runner.cleanup()
 
 
 @pytest.fixture

@@ -10,51 +10,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from tests.proxy.conftest import make_holder, policy
+from tests.proxy.origin import BIG, Origin
 from writ.audit import MemorySink
 from writ.proxy import ProxyHandle, ProxyStartError, run_proxy
 
 pytestmark = pytest.mark.e2e
-
-BIG = 8 * 1024 * 1024
-
-
-class Origin:
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.port = 0
-
-    def app(self) -> web.Application:
-        async def any_path(request: web.Request) -> web.StreamResponse:
-            self.seen.append(f"{request.host}{request.path_qs}")
-            if request.path == "/big":
-                resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-                await resp.prepare(request)
-                chunk = b"v" * 65536
-                for _ in range(BIG // len(chunk)):
-                    await resp.write(chunk)
-                await resp.write_eof()
-                return resp
-            return web.Response(text=f"origin says hi to {request.host}")
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", any_path)
-        return app
-
-
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    o = Origin()
-    runner = web.AppRunner(o.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    o.port = runner.addresses[0][1]
-    yield o
-    await runner.cleanup()
-
 
 @pytest.fixture
 async def proxy(tmp_path: Path, sink: MemorySink) -> AsyncIterator[ProxyHandle]:

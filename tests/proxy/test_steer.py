@@ -15,11 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from tests.blocklist.builders import T0, act, domain, url
 from tests.certs import self_signed
 from tests.proxy.conftest import policy
+from tests.proxy.origin import Origin, start_origin
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.policies import Policy, TlsMode
@@ -46,38 +46,6 @@ def steer_policy(tls: TlsMode = TlsMode.PASSTHROUGH) -> Policy:
     # other loopback addresses than the main listener's 127.0.0.1.
     return replace(p, proxy=replace(p.proxy, steer_http=("127.0.0.2:0",),
                                     steer_tls=("127.0.0.3:0",)))
-
-
-class Origin:
-    """An HTTP(S) origin on 127.0.0.1 that records every request it gets."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.port = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(f"{request.host}{request.path_qs}")
-        return web.Response(text=f"origin says hi to {request.host}")
-
-
-async def start_origin(ssl_context: ssl.SSLContext | None = None
-                       ) -> tuple[Origin, web.AppRunner]:
-    o = Origin()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", o.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    o.port = runner.addresses[0][1]
-    return o, runner
-
-
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    o, runner = await start_origin()
-    yield o
-    await runner.cleanup()
 
 
 @pytest.fixture
