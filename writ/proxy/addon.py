@@ -267,11 +267,7 @@ class WritAddon:
                          version=index.version)
             return
         if d.decision is Verdict.BLOCK:
-            self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
-                                            accept=req.headers.get("accept"),
-                                            blocklist_version=index.version))
-            self._record(_client(flow.client_conn), _target(req), "block", "451", d=d,
-                         version=index.version)
+            self._block(flow, d, index)
             return
         if req.method not in _BODYLESS and _upload_streams(req.headers):
             req.stream = True  # large upload: forward as it arrives
@@ -281,6 +277,15 @@ class WritAddon:
         else:
             self._record(_client(flow.client_conn), _target(req), "allow", "pass", d=d,
                          version=index.version)
+
+    def _block(self, flow: http.HTTPFlow, d: Decision, index: Index) -> None:
+        """451 with the block page for the request's URL, and its record."""
+        req = flow.request
+        self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
+                                        accept=req.headers.get("accept"),
+                                        blocklist_version=index.version))
+        self._record(_client(flow.client_conn), _target(req), "block", "451", d=d,
+                     version=index.version)
 
     def _internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData) -> None:
         opened = self.policy.fail is FailMode.OPEN
@@ -354,11 +359,7 @@ class WritAddon:
         req.scheme, req.host, req.port = scheme, host, port
         req.host_header = host_header
         if d.decision is Verdict.BLOCK:
-            self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
-                                            accept=req.headers.get("accept"),
-                                            blocklist_version=index.version))
-            self._record(_client(conn), _target(req), "block", "451", d=d,
-                         version=index.version)
+            self._block(flow, d, index)
             return
         if steered.decision is not Verdict.URL_RULES:
             self._misdirected(flow, _target(req), f"{host} is not served here.",
