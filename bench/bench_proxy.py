@@ -32,6 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.bulk_orders import write_bulk_order  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -71,14 +72,6 @@ asyncio.run(main())
 
 
 
-def generate(folder: Path, n: int) -> None:
-    (folder / "lists").mkdir(parents=True)
-    (folder / "order.yaml").write_text(ORDER, encoding="utf-8")
-    with open(folder / "lists" / "names.txt", "w", encoding="ascii") as f:
-        step = 50_000
-        for start in range(0, n, step):
-            f.write("".join(f"mirror{i}.host{i % 997}.example\n"
-                            for i in range(start, min(n, start + step))))
 
 
 def wait_ready(port: int, timeout: float) -> None:
@@ -189,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {"skipped": "wrk missing"}
     with tempfile.TemporaryDirectory(prefix="writ-bench-proxy-") as tmp:
         work = Path(tmp)
-        generate(work / "orders", names)
+        write_bulk_order(work / "orders", ORDER, names)
         hook_us = hook_cost(work / "orders")
         print(f"  addon requestheaders: {hook_us:.1f} us per allowed request "
               f"({names} domain rules)", flush=True)

@@ -28,11 +28,6 @@ def order_with(list_path: str, act_id: str = "A-1", extra: str = "") -> str:
             f"targets:\n  - file: {list_path}\n")
 
 
-@pytest.fixture
-def orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "orders").mkdir()
-    return Path("orders")
 
 
 def test_names_urls_prefixes_and_comments(orders: Path) -> None:

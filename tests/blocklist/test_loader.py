@@ -37,12 +37,6 @@ def block(act_id: str = "A-1", extra: str = "", targets: str = "  - domain: a.ex
             f"targets:\n{targets}")
 
 
-@pytest.fixture
-def orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty orders folder, addressed as `orders` from the current directory."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "orders").mkdir()
-    return Path("orders")
 
 
 # -- the sample folder ------------------------------------------------------
