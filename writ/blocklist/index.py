@@ -190,9 +190,6 @@ class Index:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
         return self.decide_canonical_name(canonical_name(name))
 
-    def has_url_rules(self, name: str) -> bool:
-        return name in self._hosts
-
     # -- URLs --------------------------------------------------------------
 
     def decide_url(self, url: str) -> Decision:
