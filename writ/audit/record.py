@@ -25,7 +25,6 @@ import orjson
 
 __all__ = [
     "CONTINUE",
-    "CONTROL_EVENTS",
     "DECISION_KEYS",
     "DROPPED",
     "GENESIS",
@@ -46,7 +45,6 @@ GENESIS = "writ.audit.genesis"  # the first record of a node's chain
 CONTINUE = "writ.audit.continue"  # the first record of every later file
 SEAL = "writ.audit.seal"  # the last record of a closed file
 DROPPED = "writ.audit.dropped"  # records that could not be written, counted
-CONTROL_EVENTS = frozenset({GENESIS, CONTINUE, SEAL, DROPPED})
 GENESIS_PREV = "0" * 64
 
 _HASH_TAIL_LEN = len(',"hash":"') + 64 + len('"}')
