@@ -22,7 +22,6 @@ __all__ = [
     "TYPE_OPT",
     "Query",
     "add_opt",
-    "formerr",
     "header_reply",
     "parse_query",
     "patch_ttls",
@@ -193,6 +192,3 @@ def add_opt(msg: bytes, do: bool, udp_size: int = 1232) -> bytes:
     opt = _OPT.pack(0, TYPE_OPT, udp_size, 0x8000 if do else 0, 0)
     return msg[:10] + struct.pack("!H", ar + 1) + msg[12:] + opt
 
-
-def formerr(data: bytes) -> bytes | None:
-    return header_reply(data, 1)
