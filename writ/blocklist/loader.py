@@ -14,7 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, tzinfo
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from writ.blocklist._bulk import ListReader
 from writ.blocklist._validate import Draft, validate_document
 from writ.blocklist._yamlsrc import Map, Seq, read_documents
 from writ.blocklist.model import Act, ActKind, OrderError, TargetKind
+from writ.blocklist.signed.sigcheck import OrderTrust, SignedFile, check_signatures
 
 __all__ = ["LoadResult", "load_orders"]
 
@@ -38,11 +39,15 @@ class LoadResult:
         return not self.errors
 
 
-def load_orders(directory: Path, tz: tzinfo | None = None) -> LoadResult:
+def load_orders(
+    directory: Path, tz: tzinfo | None = None, trust: OrderTrust | None = None
+) -> LoadResult:
     """Load every *.yaml / *.yml file under `directory` (recursively).
 
     Bare dates mean 00:00 in `tz` (default UTC). Never raises for bad input:
     every problem becomes an OrderError; `acts` is empty when there are errors.
+    With `trust`, every order file and bulk list must carry a valid signature
+    by an issuer key in scope (writ/blocklist/signed/sigcheck.py).
     """
     directory = Path(directory)
     root_display = _display_root(directory)
@@ -51,8 +56,10 @@ def load_orders(directory: Path, tz: tzinfo | None = None) -> LoadResult:
     lists = ListReader(directory, root_display)
     drafts: list[Draft] = []
     errors: list[OrderError] = []
+    signed: list[SignedFile] = []
     for path, rel in order_files(directory):
         display = str(Path(root_display) / rel)
+        signed.append(SignedFile(path, display))
         docs, problems = read_documents(path)
         errors.extend(OrderError(display, p.line, p.field, p.message) for p in problems)
         for doc in docs:
@@ -65,11 +72,30 @@ def load_orders(directory: Path, tz: tzinfo | None = None) -> LoadResult:
                 continue
             draft, errs = validate_document(doc, path, display, tz or UTC, lists)
             drafts.append(draft)
+            signed[-1].drafts.append(draft)
             errors.extend(errs)
     errors.extend(_cross_checks(drafts, root_display))
+    signers: dict[str, tuple[str, ...]] = {}
+    if trust is not None:
+        sig_errors, signers = check_signatures(trust, signed, _lists_of(drafts, lists))
+        errors.extend(sig_errors)
     if errors:
         return LoadResult((), tuple(sorted(errors, key=lambda e: (e.file, e.line))))
-    return LoadResult(tuple(_act(d) for d in drafts), ())
+    return LoadResult(tuple(replace(_act(d), signers=signers.get(d.id or "", ()))
+                            for d in drafts), ())
+
+
+def _lists_of(drafts: list[Draft], lists: ListReader) -> list[SignedFile]:
+    """Every bulk list named by an order, with the drafts that name it."""
+    found: dict[str, SignedFile] = {}
+    for d in drafts:
+        for b in d.bulk:
+            inner = Path(b.file)
+            entry = found.get(b.file)
+            if entry is None:
+                entry = found[b.file] = SignedFile(lists.root / inner, lists.display(inner))
+            entry.drafts.append(d)
+    return sorted(found.values(), key=lambda f: f.display)
 
 
 def order_files(directory: Path) -> list[tuple[Path, Path]]:

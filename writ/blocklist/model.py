@@ -109,6 +109,9 @@ class Act:
     condition: str | None = None
     allow_public_suffix: bool = False
     pos: Position | None = field(default=None, compare=False)
+    # Keyring ids of the keys whose signatures vouched for this act's file and
+    # lists, when the folder was loaded with a keyring (empty otherwise).
+    signers: tuple[str, ...] = field(default=(), compare=False)
 
     def active_at(self, at: datetime) -> bool:
         return self.effective <= at and (self.expires is None or at < self.expires)
@@ -146,4 +149,5 @@ class OrderError:
 
     def __str__(self) -> str:
         where = f" [{self.order_id}]" if self.order_id else ""
-        return f"{self.file}:{self.line}: {self.field}: {self.message}{where}"
+        at = f"{self.file}:{self.line}" if self.line else self.file  # 0: the whole file
+        return f"{at}: {self.field}: {self.message}{where}"

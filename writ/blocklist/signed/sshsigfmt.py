@@ -40,9 +40,12 @@ __all__ = [
     "ORDER_NAMESPACE",
     "PrivateKey",
     "SigError",
+    "Verified",
+    "claimed_key",
     "fingerprint",
     "load_private_key",
     "parse_public_line",
+    "public_blob",
     "sign",
     "verify",
 ]
@@ -149,6 +152,17 @@ def _unarmor(text: bytes) -> bytes:
         raise SigError("not an SSH signature: the armored body is not base64") from None
 
 
+def claimed_key(armored: bytes) -> bytes | None:
+    """The public key blob a signature says it is by (unverified), or None."""
+    try:
+        r = _Reader(_unarmor(armored))
+        if r.take(6) != _MAGIC or r.u32() != 1:
+            return None
+        return r.string()
+    except SigError:
+        return None
+
+
 def _signed_data(namespace: str, hash_alg: str, message: bytes) -> bytes:
     digest = _HASHES[hash_alg](message).digest()
     return (_MAGIC + _s(namespace.encode()) + _s(b"") + _s(hash_alg.encode())
@@ -157,18 +171,7 @@ def _signed_data(namespace: str, hash_alg: str, message: bytes) -> bytes:
 
 def verify(message: bytes, armored: bytes, namespace: str) -> Verified:
     """Check an armored SSHSIG over `message`. Returns the signer; raises SigError."""
-    r = _Reader(_unarmor(armored))
-    try:
-        if r.take(6) != _MAGIC:
-            raise SigError("not an SSH signature (no SSHSIG preamble)")
-        version = r.u32()
-        if version != 1:
-            raise SigError(f"unsupported SSHSIG version {version}")
-        key_blob, ns, _reserved, hash_alg = r.string(), r.string(), r.string(), r.string()
-        sig = r.string()
-        r.end()
-    except SigError as e:
-        raise SigError(f"malformed signature: {e}") from None
+    key_blob, ns, hash_alg, sig = _fields(_unarmor(armored))
     if ns.decode("utf-8", "replace") != namespace:
         raise SigError(f"signed for namespace {ns.decode('utf-8', 'replace')!r}, "
                        f"not {namespace!r}")
@@ -176,51 +179,69 @@ def verify(message: bytes, armored: bytes, namespace: str) -> Verified:
     if alg not in _HASHES:
         raise SigError(f"unsupported hash algorithm {alg!r} (sha256 or sha512)")
     data = _signed_data(namespace, alg, message)
-    key_type = _verify_raw(key_blob, sig, data)
-    return Verified(key_blob, key_type, fingerprint(key_blob))
-
-
-def _verify_raw(key_blob: bytes, sig: bytes, data: bytes) -> str:
     key = _public_key(key_blob)
+    kind = _Reader(key_blob).string()
     try:
-        s = _Reader(sig)
-        sig_type, sig_body = s.string(), s.string()
-        kind = _Reader(key_blob).string()
-        if kind in (_SK_ED25519, _SK_ECDSA):
-            flags, counter = s.take(1), s.u32()
-            s.end()
-            if sig_type != kind:
-                raise SigError(f"signature type {sig_type!r} for a {kind!r} key")
-            if not flags[0] & _SK_USER_PRESENT:
-                raise SigError("hardware key signature without user presence (touch)")
-            kr = _Reader(key_blob)
-            kr.string()
-            if kind == _SK_ECDSA:
-                kr.string()  # curve name
-            kr.string()  # the public point / key
-            application = kr.string()
-            data = (hashlib.sha256(application).digest() + flags + struct.pack(">I", counter)
-                    + hashlib.sha256(data).digest())
-        else:
-            s.end()
+        sig_type, sig_body, data = _unwrap(kind, key_blob, sig, data)
         _check(key, kind, sig_type, sig_body, data)
     except SigError as e:
         raise SigError(f"bad signature: {e}") from None
     except InvalidSignature:
         raise SigError("bad signature: the file's bytes are not what the key signed") \
             from None
-    return kind.decode("ascii", "replace")
+    return Verified(key_blob, kind.decode("ascii", "replace"), fingerprint(key_blob))
+
+
+def _fields(raw: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(public key, namespace, hash algorithm, signature) of an SSHSIG blob."""
+    r = _Reader(raw)
+    if raw[:6] != _MAGIC:
+        raise SigError("not an SSH signature (no SSHSIG preamble)")
+    r.take(6)
+    try:
+        version = r.u32()
+        if version != 1:
+            raise SigError(f"unsupported SSHSIG version {version}")  # noqa: TRY301 -- one message
+        fields = r.string(), r.string(), r.string(), r.string(), r.string()
+        r.end()
+    except SigError as e:
+        raise SigError(f"malformed signature: {e}") from None
+    key_blob, ns, _reserved, hash_alg, sig = fields
+    return key_blob, ns, hash_alg, sig
+
+
+def _unwrap(kind: bytes, key_blob: bytes, sig: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
+    """(signature type, signature body, the bytes the key signed).
+
+    A FIDO key signs SHA-256(application) || flags || counter || SHA-256(data)
+    (OpenSSH PROTOCOL.u2f), and must have seen the user (flag 0x01)."""
+    s = _Reader(sig)
+    sig_type, sig_body = s.string(), s.string()
+    if kind not in (sig_type, b"ssh-rsa"):  # RSA: rsa-sha2-512 / -256, checked below
+        raise SigError(f"signature type {sig_type!r} for a {kind!r} key")
+    if kind not in (_SK_ED25519, _SK_ECDSA):
+        s.end()
+        return sig_type, sig_body, data
+    flags, counter = s.take(1), s.u32()
+    s.end()
+    if not flags[0] & _SK_USER_PRESENT:
+        raise SigError("hardware key signature without user presence (touch)")
+    kr = _Reader(key_blob)
+    kr.string()
+    if kind == _SK_ECDSA:
+        kr.string()  # curve name
+    kr.string()  # the public point / key
+    application = kr.string()
+    signed = (hashlib.sha256(application).digest() + flags + struct.pack(">I", counter)
+              + hashlib.sha256(data).digest())
+    return sig_type, sig_body, signed
 
 
 def _check(key: object, kind: bytes, sig_type: bytes, body: bytes, data: bytes) -> None:
     if isinstance(key, ed25519.Ed25519PublicKey):
-        if sig_type != kind:
-            raise SigError(f"signature type {sig_type!r} for a {kind!r} key")
         key.verify(body, data)
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        curve, digest = _CURVES[kind.split(b"-")[-1].split(b"@")[0]]
-        if sig_type != kind:
-            raise SigError(f"signature type {sig_type!r} for a {kind!r} key")
+        _, digest = _CURVES[kind.split(b"-")[-1].split(b"@")[0]]
         b = _Reader(body)
         r_, s_ = _mpint(b.string()), _mpint(b.string())
         b.end()

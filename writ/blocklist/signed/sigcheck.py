@@ -1,0 +1,129 @@
+"""Signatures on an orders folder: every act file and every bulk list signed
+by an issuer key entitled to it (the loader's hook, docs/design.md "Signatures").
+
+Rules:
+- Each order file and each bulk list has a detached `FILE.sig` (SSHSIG,
+  namespace `writ-order`) beside it.
+- An order file's signer must be in scope for every act in it, and for the
+  act each restore/revoke amends (nobody lifts another authority's block).
+- A bulk list's signer must be in scope for every act that names it: a list
+  moved or swapped between orders of different authorities is refused. (Two
+  lists under one key stay interchangeable: that key may sign either.)
+- Errors read `FILE: signature: message` and name the key and what failed;
+  the act's own id is appended as in every order error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from writ.blocklist._validate import Draft
+from writ.blocklist.model import ActKind, OrderError
+from writ.blocklist.signed.authorities import Key, Keyring, Role, Subject
+from writ.blocklist.signed.sshsigfmt import ORDER_NAMESPACE, SigError, claimed_key, verify
+
+__all__ = ["OrderTrust", "SignedFile", "check_signatures"]
+
+SIG_SUFFIX = ".sig"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTrust:
+    """What the loader needs to demand signatures: the keyring and the instant
+    revocations are judged at (an argument: the core never reads the clock)."""
+
+    keyring: Keyring
+    at: datetime
+
+
+@dataclass(slots=True)
+class SignedFile:
+    path: Path
+    display: str
+    drafts: list[Draft] = field(default_factory=list)
+
+
+def check_signatures(
+    trust: OrderTrust, files: Sequence[SignedFile], lists: Sequence[SignedFile]
+) -> tuple[list[OrderError], dict[str, tuple[str, ...]]]:
+    """(errors, act id -> key ids that signed its file and its lists)."""
+    by_id = {d.id: d for f in files for d in f.drafts if d.id is not None}
+    errors: list[OrderError] = []
+    signers: dict[str, list[str]] = {}
+    for f in files:
+        subjects: list[Subject] = []
+        for d in f.drafts:
+            subjects.extend(_subjects(d, by_id))
+        key = _check_one(trust, f, subjects, errors)
+        for d in f.drafts:
+            if d.id is not None and key is not None:
+                signers.setdefault(d.id, []).append(key.id)
+    for lst in lists:
+        subjects = [s for d in lst.drafts for s in _subjects(d, by_id)[:1]]
+        key = _check_one(trust, lst, subjects, errors)
+        for d in lst.drafts:
+            if d.id is not None and key is not None and key.id not in signers.get(d.id, []):
+                signers.setdefault(d.id, []).append(key.id)
+    return errors, {k: tuple(v) for k, v in signers.items()}
+
+
+def _subjects(d: Draft, by_id: dict[str, Draft]) -> list[Subject]:
+    """The act itself first, then (for a restore/revoke) the act it amends,
+    both at the amending act's date. Unreadable fields got their own errors."""
+    if d.id is None:
+        return []
+    when = d.issued or date.min
+    out = [Subject(d.id, d.text.get("court") or "", when)]
+    if d.kind in (ActKind.RESTORE, ActKind.REVOKE) and d.amends in by_id:
+        amended = by_id[d.amends]
+        out.append(Subject(d.amends, amended.text.get("court") or "", when))
+    return out
+
+
+def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
+               errors: list[OrderError]) -> Key | None:
+    sig_path = Path(str(f.path) + SIG_SUFFIX)
+    order_id = next((d.id for d in f.drafts if d.id), None) if len(f.drafts) == 1 else None
+
+    def fail(message: str) -> None:
+        errors.append(OrderError(f.display, 0, "signature", message, order_id))
+
+    try:
+        data = f.path.read_bytes()
+    except OSError:
+        return None  # the loader already said it cannot be read
+    try:
+        armored = sig_path.read_bytes()
+    except FileNotFoundError:
+        fail(f"missing: no {sig_path.name} beside it (sign with `writ orders sign "
+             f"{f.display} --key KEY` or `ssh-keygen -Y sign -n {ORDER_NAMESPACE} "
+             f"-f KEY {f.display}`)")
+        return None
+    except OSError as e:
+        fail(f"cannot read {sig_path.name}: {e.strerror or e}")
+        return None
+    try:
+        got = verify(data, armored, ORDER_NAMESPACE)
+    except SigError as e:
+        fail(f"{sig_path.name}: {_named(trust.keyring, armored, str(e))}")
+        return None
+    if not subjects:
+        return None  # no readable act: nothing to judge the key against
+    key, why = trust.keyring.judge(got.key_blob, Role.ISSUER, subjects, trust.at)
+    if why is not None:
+        fail(why)
+    return key
+
+
+def _named(keyring: Keyring, armored: bytes, message: str) -> str:
+    """A bad signature names the keyring key it claims to be by, when known."""
+    if not message.startswith("bad signature"):
+        return message
+    blob = claimed_key(armored)
+    keys = keyring.with_blob(blob) if blob else ()
+    if keys:
+        return f"{message} (by key {keys[0].id}, {keys[0].principal})"
+    return message
