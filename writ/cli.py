@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("writ.commands.audit", "verify and summarise decision logs"),
     "export": ("writ.commands.export", "export the blocklist for other resolvers (RPZ)"),
     "policy": ("writ.commands.policy", "validate enforcement policy files"),
+    "keys": ("writ.commands.keys", "the keyring of signing keys: check, export for ssh-keygen"),
 }
 
 

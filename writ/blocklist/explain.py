@@ -16,8 +16,9 @@ __all__ = ["explain", "sentence"]
 
 def explain(index: Index, target: str) -> dict[str, Any]:
     """One JSON-able object: target, kind, decision, orders, rule, rules, host_level,
-    restored_by (when a restoration lifted the host), blocklist_version, at; an
-    invalid target has decision "invalid" and `error`."""
+    restored_by (when a restoration lifted the host), signed_by (act id -> the
+    keyring ids that signed it, when the acts were loaded with a keyring),
+    blocklist_version, at; an invalid target has decision "invalid" and `error`."""
     url = is_url(target)
     out: dict[str, Any] = {"target": target, "kind": "url" if url else "name"}
     try:  # canonicalised once: the decision and the restoration note use the same host
@@ -34,6 +35,10 @@ def explain(index: Index, target: str) -> dict[str, Any]:
                    rules=list(d.rules), host_level=d.host_level)
         if d.decision is not Verdict.BLOCK and host in index.restored:
             out["restored_by"] = list(index.restored[host])
+    signed = {i: list(a.signers) for i in [*out["orders"], *out.get("restored_by", [])]
+              if (a := index.acts.get(i)) is not None and a.signers}
+    if signed:  # loaded with a keyring: who vouched for each act behind the decision
+        out["signed_by"] = signed
     out["blocklist_version"] = index.version
     out["at"] = index.at.isoformat()
     return out
@@ -47,7 +52,9 @@ def _acts(index: Index, ids: list[str]) -> str:
             parts.append(i)
             continue
         what = {"restore": "restoration", "revoke": "revocation"}.get(a.kind.value, "order")
-        parts.append(f"{i} ({what} of {a.court}, case {a.case}, issued {a.issued.isoformat()})")
+        signed = f", signed by {', '.join(a.signers)}" if a.signers else ""
+        parts.append(f"{i} ({what} of {a.court}, case {a.case}, "
+                     f"issued {a.issued.isoformat()}{signed})")
     return "; ".join(parts)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from writ.blocklist import Blocklist, LoadResult
+    from writ.blocklist.signed.sigcheck import OrderTrust
 
 __all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
 
@@ -31,9 +32,11 @@ def parse_instant(text: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
+def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None
+                ) -> LoadResult:
     """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
-    errors are in the result). UsageError for no such folder or zone."""
+    errors are in the result; with `trust`, signature errors too). UsageError
+    for no such folder or zone."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from writ.blocklist import load_orders
@@ -44,16 +47,29 @@ def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {tz!r}") from None
-    return load_orders(directory, zone)
+    return load_orders(directory, zone, trust)
 
 
-def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC") -> Blocklist | None:
+def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
+                     trust: OrderTrust | None = None) -> Blocklist | None:
     """The act set from --orders (default court_orders) or --redis, read once.
-    An invalid folder prints its errors and "…; `nothing`", and gives None."""
+    An invalid folder prints its errors and "…; `nothing`", and gives None.
+    With `trust`, a folder's signatures are checked as `writ orders check` does."""
     from writ.node import InvalidOrdersError, load_blocklist
 
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
+    if trust is not None and args.redis is None:
+        from writ.blocklist import Blocklist
+
+        result = load_folder("explain", args.orders, tz, trust)
+        if not result.ok:
+            for e in result.errors:
+                print(e, file=sys.stderr)
+            print(f"writ: {len(result.errors)} error(s) in the orders; {nothing}",
+                  file=sys.stderr)
+            return None
+        return Blocklist(result.acts)
     try:
         return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                               tz=tz)

@@ -6,6 +6,9 @@ Invariants:
   on stderr (the same lines and stream as `writ orders apply`), then a count.
 - Exit 2: a bad invocation (no such folder, unknown time zone).
 - No network, no Redis: a regulator can run it on a laptop.
+- With --keyring FILE (or --policy FILE naming trust.keyring) every order
+  file and bulk list must carry a valid in-scope signature: errors read
+  `FILE: signature: message` and exit 1; a broken keyring exits 2.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from writ.blocklist import Act, ActKind
 from writ.commands._common import load_folder
+from writ.commands._trust import add_trust_args, order_trust
 
 __all__ = ["configure_verb", "run_verb", "summary"]
 
@@ -26,11 +30,13 @@ def configure_verb(verb: str, p: argparse.ArgumentParser) -> None:
                    help="the orders folder (default: court_orders)")
     p.add_argument("--tz", default="UTC",
                    help="time zone for bare dates in the orders (default: UTC)")
+    add_trust_args(p)
 
 
 def run_verb(verb: str, args: argparse.Namespace) -> int:
     directory: Path = args.dir
-    result = load_folder(verb, directory, args.tz)
+    trust = order_trust(args)
+    result = load_folder(verb, directory, args.tz, trust)
     if result.errors:
         for e in result.errors:
             print(e, file=sys.stderr)
@@ -38,7 +44,8 @@ def run_verb(verb: str, args: argparse.Namespace) -> int:
         print(f"writ orders {verb}: {n} error{'s' if n != 1 else ''} in {directory}; "
               "this set would not be published", file=sys.stderr)
         return 1
-    print(f"{directory}: valid: {summary(result.acts)}")
+    signed = f"; every file signed (keyring {trust.keyring.source})" if trust else ""
+    print(f"{directory}: valid: {summary(result.acts)}{signed}")
     return 0
 
 

@@ -1,4 +1,9 @@
-"""`writ explain [--orders DIR | --redis URL] [--at TIME] [--json] TARGET…`."""
+"""`writ explain [--orders DIR | --redis URL] [--at TIME] [--json] TARGET…`.
+
+With --keyring FILE (or --policy FILE naming trust.keyring) a folder's
+signatures are checked first, and each act behind a decision names the keys
+that signed it ("signed by …"; `signed_by` in --json).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 
 from writ.blocklist.explain import explain, sentence
 from writ.commands._common import parse_instant, source_blocklist
+from writ.commands._trust import add_trust_args, order_trust
 
 __all__ = ["configure", "run"]
 
@@ -23,6 +29,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default="writ", help="Redis key prefix (with --redis)")
     p.add_argument("--at", metavar="TIME", help="the instant to judge at (default: now)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    add_trust_args(p)
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="a URL (has ://) or a host name; - reads targets from stdin")
 
@@ -40,7 +47,7 @@ def _targets(args: argparse.Namespace) -> Iterator[str]:
 
 def run(args: argparse.Namespace) -> int:
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    blocklist = source_blocklist(args, "nothing explained")
+    blocklist = source_blocklist(args, "nothing explained", trust=order_trust(args))
     if blocklist is None:
         return 1
     index = blocklist.at(at)

@@ -1,4 +1,4 @@
-"""`writ orders check|apply|diff|history|rollback`.
+"""`writ orders check|sign|apply|diff|history|rollback`.
 
 `check` lives in writ.commands.check (no network); the publishing verbs live
 in writ.commands.publish (Redis). This module only wires the subcommands.
@@ -13,6 +13,7 @@ __all__ = ["configure", "run"]
 
 VERBS: dict[str, tuple[str, str]] = {
     "check": ("writ.commands.check", "validate a folder of court orders"),
+    "sign": ("writ.commands.sign", "sign order files and bulk lists (FILE.sig, OpenSSH format)"),
     "apply": ("writ.commands.publish", "compile and publish the orders to Redis"),
     "diff": ("writ.commands.publish", "show what publishing would change"),
     "history": ("writ.commands.publish", "list published versions"),

@@ -11,6 +11,7 @@ from writ.policies.model import (
     Policy,
     ProxyPolicy,
     TlsMode,
+    TrustPolicy,
     UrlRuleMode,
     WebPolicy,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "PolicyError",
     "ProxyPolicy",
     "TlsMode",
+    "TrustPolicy",
     "UrlRuleMode",
     "WebPolicy",
     "format_endpoint",

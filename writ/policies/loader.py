@@ -32,6 +32,7 @@ from writ.policies.model import (
     Policy,
     ProxyPolicy,
     TlsMode,
+    TrustPolicy,
     UrlRuleMode,
     WebPolicy,
 )
@@ -97,11 +98,15 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_push_file": _Key(c.optional(c.text)),
     "checkpoint_push_redis": _Key(c.boolean),
 }
+_TRUST: dict[str, _Key] = {
+    "keyring": _Key(c.optional(c.text)),
+}
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
     "web": (WebPolicy, _WEB),
     "audit": (AuditPolicy, _AUDIT),
+    "trust": (TrustPolicy, _TRUST),
 }
 _TOP: dict[str, _Key] = {
     "node": _Key(c.node_name),

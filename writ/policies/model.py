@@ -21,6 +21,7 @@ __all__ = [
     "Policy",
     "ProxyPolicy",
     "TlsMode",
+    "TrustPolicy",
     "UrlRuleMode",
     "WebPolicy",
 ]
@@ -115,6 +116,14 @@ class AuditPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    # The keyring (YAML) of keys allowed to sign acts and published sets; with
+    # one, every act file and bulk list must carry a valid in-scope issuer
+    # signature (FILE.sig). None: signatures are not checked.
+    keyring: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     node: str = "writ-node"
     operator: str = "Example ISP"
@@ -125,3 +134,4 @@ class Policy:
     proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
     web: WebPolicy = field(default_factory=WebPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
+    trust: TrustPolicy = field(default_factory=TrustPolicy)

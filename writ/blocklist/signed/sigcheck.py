@@ -98,9 +98,8 @@ def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
     try:
         armored = sig_path.read_bytes()
     except FileNotFoundError:
-        fail(f"missing: no {sig_path.name} beside it (sign with `writ orders sign "
-             f"{f.display} --key KEY` or `ssh-keygen -Y sign -n {ORDER_NAMESPACE} "
-             f"-f KEY {f.display}`)")
+        fail(f"missing: no {sig_path.name} beside it "
+             f"(writ orders sign {f.display} --key KEY)")
         return None
     except OSError as e:
         fail(f"cannot read {sig_path.name}: {e.strerror or e}")
