@@ -58,7 +58,7 @@ def key_entry(key: SigningKey, *, roles: str = "[issuer]", acts: str = '["EX-*"]
     key: {key.public_line}
     valid_from: {valid_from}
     valid_until: {valid_until}
-    scope:{scope}
+    {"scope:" if scope else ""}{scope}
     revoked: {revoked}"""
 
 

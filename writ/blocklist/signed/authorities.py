@@ -282,7 +282,7 @@ class _KeyReader:
 
     def scope(self, f: dict[str, tuple[int, Node]], roles: frozenset[Role] | None
               ) -> Scope | None:
-        if "scope" not in f:
+        if "scope" not in f or (isinstance(f["scope"][1], Scalar) and f["scope"][1].value is None):
             if roles and Role.ISSUER in roles:
                 self.err(self.line, "scope", "required for an issuer: the acts it may sign "
                          "(acts: [\"EX-*\"], courts: […])")
