@@ -72,6 +72,9 @@ def test_writ_orders_sign_verifies_with_ssh_keygen(signed_copy: Path) -> None:
     allowed = signed_copy / "allowed"
     got = ssh_verify(allowed, "demo-issuer", act, Path(f"{act}.sig"), at="20150907Z")
     assert got.returncode == 0, got.stderr + got.stdout
+    found = subprocess.run(["ssh-keygen", "-Y", "find-principals", "-f", str(allowed),
+                            "-s", f"{act}.sig"], capture_output=True, text=True, check=False)
+    assert (found.returncode, found.stdout, found.stderr) == (0, "demo-issuer\n", "")
     # the window travels with the key: a date after valid_until is refused by OpenSSH too
     late = ssh_verify(allowed, "demo-issuer", act, Path(f"{act}.sig"), at="20310102Z")
     assert late.returncode != 0

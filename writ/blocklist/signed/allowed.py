@@ -35,8 +35,7 @@ def allowed_signers(keyring: Keyring, at: datetime) -> str:
     """The allowed_signers text for `keyring` as it stands at `at`."""
     out = [f"# allowed_signers exported by `writ keys allowed-signers` from {keyring.source}",
            f"# at {at.isoformat(timespec='seconds')}; principals are keyring key ids."]
-    for key in keyring.keys:
-        out.append("")
+    for key in keyring.keys:  # no blank lines: ssh-keygen -Y find-principals warns on them
         out.append(f"# {key.id}: {key.principal}; roles {', '.join(sorted(key.roles))}"
                    + (f"; scope {key.scope}" if Role.ISSUER in key.roles else ""))
         if key.revoked is not None and at.date() >= key.revoked:

@@ -12,7 +12,7 @@
           courts: ["Example * Court"]  # glob patterns of court names
         revoked: null                  # a date: nothing it signed counts from that day on
 
-Rules (docs/design.md, "Signatures"):
+Rules (docs/regulator.md §10, "Signing orders"):
 - The window is judged at the date the signed thing claims (an act's
   `issued`, a manifest's creation): rotating to a new key does not
   invalidate the acts the old key signed while it was valid, and a key cannot

@@ -10,7 +10,7 @@ namespace by a keyring key with the `publisher` role:
      "files":{"acts.json":"9f…","lists/a.txt":"3c…"},"previous":"5e…",
      "sequence":42,"writ_manifest":1}
 
-Rules (docs/design.md, "Signed sets"):
+Rules (docs/auditor.md, "Signed sets (manifests)"):
 - A node switches only to a set whose manifest verifies by a publisher key
   valid at the manifest's creation (and not revoked now), whose sequence is
   higher than the highest it has ever seen (kept on disk across restarts),

@@ -1,5 +1,5 @@
 """Signatures on an orders folder: every act file and every bulk list signed
-by an issuer key entitled to it (the loader's hook, docs/design.md "Signatures").
+by an issuer key entitled to it (the loader's hook, docs/regulator.md §10).
 
 Rules:
 - Each order file and each bulk list has a detached `FILE.sig` (SSHSIG,
