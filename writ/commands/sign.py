@@ -53,6 +53,10 @@ def run_verb(verb: str, args: argparse.Namespace) -> int:
             status = 1
             continue
         target = Path(f"{path}.sig")
+        if path.exists() and not path.is_file():  # a FIFO would block the read forever
+            print(f"{path}: not signed: not a regular file", file=sys.stderr)
+            status = 1
+            continue
         try:
             data = path.read_bytes()
             tmp = target.with_name(f".{target.name}.tmp")

@@ -4,6 +4,7 @@ file, the key and what failed; a refused folder yields no acts."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC
 from pathlib import Path
 
@@ -210,3 +211,37 @@ def test_a_folder_signed_with_ssh_keygen_loads(tmp_path: Path, orders: Path) -> 
     result = load_signed(orders, ring)
     assert result.ok, [str(e) for e in result.errors]
     assert result.acts[0].signers == ("court-hw",)
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_as_signature_is_refused_not_waited_on(
+    orders: Path, issuer: SigningKey, ring: Keyring
+) -> None:
+    """A FIFO named FILE.sig would block a reader forever (and with it a node's reload)."""
+    act, _ = _signed_set(orders, issuer)
+    sig = Path(f"{act}.sig")
+    sig.unlink()
+    os.mkfifo(sig)
+    err = _only_error(load_signed(orders, ring).errors)
+    assert err == "orders/ex-1.yaml: signature: ex-1.yaml.sig is not a regular file [EX-1]"
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_named_like_an_order_is_reported_once_not_waited_on(
+    orders: Path, issuer: SigningKey, ring: Keyring
+) -> None:
+    _signed_set(orders, issuer)
+    os.mkfifo(orders / "trap.yaml")
+    errors = [str(e) for e in load_signed(orders, ring).errors]
+    assert errors == ["orders/trap.yaml:1: file: cannot read: not a regular file"]
+
+
+def test_a_huge_signature_file_is_refused_unread(
+    orders: Path, issuer: SigningKey, ring: Keyring
+) -> None:
+    act, _ = _signed_set(orders, issuer)
+    with open(f"{act}.sig", "r+b") as f:
+        f.truncate(4 << 30)  # sparse: 4 GiB that must never be read into memory
+    err = _only_error(load_signed(orders, ring).errors)
+    assert err == ("orders/ex-1.yaml: signature: ex-1.yaml.sig: larger than 64 KiB: "
+                   "not a signature [EX-1]")

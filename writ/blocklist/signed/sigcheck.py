@@ -15,19 +15,30 @@ Rules:
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from writ.blocklist._bulk import MAX_LIST_BYTES
 from writ.blocklist._validate import Draft
+from writ.blocklist._yamlsrc import MAX_ORDER_BYTES
 from writ.blocklist.model import ActKind, OrderError
 from writ.blocklist.signed.authorities import Key, Keyring, Role, Subject
-from writ.blocklist.signed.sshsigfmt import ORDER_NAMESPACE, SigError, claimed_key, verify
+from writ.blocklist.signed.sshsigfmt import (
+    MAX_SIG_BYTES,
+    ORDER_NAMESPACE,
+    SigError,
+    claimed_key,
+    verify,
+)
 
 __all__ = ["OrderTrust", "SignedFile", "check_signatures"]
 
 SIG_SUFFIX = ".sig"
+MAX_SIGNED_BYTES = max(MAX_LIST_BYTES, MAX_ORDER_BYTES)  # larger: the loader refused it
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +102,18 @@ def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
     def fail(message: str) -> None:
         errors.append(OrderError(f.display, 0, "signature", message, order_id))
 
-    try:
-        data = f.path.read_bytes()
-    except OSError:
-        return None  # the loader already said it cannot be read
-    try:
-        armored = sig_path.read_bytes()
-    except FileNotFoundError:
-        fail(f"missing: no {sig_path.name} beside it "
-             f"(writ orders sign {f.display} --key KEY)")
-        return None
-    except OSError as e:
-        fail(f"cannot read {sig_path.name}: {e.strerror or e}")
+    data = _read_regular(f.path, MAX_SIGNED_BYTES)
+    if not isinstance(data, bytes):
+        return None  # not a readable regular file: the loader already said so
+    armored = _read_regular(sig_path, MAX_SIG_BYTES)
+    if isinstance(armored, _Unread):
+        if armored.reason == "missing":
+            fail(f"missing: no {sig_path.name} beside it "
+                 f"(writ orders sign {f.display} --key KEY)")
+        elif armored.reason == "too large":
+            fail(f"{sig_path.name}: larger than {MAX_SIG_BYTES >> 10} KiB: not a signature")
+        else:
+            fail(f"{sig_path.name} {armored.reason}")
         return None
     try:
         got = verify(data, armored, ORDER_NAMESPACE)
@@ -115,6 +126,37 @@ def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
     if why is not None:
         fail(why)
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Unread:
+    reason: str  # "missing", "too large", "is not a regular file", "cannot be read: …"
+
+
+def _read_regular(path: Path, limit: int) -> bytes | _Unread:
+    """The file's bytes if it is a regular file of at most `limit` bytes.
+
+    Opened without blocking and checked on the open descriptor: a FIFO named
+    FILE.sig must not hang the load, nor a 4 GiB file fill the memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return _Unread("missing")
+    except OSError as e:
+        return _Unread(f"cannot be read: {e.strerror or e}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return _Unread("is not a regular file")
+        if st.st_size > limit:
+            return _Unread("too large")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    except OSError as e:
+        return _Unread(f"cannot be read: {e.strerror or e}")
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else _Unread("too large")
 
 
 def _named(keyring: Keyring, armored: bytes, message: str) -> str:
