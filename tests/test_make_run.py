@@ -67,7 +67,7 @@ def test_make_run_serves_the_documented_ports_and_its_examples_work(tmp_path: Pa
             pytest.fail(why)
         pytest.skip(why)
     # a copy of what the script reads, so the demo's state/ lands in tmp_path
-    for part in ("scripts", "court_orders", "policies"):
+    for part in ("scripts", "court_orders", "policies", "keys"):
         shutil.copytree(ROOT / part, tmp_path / part)
     proc = subprocess.Popen(["bash", str(tmp_path / "scripts" / "run-demo")], cwd=tmp_path,
                             env={**os.environ, "VENV": str(VENV)}, stdout=subprocess.PIPE,
