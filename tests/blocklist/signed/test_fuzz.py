@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,10 +25,8 @@ def _armor(raw: bytes) -> bytes:
 
 
 def _refused_cleanly(sig: bytes) -> None:
-    try:
+    with pytest.raises(SigError, match=r"\w"):
         verify(MESSAGE, sig, "writ-order")
-    except SigError as e:
-        assert str(e)
 
 
 @settings(max_examples=300, deadline=None)
@@ -47,12 +46,7 @@ def test_random_armored_bodies(data: bytes) -> None:
 def test_one_flipped_byte_in_a_good_signature(at: int, xor: int) -> None:
     raw = bytearray(RAW)
     raw[at] ^= xor
-    try:
-        verify(MESSAGE, _armor(bytes(raw)), "writ-order")
-    except SigError as e:
-        assert str(e)
-    else:  # only bytes the signature does not cover may change: none here
-        raise AssertionError(f"a flipped byte at {at} still verified")
+    _refused_cleanly(_armor(bytes(raw)))  # every byte is covered: none may change
 
 
 @settings(max_examples=300, deadline=None)
@@ -62,7 +56,5 @@ def test_one_flipped_byte_in_a_good_signature(at: int, xor: int) -> None:
                               | st.dictionaries(st.text(max_size=12), c, max_size=6),
                               max_leaves=12).map(lambda v: repr(v).encode())))
 def test_random_manifests(data: bytes) -> None:
-    try:
+    with pytest.raises(ManifestError, match=r"\w"):
         decode_manifest(data)
-    except ManifestError as e:
-        assert str(e)
