@@ -186,3 +186,40 @@ def test_hardware_key_signature_without_touch_is_refused(message: Path) -> None:
     _, sig = _sk_signature(ed25519.Ed25519PrivateKey.generate(), message.read_bytes(), 0x00)
     with pytest.raises(SigError, match="user presence"):
         verify(message.read_bytes(), sig, "writ-order")
+
+
+def test_hardware_ecdsa_key_signatures_verify_here_and_in_ssh_keygen(
+    tmp_path: Path, message: Path
+) -> None:
+    """sk-ecdsa-sha2-nistp256@openssh.com, built by hand as a token would (PROTOCOL.u2f)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    kind, app = b"sk-ecdsa-sha2-nistp256@openssh.com", b"ssh:"
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    blob = _s(kind) + _s(b"nistp256") + _s(point) + _s(app)
+    data = message.read_bytes()
+    signed = (b"SSHSIG" + _s(b"writ-order") + _s(b"") + _s(b"sha512")
+              + _s(hashlib.sha512(data).digest()))
+    flags, counter = 0x05, 3  # user present + verified
+    tbs = (hashlib.sha256(app).digest() + bytes([flags]) + struct.pack(">I", counter)
+           + hashlib.sha256(signed).digest())
+    r, s = decode_dss_signature(key.sign(tbs, ec.ECDSA(hashes.SHA256())))
+
+    def mpint(n: int) -> bytes:
+        return _s(n.to_bytes((n.bit_length() + 8) // 8, "big"))
+
+    sig = _s(kind) + _s(mpint(r) + mpint(s)) + bytes([flags]) + struct.pack(">I", counter)
+    armored = _armor(b"SSHSIG" + struct.pack(">I", 1) + _s(blob) + _s(b"writ-order") + _s(b"")
+                     + _s(b"sha512") + _s(sig))
+    assert verify(data, armored, "writ-order").key_type == kind.decode()
+    line = f"{kind.decode()} {base64.b64encode(blob).decode()} token"
+    (tmp_path / "allowed").write_text(f'token namespaces="writ-order" {line}\n')
+    (tmp_path / "order.yaml.sig").write_bytes(armored)
+    done = ssh_verify(tmp_path / "allowed", "token", message, tmp_path / "order.yaml.sig")
+    assert done.returncode == 0, done.stderr + done.stdout
+    with pytest.raises(SigError, match="bad signature"):
+        verify(data + b"\n", armored, "writ-order")
