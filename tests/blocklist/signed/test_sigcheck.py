@@ -245,3 +245,49 @@ def test_a_huge_signature_file_is_refused_unread(
     err = _only_error(load_signed(orders, ring).errors)
     assert err == ("orders/ex-1.yaml: signature: ex-1.yaml.sig: larger than 64 KiB: "
                    "not a signature [EX-1]")
+
+
+def _same_key_pair(orders: Path, issuer: SigningKey, header_a: str, header_b: str
+                   ) -> tuple[Path, Path]:
+    (orders / "lists").mkdir()
+    a, b = orders / "lists" / "a.txt", orders / "lists" / "b.txt"
+    a.write_text(header_a + "mirror.example\n")
+    b.write_text(header_b + "lawful-news.example\n")
+    issuer.sign(order(orders, "ex-1.yaml", "EX-1", targets="  - file: lists/a.txt\n"))
+    issuer.sign(order(orders, "ex-2.yaml", "EX-2", targets="  - file: lists/b.txt\n"))
+    issuer.sign(a)
+    issuer.sign(b)
+    return a, b
+
+
+def _swap(a: Path, b: Path) -> None:
+    tmp = a.with_suffix(".swap")
+    for x, y in ((a, tmp), (b, a), (tmp, b)):
+        x.rename(y)
+        Path(f"{x}.sig").rename(f"{y}.sig")
+
+
+def test_a_list_naming_its_acts_cannot_be_swapped_under_one_key(
+    orders: Path, issuer: SigningKey, ring: Keyring
+) -> None:
+    """Both orders are by one key, so scope cannot tell the lists apart; a
+    `# acts:` first line (covered by the list's signature) can."""
+    a, b = _same_key_pair(orders, issuer, "# acts: EX-1\n", "# acts: EX-2\n")
+    assert load_signed(orders, ring).ok
+    _swap(a, b)
+    errors = [str(e) for e in load_signed(orders, ring).errors]
+    assert errors == [
+        "orders/lists/a.txt: signature: the list is signed for acts EX-2 (its `# acts:` "
+        "line), not for EX-1 [EX-1]",
+        "orders/lists/b.txt: signature: the list is signed for acts EX-1 (its `# acts:` "
+        "line), not for EX-2 [EX-2]",
+    ]
+
+
+def test_lists_without_an_acts_line_stay_interchangeable_under_one_key(
+    orders: Path, issuer: SigningKey, ring: Keyring
+) -> None:
+    """The documented limit (docs/regulator.md §10): the key may sign either list."""
+    a, b = _same_key_pair(orders, issuer, "", "")
+    _swap(a, b)
+    assert load_signed(orders, ring).ok

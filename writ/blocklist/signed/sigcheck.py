@@ -7,8 +7,10 @@ Rules:
 - An order file's signer must be in scope for every act in it, and for the
   act each restore/revoke amends (nobody lifts another authority's block).
 - A bulk list's signer must be in scope for every act that names it: a list
-  moved or swapped between orders of different authorities is refused. (Two
-  lists under one key stay interchangeable: that key may sign either.)
+  moved or swapped between orders of different authorities is refused. A
+  list whose first line is `# acts: ID, …` may serve only those acts, so
+  even two lists under one key cannot be swapped; without that line they
+  can (the key may sign either).
 - Errors read `FILE: signature: message` and name the key and what failed;
   the act's own id is appended as in every order error.
 """
@@ -16,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +77,7 @@ def check_signatures(
                 signers.setdefault(d.id, []).append(key.id)
     for lst in lists:
         subjects = [s for d in lst.drafts for s in _subjects(d, by_id)[:1]]
-        key = _check_one(trust, lst, subjects, errors)
+        key = _check_one(trust, lst, subjects, errors, bound_to_acts=True)
         for d in lst.drafts:
             if d.id is not None and key is not None and key.id not in signers.get(d.id, []):
                 signers.setdefault(d.id, []).append(key.id)
@@ -95,7 +98,7 @@ def _subjects(d: Draft, by_id: dict[str, Draft]) -> list[Subject]:
 
 
 def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
-               errors: list[OrderError]) -> Key | None:
+               errors: list[OrderError], bound_to_acts: bool = False) -> Key | None:
     sig_path = Path(str(f.path) + SIG_SUFFIX)
     order_id = next((d.id for d in f.drafts if d.id), None) if len(f.drafts) == 1 else None
 
@@ -123,9 +126,33 @@ def _check_one(trust: OrderTrust, f: SignedFile, subjects: list[Subject],
     if not subjects:
         return None  # no readable act: nothing to judge the key against
     key, why = trust.keyring.judge(got.key_blob, Role.ISSUER, subjects, trust.at)
+    if why is None and bound_to_acts:
+        why = _acts_line_problem(data, subjects)
     if why is not None:
         fail(why)
+        return None
     return key
+
+
+_ACTS_LINE = re.compile(rb"#[ \t]*acts:[ \t]*([^\r\n]*)")
+
+
+def _acts_line_problem(data: bytes, subjects: list[Subject]) -> str | None:
+    """A list whose first line is `# acts: ID, ID…` belongs to those acts only.
+
+    The line is inside the signed bytes, so it binds the list to its acts:
+    two lists signed by one key cannot be swapped between that key's acts
+    (scope alone cannot tell them apart). Without the line, any act the
+    signer may sign may use the list."""
+    m = _ACTS_LINE.match(data.removeprefix(b"\xef\xbb\xbf"))
+    if m is None:
+        return None
+    named = {x.strip() for x in m.group(1).decode("utf-8", "replace").split(",") if x.strip()}
+    strangers = sorted({s.act_id for s in subjects} - named)
+    if not strangers:
+        return None
+    return (f"the list is signed for acts {', '.join(sorted(named)) or '(none)'} "
+            f"(its `# acts:` line), not for {', '.join(strangers)}")
 
 
 @dataclass(frozen=True, slots=True)
