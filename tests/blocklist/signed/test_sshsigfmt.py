@@ -59,6 +59,11 @@ def test_writ_signatures_verify_with_ssh_keygen(tmp_path: Path, message: Path, k
     allowed.write_text(f'who namespaces="writ-order" {public_line(key)}\n')
     good = ssh_verify(allowed, "who", message, sig)
     assert good.returncode == 0, good.stderr + good.stdout
+    with message.open("rb") as f:
+        novalidate = subprocess.run(
+            [str(SSH_KEYGEN), "-Y", "check-novalidate", "-n", "writ-order", "-s", str(sig)],
+            stdin=f, capture_output=True, text=True, check=False)
+    assert novalidate.returncode == 0, novalidate.stderr + novalidate.stdout
     message.write_bytes(message.read_bytes() + b"# one more byte\n")
     assert ssh_verify(allowed, "who", message, sig).returncode != 0
 
