@@ -69,6 +69,17 @@ _DNS: dict[str, _Key] = {
     "upstream_timeout": _Key(c.seconds),
     "cache_size": _Key(c.integer(0)),
     "workers": _Key(c.integer(1, 64)),
+    "max_ttl": _Key(c.integer(0, 604800)),
+    "max_udp_size": _Key(c.integer(512, 4096)),
+    "client_qps": _Key(c.integer(0)),
+    "over_limit": _Key(c.choice("truncate", "refused", "drop")),
+    "client_tcp_conns": _Key(c.integer(1)),
+    "max_tcp_conns": _Key(c.integer(1)),
+    "tcp_idle": _Key(c.seconds),
+    "tcp_unsent_bytes": _Key(c.integer(4096)),
+    "upstream_queries": _Key(c.integer(1, 65536)),
+    "max_public_prefix_v4": _Key(c.integer(1, 32)),
+    "max_public_prefix_v6": _Key(c.integer(1, 128)),
 }
 _PROXY: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),

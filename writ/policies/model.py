@@ -76,6 +76,18 @@ class DnsPolicy:
     upstream_timeout: float = 2.0
     cache_size: int = 100_000
     workers: int = 1
+    # Limits against hostile clients and upstreams (docs/operator.md, "DNS limits").
+    max_ttl: int = 86400  # upstream TTLs are capped here (Unbound cache-max-ttl)
+    max_udp_size: int = 1232  # largest UDP answer, whatever a client advertises
+    client_qps: int = 1000  # UDP queries a second per client address; 0: no limit
+    over_limit: str = "truncate"  # truncate (TC=1, retry over TCP) | refused | drop
+    client_tcp_conns: int = 32  # open TCP connections per client address
+    max_tcp_conns: int = 1000  # open TCP connections in all (per worker)
+    tcp_idle: float = 10.0  # seconds a TCP connection may sit idle (or unread)
+    tcp_unsent_bytes: int = 65536  # answers waiting for a client that does not read
+    upstream_queries: int = 512  # upstream exchanges in flight (each holds a socket)
+    max_public_prefix_v4: int = 8  # allow_clients may cover at most one /8 of public IPv4
+    max_public_prefix_v6: int = 32  # … and at most one /32 of public IPv6
 
 
 @dataclass(frozen=True, slots=True)
