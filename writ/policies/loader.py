@@ -237,6 +237,17 @@ class _Reader:
         if not d.allow_clients:
             self.error(at("dns.allow_clients"), "dns.allow_clients",
                        "empty: no client could query; list the networks you serve")
+        # docs/design.md: no open resolver. Judged on the union: 0.0.0.0/1 + 128.0.0.0/1
+        # is 0.0.0.0/0 by another name.
+        for version, bits, key in ((4, 32, "max_public_prefix_v4"),
+                                   (6, 128, "max_public_prefix_v6")):
+            prefix = getattr(d, key)
+            n = c.public_addresses(d.allow_clients, version)
+            if n > 2 ** (bits - prefix):
+                self.error(at("dns.allow_clients"), "dns.allow_clients",
+                           f"together these networks admit {n:,} public IPv{version} addresses,"
+                           f" more than one /{prefix} (dns.{key}): that is an open resolver;"
+                           " list the client networks you serve")
         if d.action is DnsAction.SINKHOLE and not (d.sinkhole_ipv4 or d.sinkhole_ipv6):
             self.error(at("dns.action"), "dns.action",
                        "sinkhole needs dns.sinkhole_ipv4 or dns.sinkhole_ipv6 addresses")
