@@ -53,6 +53,7 @@ from writ.dns.acl import ClientACL
 from writ.dns.answers import EdnsInfo
 from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.ede import NETWORK_ERROR, NO_REACHABLE_AUTHORITY, OPTION_EDE, OTHER
+from writ.dns.limits import ClientRate
 from writ.dns.names import decide_labels, display_name
 from writ.dns.synth import Synth, wire_name
 from writ.dns.upstream import Failure, Upstream, build_query
@@ -149,7 +150,7 @@ class DnsServer:
         self.servfail = 0  # upstream failures answered SERVFAIL + EDE 22/23
         self.shed = 0  # queries shed under load (SERVFAIL + EDE 0), never silently
         self.stripped = 0  # upstream records owned by a blocked name, removed
-        self.rate_limited = 0  # UDP queries over dns.client_qps (writ.dns.limits)
+        self.rate = ClientRate(self.dns.client_qps, self.dns.over_limit)  # UDP, per client
         self._bad_logged = 0.0  # when the last bad-input line was logged
         self._bad_since = 0  # bad inputs not logged since
         self.max_udp = self.dns.max_udp_size
@@ -175,7 +176,7 @@ class DnsServer:
             "dns_servfail_upstream": float(self.servfail),
             "dns_shed": float(self.shed),
             "dns_stripped_records": float(self.stripped),
-            "dns_rate_limited": float(self.rate_limited),
+            "dns_rate_limited": float(self.rate.limited),
             "dns_upstream_in_flight": float(self.upstream.in_flight),
         }
 

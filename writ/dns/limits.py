@@ -1,0 +1,58 @@
+"""Per-client limits: queries a second per client address (as Unbound's ip-ratelimit).
+
+Invariants:
+- A fixed one-second window per address: the first `qps` UDP queries of a
+  client in a window are served; the rest get the policy's `over_limit`
+  answer (TC=1, REFUSED, or nothing) and are counted. A window boundary can
+  let one burst of up to twice qps through; that is the price of one dict
+  update per query.
+- Memory is bounded: the table is dropped every window, and when a scan of
+  more than `max_clients` source addresses fills it within one second, it
+  starts over (those clients get a fresh allowance, never a wrong refusal).
+- Time is an argument; nothing here reads a clock or a socket.
+- TCP is not rate-limited per query: its sources are proven by the
+  handshake, and its connections are limited per client (writ.dns.transport).
+"""
+
+from __future__ import annotations
+
+from writ.dns.wire import opt_record, parse_query, plain_reply
+
+__all__ = ["ClientRate"]
+
+_TC, _REFUSED = 0x0200, 5
+
+
+class ClientRate:
+    def __init__(self, qps: int, over_limit: str = "truncate", max_clients: int = 1 << 20) -> None:
+        self.qps = qps
+        self.over_limit = over_limit
+        self.max_clients = max_clients
+        self.counts: dict[str, int] = {}
+        self.until = 0.0  # end of the current window
+        self.limited = 0  # queries over the limit, counted for /metrics
+
+    def over(self, client: str, now: float) -> bool:
+        """Count one query of `client`; True when it is over the limit."""
+        if not self.qps:
+            return False
+        counts = self.counts
+        if now >= self.until or len(counts) >= self.max_clients:
+            counts = self.counts = {}
+            self.until = now + 1.0
+        c = counts.get(client, 0) + 1
+        counts[client] = c
+        if c > self.qps:
+            self.limited += 1
+            return True
+        return False
+
+    def reply(self, data: bytes) -> bytes | None:
+        """The answer for a query over the limit (None: drop it)."""
+        if self.over_limit == "drop":
+            return None
+        q = parse_query(data)
+        if q is None:
+            return None  # not a plain query: not worth an answer to a client over its limit
+        flags = _TC if self.over_limit == "truncate" else _REFUSED
+        return plain_reply(data, q, flags, opt_record(q.do) if q.edns else b"")
