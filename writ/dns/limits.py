@@ -16,9 +16,42 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
+import resource
+
 from writ.dns.wire import opt_record, parse_query, plain_reply
 
-__all__ = ["ClientRate"]
+__all__ = ["FD_RESERVE", "ClientRate", "fd_budget"]
+
+log = logging.getLogger("writ.dns")
+FD_RESERVE = 128  # for the store (re-reading the orders folder, Redis), the audit log, imports
+
+
+def fd_budget(upstream: int, tcp: int) -> tuple[int, int]:
+    """(upstream sockets, TCP connections) that fit the process's file-descriptor limit.
+
+    The soft limit is raised to the hard one first (as Unbound does). What does not
+    fit after FD_RESERVE descriptors kept for the store is cut from both, in
+    proportion, and said once: a flood must never leave the store unable to open
+    the orders folder (issue 11: a new order was not enforced for a whole flood).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = upstream + tcp + FD_RESERVE
+    if soft < want and soft != hard:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError):
+            pass
+    room = soft - FD_RESERVE
+    if upstream + tcp <= room:
+        return upstream, tcp
+    scale = max(room, 32) / (upstream + tcp)
+    fit = max(16, int(upstream * scale)), max(16, int(tcp * scale))
+    log.warning("writ.dns.fd_limit limit=%d upstream_queries=%d max_tcp_conns=%d "
+                "(cut to fit, %d kept for the store)", soft, fit[0], fit[1], FD_RESERVE)
+    return fit
 
 _TC, _REFUSED = 0x0200, 5
 

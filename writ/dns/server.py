@@ -53,7 +53,7 @@ from writ.dns.acl import ClientACL
 from writ.dns.answers import EdnsInfo
 from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.ede import NETWORK_ERROR, NO_REACHABLE_AUTHORITY, OPTION_EDE, OTHER
-from writ.dns.limits import ClientRate
+from writ.dns.limits import ClientRate, fd_budget
 from writ.dns.names import decide_labels, display_name
 from writ.dns.synth import Synth, wire_name
 from writ.dns.upstream import Failure, Upstream, build_query
@@ -137,9 +137,13 @@ class DnsServer:
         self.log_decision: Callable[[str, LogLine], None] = getattr(
             sink, "record_line", self._record)
         self.log_allowed = policy.audit.log_allowed
+        # File descriptors: upstream sockets and TCP clients share the limit, with a
+        # reserve for the store (writ.dns.limits.fd_budget).
+        self.upstream_fds, self.tcp_fds = fd_budget(self.dns.upstream_queries,
+                                                    self.dns.max_tcp_conns)
         self.upstream = upstream or Upstream(
             [split_hostport(u, 53) for u in self.dns.upstreams], self.dns.upstream_timeout,
-            self.dns.upstream_queries)
+            self.upstream_fds)
         self.cache = AnswerCache(self.dns.cache_size)
         self.acl = ClientACL(self.dns.allow_clients)
         # Queries refused by the ACL: not court-order decisions, so not in the audit

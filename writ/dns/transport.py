@@ -109,7 +109,7 @@ class Listeners:
         self.server = server
         self.batched = batched  # recvmmsg/sendmmsg where available (writ.dns.mmsg)
         self.idle = dns.tcp_idle if idle is None else idle
-        self.max_conns = dns.max_tcp_conns if max_conns is None else max_conns
+        self.max_conns = server.tcp_fds if max_conns is None else max_conns
         self.client_conns = dns.client_tcp_conns
         self.unsent = dns.tcp_unsent_bytes
         self.conns = 0
