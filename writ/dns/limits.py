@@ -65,14 +65,18 @@ class ClientRate:
         self.until = 0.0  # end of the current window
         self.limited = 0  # queries over the limit, counted for /metrics
 
+    def window(self, now: float) -> dict[str, int]:
+        """The counts of the window `now` falls in (a batch reads it once, then counts)."""
+        if now >= self.until or len(self.counts) >= self.max_clients:
+            self.counts = {}
+            self.until = now + 1.0
+        return self.counts
+
     def over(self, client: str, now: float) -> bool:
         """Count one query of `client`; True when it is over the limit."""
         if not self.qps:
             return False
-        counts = self.counts
-        if now >= self.until or len(counts) >= self.max_clients:
-            counts = self.counts = {}
-            self.until = now + 1.0
+        counts = self.window(now)
         c = counts.get(client, 0) + 1
         counts[client] = c
         if c > self.qps:
