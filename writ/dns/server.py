@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
@@ -55,6 +55,7 @@ from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.ede import NETWORK_ERROR, NO_REACHABLE_AUTHORITY, OPTION_EDE, OTHER
 from writ.dns.limits import ClientRate, fd_budget
 from writ.dns.names import decide_labels, display_name
+from writ.dns.screen import UnusableError, chain_hops, malformed
 from writ.dns.synth import Synth, wire_name
 from writ.dns.upstream import Failure, Upstream, build_query
 from writ.dns.wire import (
@@ -67,13 +68,13 @@ from writ.dns.wire import (
     plain_reply,
 )
 from writ.endpoints import split_hostport
-from writ.policies import FailMode, Policy, UrlRuleMode
+from writ.policies import DnsPolicy, FailMode, Policy, UrlRuleMode
 
 __all__ = ["DnsServer", "Plan", "plan"]
 
 log = logging.getLogger("writ.dns")
 
-_CNAME, _DNAME, _OPT, _TSIG = 5, 39, 41, 250
+_OPT = 41
 _STEERED_TYPES = (QTYPE.A, QTYPE.AAAA, QTYPE.SVCB, QTYPE.HTTPS)
 MAX_SLOW_TASKS = 10_000  # beyond this a flood gets SERVFAIL + EDE instead of unbounded memory
 _LOG_EVERY = 10.0  # seconds between two log lines about bad client input
@@ -97,7 +98,7 @@ _FORWARD_URL_RULES = Plan("forward", "url-rules", "pass")
 _STEER = Plan("steer", "steer", "steer")
 
 
-def plan(d: Decision, qtype: int, dns: Any) -> Plan:  # dns: DnsPolicy
+def plan(d: Decision, qtype: int, dns: DnsPolicy) -> Plan:
     """The one mapping from a decision to an answer, for the fast and the full path."""
     if d.decision is Verdict.BLOCK:
         return Plan("block", "block", str(dns.action))
@@ -320,7 +321,7 @@ class DnsServer:
             return answers.prohibited(request, edns)
         if h.opcode != 0:
             return answers.error(request, RCODE.NOTIMP, edns)
-        why = _malformed(request)
+        why = malformed(request)
         if why is not None:
             self._bad_input(client, why)
             return header_reply(data, RCODE.FORMERR)
@@ -385,7 +386,7 @@ class DnsServer:
         if index is not None:
             try:
                 blocked = self._chain_block(request, parsed, index, edns, limit, target)
-            except _UnusableError as e:
+            except UnusableError as e:
                 self.servfail += 1
                 return answers.servfail(request, edns, NETWORK_ERROR, str(e))
             if blocked is not None:
@@ -415,7 +416,7 @@ class DnsServer:
         """The block answer when a CNAME or DNAME in the answer leads to a blocked name."""
         qname = tuple(x.lower() for x in request.q.qname.label)
         for rr in parsed.rr:
-            for hop in _chain_hops(rr, qname):
+            for hop in chain_hops(rr, qname):
                 d = decide_labels(index, hop)
                 if d.decision is Verdict.BLOCK:
                     body, action = answers.blocked(request, d, self.dns, edns, limit)
@@ -473,54 +474,3 @@ class DnsServer:
         now = self.clock()
         entry = Entry(b"\0\0" + reply[2:], line, now, now + ttl, ttls)
         self.cache.put(wq.key, entry, gen)
-
-
-class _UnusableError(Exception):
-    """An upstream answer we cannot check for blocked names: SERVFAIL, never served."""
-
-
-def _malformed(request: DNSRecord) -> str | None:
-    """Why a query is FORMERR (one question, a legal name, one OPT at most, no TSIG)."""
-    if len(request.questions) != 1:
-        return "not one question"
-    why = answers.name_error(request.q.qname.label)
-    if why is not None:
-        return why
-    types = [rr.rtype for rr in request.ar]
-    if types.count(_OPT) > 1:
-        return "two OPT records"  # RFC 6891 §6.1.1: FORMERR
-    if _TSIG in types:
-        return "TSIG (no keys are configured)"
-    return None
-
-
-def _chain_hops(rr: RR, qname: tuple[bytes, ...]) -> list[Sequence[bytes]]:
-    """The names a CNAME or DNAME record leads to (RFC 6672 §2.2: the DNAME target, and
-    the question name with the DNAME owner replaced by the target)."""
-    if rr.rtype == _CNAME:
-        return [rr.rdata.label.label]
-    if rr.rtype != _DNAME:
-        return []
-    target = _dname_target(bytes(rr.rdata.data))
-    if target is None:
-        raise _UnusableError("a DNAME whose target cannot be read")
-    owner = tuple(x.lower() for x in rr.rname.label)
-    hops: list[Sequence[bytes]] = [target]
-    if owner and qname[-len(owner):] == owner and len(qname) > len(owner):
-        hops.append(qname[: -len(owner)] + tuple(target))
-    return hops
-
-
-def _dname_target(rdata: bytes) -> list[bytes] | None:
-    """The uncompressed target name of a DNAME (RFC 6672 §2.5: it MUST NOT be compressed)."""
-    labels: list[bytes] = []
-    pos = 0
-    while pos < len(rdata):
-        ln = rdata[pos]
-        if ln == 0:
-            return labels if pos + 1 == len(rdata) else None
-        if ln > 63:
-            return None
-        labels.append(rdata[pos + 1 : pos + 1 + ln])
-        pos += ln + 1
-    return None
