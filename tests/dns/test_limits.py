@@ -14,7 +14,7 @@ import time
 
 from dnslib import RCODE, DNSRecord
 
-from tests.dns.support import StandIn, make_query, start_resolver, udp_exchange
+from tests.dns.support import StandIn, ede_of, make_query, start_resolver, udp_exchange
 
 
 def _frame(name: str) -> bytes:
@@ -145,3 +145,43 @@ async def test_amplification_is_bounded_by_max_udp_size(standin: StandIn) -> Non
         assert DNSRecord.parse(raw).header.tc == 1
     finally:
         await res.listeners.stop()
+
+
+async def test_upstream_sockets_are_bounded_and_the_rest_is_shed_with_ede(
+        standin: StandIn) -> None:
+    standin.silent.update(("a.silent.example", "b.silent.example"))
+    res = await start_resolver(standin, upstream_queries=1)
+    try:
+        qa = bytes(make_query("a.silent.example").pack())
+        qb = bytes(make_query("b.silent.example").pack())
+        slow = asyncio.create_task(asyncio.to_thread(udp_exchange, res.port, qa))
+        await asyncio.sleep(0.1)  # a holds the only upstream slot for upstream_timeout
+        raw = await asyncio.to_thread(udp_exchange, res.port, qb)
+        assert raw is not None
+        shed = DNSRecord.parse(raw)
+        assert shed.header.rcode == RCODE.SERVFAIL
+        assert ede_of(shed) == (0, "resolver overloaded: query shed")
+        assert res.server.stats()["dns_shed"] == 1
+        first = await slow
+        assert first is not None
+        assert ede_of(DNSRecord.parse(first))[0] == 22  # type: ignore[index]
+    finally:
+        await res.listeners.stop()
+
+
+def test_a_full_task_table_is_answered_not_silent(standin: StandIn) -> None:
+    from dataclasses import replace
+
+    from writ.audit import MemorySink
+    from writ.blocklist import BlocklistHolder
+    from writ.dns.server import DnsServer
+    from writ.policies import DnsPolicy, Policy
+
+    server = DnsServer(BlocklistHolder(), Policy(dns=replace(DnsPolicy())), MemorySink())
+    q = make_query("news.example")
+    shed = DNSRecord.parse(server.shed_reply(bytes(q.pack())) or b"")
+    assert shed.header.id == q.header.id
+    assert shed.header.rcode == RCODE.SERVFAIL
+    assert shed.q.qname == q.q.qname
+    assert ede_of(shed) == (0, "resolver overloaded: query shed")
+    assert server.stats()["dns_shed"] == 1

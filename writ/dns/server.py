@@ -376,7 +376,9 @@ class DnsServer:
         parsed = answers.parse_request(cleaned[0]) if cleaned is not None else None
         if cleaned is None or parsed is None:
             failure = got if isinstance(got, Failure) else Failure.NETWORK
-            if failure is not Failure.SHED:
+            if failure is Failure.SHED:
+                self.shed += 1
+            else:
                 self.servfail += 1
             if line is not None:
                 self.log_decision(client, line._replace(action="servfail"))
