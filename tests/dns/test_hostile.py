@@ -246,3 +246,33 @@ async def test_tcp_client_sees_the_same_block_as_udp(resolver: Resolver) -> None
     (raw,) = await asyncio.to_thread(tcp_exchange, resolver.port, [q])
     assert ede_of(DNSRecord.parse(raw))[0] == 16  # type: ignore[index]
     assert DNSRecord.parse(raw).q.qtype == QTYPE.A
+
+
+async def test_mangled_queries_never_reach_the_bug_handler(
+        standin: StandIn, caplog: pytest.LogCaptureFixture) -> None:
+    """Random bytes spliced into real queries: FORMERR, an answer, or silence; no traceback."""
+    import random
+
+    from tests.dns.support import start_resolver as start
+
+    res = await start(standin)
+    rng = random.Random(11)
+    base = [bytes(make_query(n, t).pack()) for n, t in
+            (("videohost.example", "A"), ("news.example", "HTTPS"), ("x.alias.test", "TXT"))]
+    try:
+        packets = []
+        for _ in range(400):
+            data = bytearray(rng.choice(base))
+            for _ in range(rng.randint(1, 6)):
+                data[rng.randrange(2, len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:  # a label length past 63 (the 0x40/0x80 label types)
+                n = rng.randrange(0x40, 0xC0)
+                data[12:12] = bytes((n,)) + bytes(rng.choice(b"abcxyz") for _ in range(n))
+            if rng.random() < 0.3:
+                data += rng.randbytes(rng.randint(1, 40))
+            packets.append((bytes(data), rng.random() < 0.5))
+        with caplog.at_level(logging.ERROR, "writ.dns"):
+            await asyncio.gather(*(res.server.answer(d, "127.0.0.1", tcp) for d, tcp in packets))
+        assert not [r for r in caplog.records if "internal_error" in r.getMessage()]
+    finally:
+        await res.listeners.stop()
