@@ -37,7 +37,9 @@ def malformed(request: DNSRecord) -> str | None:
         return why
     types = [rr.rtype for rr in request.ar]
     if types.count(_OPT) > 1:
-        return "two OPT records"  # RFC 6891 §6.1.1: FORMERR
+        # RFC 6891 §6.1.1: "If a query message with more than one OPT RR is received, a
+        # FORMERR (RCODE=1) MUST be returned."
+        return "two OPT records"
     if _TSIG in types:
         return "TSIG (no keys are configured)"
     return None
