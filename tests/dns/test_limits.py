@@ -15,6 +15,7 @@ import time
 from dnslib import RCODE, DNSRecord
 
 from tests.dns.support import StandIn, ede_of, make_query, start_resolver, udp_exchange
+from writ.policies import OverLimit
 
 
 def _frame(name: str) -> bytes:
@@ -118,7 +119,7 @@ async def test_udp_queries_over_the_client_rate_get_tc(standin: StandIn) -> None
 
 
 async def test_over_limit_refused_and_drop(standin: StandIn) -> None:
-    for mode, want in (("refused", RCODE.REFUSED), ("drop", None)):
+    for mode, want in ((OverLimit.REFUSED, RCODE.REFUSED), (OverLimit.DROP, None)):
         res = await start_resolver(standin, client_qps=1, over_limit=mode)
         try:
             q = bytes(make_query("videohost.example").pack())

@@ -20,6 +20,7 @@ import logging
 import resource
 
 from writ.dns.wire import opt_record, parse_query, plain_reply
+from writ.policies import OverLimit
 
 __all__ = ["FD_RESERVE", "ClientRate", "fd_budget"]
 
@@ -57,7 +58,8 @@ _TC, _REFUSED = 0x0200, 5
 
 
 class ClientRate:
-    def __init__(self, qps: int, over_limit: str = "truncate", max_clients: int = 1 << 20) -> None:
+    def __init__(self, qps: int, over_limit: OverLimit = OverLimit.TRUNCATE,
+                 max_clients: int = 1 << 20) -> None:
         self.qps = qps
         self.over_limit = over_limit
         self.max_clients = max_clients
@@ -86,10 +88,10 @@ class ClientRate:
 
     def reply(self, data: bytes) -> bytes | None:
         """The answer for a query over the limit (None: drop it)."""
-        if self.over_limit == "drop":
+        if self.over_limit is OverLimit.DROP:
             return None
         q = parse_query(data)
         if q is None:
             return None  # not a plain query: not worth an answer to a client over its limit
-        flags = _TC if self.over_limit == "truncate" else _REFUSED
+        flags = _TC if self.over_limit is OverLimit.TRUNCATE else _REFUSED
         return plain_reply(data, q, flags, opt_record(q.do) if q.edns else b"")

@@ -18,6 +18,7 @@ __all__ = [
     "DnsAction",
     "DnsPolicy",
     "FailMode",
+    "OverLimit",
     "Policy",
     "ProxyPolicy",
     "TlsMode",
@@ -35,6 +36,12 @@ class DnsAction(StrEnum):
 class UrlRuleMode(StrEnum):
     PASS = "pass"  # noqa: S105 -- not a password; resolve hosts with only URL rules normally
     STEER = "steer"  # answer the proxy's addresses so the URL filter sees the traffic
+
+
+class OverLimit(StrEnum):
+    TRUNCATE = "truncate"  # TC=1 with the question: a real client retries over TCP
+    REFUSED = "refused"
+    DROP = "drop"  # no answer at all
 
 
 class TlsMode(StrEnum):
@@ -80,7 +87,7 @@ class DnsPolicy:
     max_ttl: int = 86400  # upstream TTLs are capped here (Unbound cache-max-ttl)
     max_udp_size: int = 1232  # largest UDP answer, whatever a client advertises
     client_qps: int = 1000  # UDP queries a second per client address; 0: no limit
-    over_limit: str = "truncate"  # truncate (TC=1, retry over TCP) | refused | drop
+    over_limit: OverLimit = OverLimit.TRUNCATE  # what a client over client_qps gets
     client_tcp_conns: int = 32  # open TCP connections per client address
     max_tcp_conns: int = 1000  # open TCP connections in all (per worker)
     tcp_idle: float = 10.0  # seconds a TCP connection may sit idle (or unread)
