@@ -205,8 +205,7 @@ class Node:
         if self.audit is not None:
             out.update(self.audit.stats())
         if self.dns is not None:
-            out["dns_refused_clients"] = float(self.dns.server.refused_clients)
-            out["dns_no_blocklist"] = float(self.dns.server.no_blocklist)
+            out.update(self.dns.stats())  # writ.dns.transport.Listeners.stats
         return out
 
     async def _start_dns(self) -> None:

@@ -280,3 +280,34 @@ def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert f"{bad}:2: dns.action: expected one of" in err
     assert "Traceback" not in err
+
+
+# -- the no-open-resolver guard looks at the union, not at each network (issue 11, finding 8)
+
+@pytest.mark.parametrize("nets", [
+    ["0.0.0.0/1", "128.0.0.0/1"],
+    ["'::/1'", "'8000::/1'"],
+    ["'2000::/3'"],
+    ["1.0.0.0/8", "2.0.0.0/8"],  # two /8s of public space: more than one /8
+    ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"],
+])
+def test_allow_lists_covering_a_wide_public_range_are_refused(nets: list[str]) -> None:
+    (err,) = errors_of("dns:\n  allow_clients: [" + ", ".join(nets) + "]")
+    assert err.startswith("p.yaml:2: dns.allow_clients: ")
+    assert "open resolver" in err
+    assert "public" in err
+
+
+@pytest.mark.parametrize("nets", [
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "'fc00::/7'"],
+    ["198.51.100.0/24", "'2001:db8:100::/40'"],
+    ["1.0.0.0/8"],  # one /8 of public space: the default allows it
+    ["'2a00:1450::/32'"],
+])
+def test_allow_lists_within_the_public_bound_pass(nets: list[str]) -> None:
+    parse_policy("dns:\n  allow_clients: [" + ", ".join(nets) + "]", "p.yaml")
+
+
+def test_the_public_bound_is_the_policys() -> None:
+    text = "dns:\n  allow_clients: [1.0.0.0/8, 2.0.0.0/8]\n  max_public_prefix_v4: 7"
+    parse_policy(text, "p.yaml")

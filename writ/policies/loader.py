@@ -29,6 +29,7 @@ from writ.policies.model import (
     DnsAction,
     DnsPolicy,
     FailMode,
+    OverLimit,
     Policy,
     ProxyPolicy,
     TlsMode,
@@ -70,6 +71,17 @@ _DNS: dict[str, _Key] = {
     "upstream_timeout": _Key(c.seconds),
     "cache_size": _Key(c.integer(0)),
     "workers": _Key(c.integer(1, 64)),
+    "max_ttl": _Key(c.integer(0, 604800)),
+    "max_udp_size": _Key(c.integer(512, 4096)),
+    "client_qps": _Key(c.integer(0)),
+    "over_limit": _Key(c.enum(OverLimit)),
+    "client_tcp_conns": _Key(c.integer(1)),
+    "max_tcp_conns": _Key(c.integer(1)),
+    "tcp_idle": _Key(c.seconds),
+    "tcp_unsent_bytes": _Key(c.integer(4096)),
+    "upstream_queries": _Key(c.integer(1, 65536)),
+    "max_public_prefix_v4": _Key(c.integer(1, 32)),
+    "max_public_prefix_v6": _Key(c.integer(1, 128)),
 }
 _PROXY: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
@@ -231,6 +243,17 @@ class _Reader:
         if not d.allow_clients:
             self.error(at("dns.allow_clients"), "dns.allow_clients",
                        "empty: no client could query; list the networks you serve")
+        # docs/design.md: no open resolver. Judged on the union: 0.0.0.0/1 + 128.0.0.0/1
+        # is 0.0.0.0/0 by another name.
+        for version, bits, key in ((4, 32, "max_public_prefix_v4"),
+                                   (6, 128, "max_public_prefix_v6")):
+            prefix = getattr(d, key)
+            n = c.public_addresses(d.allow_clients, version)
+            if n > 2 ** (bits - prefix):
+                self.error(at("dns.allow_clients"), "dns.allow_clients",
+                           f"together these networks admit {n:,} public IPv{version} addresses,"
+                           f" more than one /{prefix} (dns.{key}): that is an open resolver;"
+                           " list the client networks you serve")
         if d.action is DnsAction.SINKHOLE and not (d.sinkhole_ipv4 or d.sinkhole_ipv6):
             self.error(at("dns.action"), "dns.action",
                        "sinkhole needs dns.sinkhole_ipv4 or dns.sinkhole_ipv6 addresses")

@@ -18,6 +18,7 @@ __all__ = [
     "DnsAction",
     "DnsPolicy",
     "FailMode",
+    "OverLimit",
     "Policy",
     "ProxyPolicy",
     "TlsMode",
@@ -36,6 +37,12 @@ class DnsAction(StrEnum):
 class UrlRuleMode(StrEnum):
     PASS = "pass"  # noqa: S105 -- not a password; resolve hosts with only URL rules normally
     STEER = "steer"  # answer the proxy's addresses so the URL filter sees the traffic
+
+
+class OverLimit(StrEnum):
+    TRUNCATE = "truncate"  # TC=1 with the question: a real client retries over TCP
+    REFUSED = "refused"
+    DROP = "drop"  # no answer at all
 
 
 class TlsMode(StrEnum):
@@ -77,6 +84,18 @@ class DnsPolicy:
     upstream_timeout: float = 2.0
     cache_size: int = 100_000
     workers: int = 1
+    # Limits against hostile clients and upstreams (docs/operator.md, "DNS limits").
+    max_ttl: int = 86400  # upstream TTLs are capped here (Unbound cache-max-ttl)
+    max_udp_size: int = 1232  # largest UDP answer, whatever a client advertises
+    client_qps: int = 1000  # UDP queries a second per client address; 0: no limit
+    over_limit: OverLimit = OverLimit.TRUNCATE  # what a client over client_qps gets
+    client_tcp_conns: int = 32  # open TCP connections per client address
+    max_tcp_conns: int = 1000  # open TCP connections in all (per worker)
+    tcp_idle: float = 10.0  # seconds a TCP connection may sit idle (or unread)
+    tcp_unsent_bytes: int = 65536  # answers waiting for a client that does not read
+    upstream_queries: int = 512  # upstream exchanges in flight (each holds a socket)
+    max_public_prefix_v4: int = 8  # allow_clients may cover at most one /8 of public IPv4
+    max_public_prefix_v6: int = 32  # … and at most one /32 of public IPv6
 
 
 @dataclass(frozen=True, slots=True)
