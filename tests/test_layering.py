@@ -1,4 +1,4 @@
-"""The import rules of DESIGN §1, checked on the source (no imports executed).
+"""The import rules of docs/design.md §1, checked on the source (no imports executed).
 
 - writ.blocklist, the pure core, imports none of dns/proxy/web/audit and no
   network library (its stores/ subpackage, the I/O edge of the core, may use
@@ -74,3 +74,22 @@ def test_no_module_shadows_a_third_party_package() -> None:
                  "structlog", "idna", "cryptography", "socket", "asyncio", "http", "json"}
     named = [p for p in WRIT.rglob("*.py") if p.stem in shadowing]
     assert not named, named
+
+
+def test_code_cites_the_repositorys_own_design() -> None:
+    """Comments cite docs/design.md, which is in the repository, and only
+    sections it has; never documents that are not (docs/design.md)."""
+    import re
+
+    root = WRIT.parent
+    headings = set(re.findall(r"^## (\d+)\.", (root / "docs" / "design.md").read_text(), re.M))
+    foreign = re.compile(r"\b(?:DESIGN|STYLE) §|\.\./shared\b|/work/(?:shared)")
+    cited = re.compile(r"docs/design\.md §(\d+)")
+    bad = []
+    for path in [*WRIT.rglob("*.py"), *(root / "tests").rglob("*.py"),
+                 *(root / "bench").rglob("*.py"), *(root / "docs").glob("*.md")]:
+        text = path.read_text()
+        bad += [f"{path.relative_to(root)}: {m.group(0)}" for m in foreign.finditer(text)]
+        bad += [f"{path.relative_to(root)}: §{n} (no such section)"
+                for n in cited.findall(text) if n not in headings]
+    assert not bad, bad

@@ -1,4 +1,4 @@
-"""The mitmproxy addon enforcing the blocklist over HTTP (DESIGN §4 HTTP).
+"""The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md §4 HTTP).
 
 Thin hooks around pure parts: `judge` decides, `writ.blockpage` renders.
 
