@@ -4,7 +4,11 @@
   network library (its stores/ subpackage, the I/O edge of the core, may use
   Redis and asyncio, but still no shell);
 - writ.audit imports only the core's types (and the policy model);
-- the shells dns, proxy and web never import each other;
+- the shells dns, proxy and web never import each other, writ.node or
+  writ.commands (they receive what they need through their constructors);
+- writ.node never imports writ.commands (domain errors are raised below and
+  turned into CLI errors in writ/commands/);
+- the import graph of writ/ has no cycles;
 - no module is named after a third-party import (mitmproxy's -s loader puts
   the script's folder on sys.path).
 """
@@ -67,6 +71,95 @@ def test_shells_never_import_each_other(shell: str) -> None:
     for path in modules(shell.split(".")[1]):
         bad = {m for m in imports(path) if under(m, others)}
         assert not bad, f"{path.relative_to(WRIT)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_shells_never_import_the_wiring_or_the_commands(shell: str) -> None:
+    for path in modules(shell.split(".")[1]):
+        bad = {m for m in imports(path) if under(m, {"writ.node", "writ.commands"})}
+        assert not bad, f"{path.relative_to(WRIT)} imports {sorted(bad)}"
+
+
+def test_the_node_never_imports_the_commands() -> None:
+    bad = {m for m in imports(WRIT / "node.py") if under(m, {"writ.commands"})}
+    assert not bad, f"node.py imports {sorted(bad)}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(WRIT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the writ modules it imports, at any depth of its code (imports
+    inside functions and under TYPE_CHECKING count too). `from P import m`,
+    where P.m is a module, is an edge to P.m alone: Python loads P first in any
+    case, as it does for every import of a submodule, and that is no cycle."""
+    paths = {module_name(p): p for p in WRIT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in paths)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                subs = {f"{base}.{a.name}" for a in node.names} & paths.keys()
+                edges.update(subs)
+                if len(subs) < len(node.names) and base in paths:
+                    edges.add(base)
+        graph[name] = edges - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_has_no_cycles() -> None:
+    graph = import_graph()
+    assert len(graph) > 50  # the walk found the package
+    found = cycles(graph)
+    detail = [{m: sorted(graph[m] & set(c)) for m in c} for c in found]
+    assert not found, detail
+
+
+def test_a_cycle_is_found() -> None:
+    """The detector itself: a planted cycle, and a chain that is none."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
 def test_no_module_shadows_a_third_party_package() -> None:

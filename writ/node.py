@@ -24,82 +24,28 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from writ.audit import DecisionSink
-from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
-from writ.commands._common import UsageError
+from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
 from writ.policies import Policy
 
 __all__ = [
-    "InvalidOrdersError",
     "MeteredSink",
     "Node",
     "NodeOptions",
     "StartError",
-    "load_blocklist",
-    "open_audit_log",
-    "open_holder",
     "run_node",
-    "with_audit_path",
 ]
-
-
-class InvalidOrdersError(Exception):
-    def __init__(self, errors: tuple[OrderError, ...]) -> None:
-        super().__init__(f"{len(errors)} error(s) in the orders")
-        self.errors = errors
-
-
-def load_blocklist(
-    orders: Path | None, redis_url: str | None, prefix: str = "writ", tz: str = "UTC"
-) -> Blocklist:
-    """A one-shot read of the act set (for explain, export, diff)."""
-    if redis_url is not None:
-        from writ.blocklist.stores import PublishedError, read_published
-
-        try:
-            return read_published(redis_url, prefix)
-        except PublishedError as e:
-            raise UsageError(str(e)) from None
-    if orders is None or not orders.is_dir():
-        raise UsageError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(tz))
-    if not result.ok:
-        raise InvalidOrdersError(result.errors)
-    return Blocklist(result.acts)
-
-
-def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> BlocklistHolder:
-    """A holder filled once, synchronously (for `writ dns` before it forks workers)."""
-    holder = BlocklistHolder()
-    try:
-        blocklist = load_blocklist(orders, redis_url, tz=policy.timezone)
-    except InvalidOrdersError as e:
-        raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
-    holder.set(blocklist, datetime.now(UTC))
-    return holder
 
 
 class StartError(Exception):
     """The node cannot start; the message says why."""
-
-
-def open_audit_log(policy: Policy, redis_url: str | None, prefix: str) -> Any:
-    """The node's one audit writer (started), with the policy's off-box checkpoint copies."""
-    from writ.audit import AuditLog
-
-    push_redis = redis_url if policy.audit.checkpoint_push_redis else None
-    push_file = policy.audit.checkpoint_push_file
-    return AuditLog(policy.audit, policy.node,
-                    checkpoint_push=Path(push_file) if push_file else None,
-                    redis_url=push_redis, redis_prefix=f"{prefix}:").start()
 
 
 class MeteredSink:
@@ -155,7 +101,10 @@ class Node:
         opts, policy = self.options, self.policy
         # 1. audit log first (see the module docstring)
         if opts.audit:
-            self.audit = open_audit_log(policy, opts.redis_url, opts.prefix)
+            from writ.audit import AuditLog
+
+            self.audit = AuditLog.from_policy(policy, redis_url=opts.redis_url,
+                                              prefix=opts.prefix).start()
         self.sink = MeteredSink(self.metrics, self.audit)
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
@@ -294,6 +243,3 @@ async def run_node(policy: Policy, options: NodeOptions) -> int:
         await node.stop()
     return 0
 
-
-def with_audit_path(policy: Policy, path: str | None) -> Policy:
-    return policy if path is None else replace(policy, audit=replace(policy.audit, path=path))

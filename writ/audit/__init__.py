@@ -1,7 +1,7 @@
 """Decision log: hash-chained, sealed, checkpointed; verify and report.
 
-Writers: `AuditLog` (the DecisionSink a node wires into its shells; `serve()`
-takes records from worker processes, which use `SocketSink`). Auditors:
+Writers: `AuditLog` (the DecisionSink a node wires into its shells;
+`AuditLog.from_policy` opens it as a policy says). Auditors:
 `verify`, `summarise`, `read_checkpoints`, `load_public_key`.
 """
 
@@ -14,7 +14,6 @@ from writ.audit.checkpoint import (
     read_checkpoints,
 )
 from writ.audit.privacy import ClientMasker
-from writ.audit.remote import SinkServer, SocketSink
 from writ.audit.report import AuditSummary, summarise
 from writ.audit.sink import DecisionSink, MemorySink
 from writ.audit.verify import Finding, VerifyReport, verify
@@ -29,8 +28,6 @@ __all__ = [
     "DecisionSink",
     "Finding",
     "MemorySink",
-    "SinkServer",
-    "SocketSink",
     "VerifyReport",
     "load_or_create_signing_key",
     "load_public_key",

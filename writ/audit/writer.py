@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,7 +37,7 @@ from writ.audit.files import file_for, find_chain_end
 from writ.audit.privacy import ClientMasker
 from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
 from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL, decision_event
-from writ.policies import AuditPolicy
+from writ.policies import AuditPolicy, Policy
 
 __all__ = ["AuditLog"]
 
@@ -92,7 +93,6 @@ class AuditLog:
         self._stopping = False
         self._lock = threading.Lock()  # guards the slow-path counters below
         self._thread: threading.Thread | None = None
-        self._servers: list[Any] = []
         self._cp: Checkpointer | None = None
         self._fd = -1
         self.path: Path | None = None  # the file being written
@@ -114,6 +114,18 @@ class AuditLog:
         self.batches = 0
         self.rotations = 0
         self.error: str | None = None  # the last write error, for the operator
+
+    @classmethod
+    def from_policy(cls, policy: Policy, *, path: str | None = None,
+                    redis_url: str | None = None, prefix: str = "writ") -> AuditLog:
+        """A node's audit log as its policy says (unstarted): at `path` (None: the
+        policy's `audit.path`), with the policy's off-box checkpoint copies (a file,
+        and Redis at `redis_url` under `prefix` when `checkpoint_push_redis`)."""
+        audit = policy.audit if path is None else replace(policy.audit, path=path)
+        push_file = audit.checkpoint_push_file
+        return cls(audit, policy.node, checkpoint_push=Path(push_file) if push_file else None,
+                   redis_url=redis_url if audit.checkpoint_push_redis else None,
+                   redis_prefix=f"{prefix}:")
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -187,8 +199,6 @@ class AuditLog:
 
     def close(self) -> None:
         """Write everything queued, seal the file, sign a last checkpoint."""
-        for server in self._servers:
-            server.close()
         if self._thread is None:
             return
         self._stopping = True
@@ -204,14 +214,6 @@ class AuditLog:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def serve(self, path: Path) -> Any:
-        """Accept records from worker processes on a Unix socket (writ.audit.remote)."""
-        from writ.audit.remote import SinkServer
-
-        server = SinkServer(self, path).start()
-        self._servers.append(server)
-        return server
 
     # -- the writer thread -------------------------------------------------------------
 

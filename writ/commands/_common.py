@@ -50,13 +50,15 @@ def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
 def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC") -> Blocklist | None:
     """The act set from --orders (default court_orders) or --redis, read once.
     An invalid folder prints its errors and "…; `nothing`", and gives None."""
-    from writ.node import InvalidOrdersError, load_blocklist
+    from writ.blocklist.stores import InvalidOrdersError, SourceError, read_blocklist
 
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
     try:
-        return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+        return read_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                               tz=tz)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
     except InvalidOrdersError as e:
         for line in e.errors:
             print(line, file=sys.stderr)

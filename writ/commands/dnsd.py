@@ -52,11 +52,11 @@ def _preflight(args: argparse.Namespace, policy: Policy) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from writ.audit import AuditLog
     from writ.blocklist import BlocklistHolder
     from writ.blocklist.stores import open_store
     from writ.dns.workers import run_node
     from writ.endpoints import format_endpoint
-    from writ.node import open_audit_log
 
     policy = policy_from_args(args)
     dns = policy.dns
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                           tz=ZoneInfo(policy.timezone), prefix=args.prefix)
 
     def sink() -> tuple[DecisionSink, Callable[[], None]]:  # called in the parent, after fork
-        log = open_audit_log(policy, args.redis, args.prefix)
+        log = AuditLog.from_policy(policy, redis_url=args.redis, prefix=args.prefix).start()
         return log, log.close
 
     try:
