@@ -23,20 +23,17 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from writ.audit import DecisionSink
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
 from writ.policies import Policy
 
 __all__ = [
-    "MeteredSink",
     "Node",
     "NodeOptions",
     "StartError",
@@ -46,22 +43,6 @@ __all__ = [
 
 class StartError(Exception):
     """The node cannot start; the message says why."""
-
-
-class MeteredSink:
-    """Counts every decision for /metrics, then hands it to the audit log."""
-
-    def __init__(self, metrics: Metrics, inner: DecisionSink | None) -> None:
-        self.metrics = metrics
-        self.inner = inner
-
-    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
-               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
-        self.metrics.count(component, decision, action, orders)
-        if self.inner is not None:
-            self.inner.record(component=component, client=client, target=target,
-                              decision=decision, action=action, orders=orders, rule=rule,
-                              blocklist_version=blocklist_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +70,6 @@ class Node:
     metrics: Metrics = field(default_factory=Metrics)
     store: Any = None
     audit: Any = None
-    sink: MeteredSink | None = None
     dns: Any = None
     proxy: Any = None
     web: Any = None
@@ -105,7 +85,6 @@ class Node:
 
             self.audit = AuditLog.from_policy(policy, redis_url=opts.redis_url,
                                               prefix=opts.prefix).start()
-        self.sink = MeteredSink(self.metrics, self.audit)
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
         self.holder.on_swap(lambda _index: gc.freeze())
@@ -153,6 +132,10 @@ class Node:
         out: dict[str, float] = {}
         if self.audit is not None:
             out.update(self.audit.stats())
+        # Each shell's recorder (writ.audit.Recorder) counts the allows it did not log.
+        recorders = [part.recorder for part in (self.dns and self.dns.server,
+                                                self.proxy and self.proxy.addon) if part]
+        out["allows_not_logged"] = float(sum(r.allows_not_logged for r in recorders))
         if self.dns is not None:
             out["dns_refused_clients"] = float(self.dns.server.refused_clients)
             out["dns_no_blocklist"] = float(self.dns.server.no_blocklist)
@@ -161,14 +144,14 @@ class Node:
     async def _start_dns(self) -> None:
         from writ.dns.server import DnsServer
         from writ.dns.transport import Listeners
-
-        assert self.sink is not None
         from writ.endpoints import split_hostport
 
         listen = list(self.options.dns_listen) or [
             split_hostport(a, 53) for a in self.policy.dns.listen  # validated by the policy loader
         ]
-        server = DnsServer(self.holder, self.policy, self.sink)
+        # Every shell gets the audit log and the metrics; its writ.audit.Recorder
+        # counts every decision (allows too) and queues what the log keeps.
+        server = DnsServer(self.holder, self.policy, self.audit, metrics=self.metrics)
         self.dns = Listeners(server)
         await self.dns.start(listen)
         self.addresses["dns"] = list(self.dns.addresses)
@@ -177,9 +160,8 @@ class Node:
         from writ.proxy import run_proxy
 
         mode = self.options.proxy_mode or self.policy.proxy.mode
-        # The addon counts every HTTP decision itself (allows included), so it gets
-        # the plain audit log, not the metered sink. In reverse mode mitmproxy would
-        # rewrite the Host header before the addon judges it: keep it.
+        # In reverse mode mitmproxy would rewrite the Host header before the addon
+        # judges it: keep it.
         extra = {"keep_host_header": True} if mode.startswith("reverse:") else None
         self.proxy = await run_proxy(self.holder, self.policy, self.audit,
                                      listen=self.options.proxy_listen, mode=mode,

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from writ.audit import DecisionSink
+from writ.audit import RecordSink
 from writ.commands._common import UsageError
 from writ.commands._nodeargs import add_source_args, addresses, policy_from_args
 from writ.policies import Policy
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return open_store(args.orders, args.redis, state_dir=args.state_dir,
                           tz=ZoneInfo(policy.timezone), prefix=args.prefix)
 
-    def sink() -> tuple[DecisionSink, Callable[[], None]]:  # called in the parent, after fork
+    def sink() -> tuple[RecordSink, Callable[[], None]]:  # called in the parent, after fork
         log = AuditLog.from_policy(policy, redis_url=args.redis, prefix=args.prefix).start()
         return log, log.close
 

@@ -19,8 +19,9 @@ Invariants:
   age by another second (then step 2 re-stamps it), so answers carry exactly
   the TTLs the cache has always served (whole seconds of age, rounded down);
   the memo trades no TTL accuracy for speed.
-- Every block / url-rules / steer decision is recorded, cache hit or not;
-  allows only when policy.audit.log_allowed.
+- Every decision, cache hit or not, allows included, goes to the one
+  recorder (writ.audit.Recorder), which counts it and keeps it for the log
+  (allows only when policy.audit.log_allowed).
 - Upstream failure is SERVFAIL, never NXDOMAIN.
 """
 
@@ -30,11 +31,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from writ.audit import DecisionSink
+from writ.audit import Action, Component, Counts, Outcome, Recorder, RecordSink
 from writ.blocklist import Decision, Index, Verdict
 from writ.dns import answers
 from writ.dns.acl import ClientACL
@@ -75,19 +77,19 @@ class DnsServer:
         self,
         holder: Any,  # BlocklistHolder: .index, .on_swap
         policy: Policy,
-        sink: DecisionSink,
+        sink: RecordSink | None,
         upstream: Upstream | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        metrics: Counts | None = None,
     ) -> None:
         self.holder = holder
         self.policy = policy
         self.dns = policy.dns
-        self.sink = sink
-        # log_decision(client, line): one call per decision. A sink that takes a LogLine
-        # as it is (the workers' QueueSink) skips building the keyword call.
-        self.log_decision: Callable[[str, LogLine], None] = getattr(
-            sink, "record_line", self._record)
-        self.log_allowed = policy.audit.log_allowed
+        self.recorder = Recorder(sink, log_allowed=policy.audit.log_allowed, metrics=metrics)
+        # log_decision(client, line): one call per decision, allows included.
+        self.log_decision: Callable[[str, LogLine], None] = partial(
+            self.recorder.line, Component.DNS)
         self.upstream = upstream or Upstream(
             [split_hostport(u, 53) for u in self.dns.upstreams], self.dns.upstream_timeout)
         self.cache = AnswerCache(self.dns.cache_size)
@@ -97,6 +99,7 @@ class DnsServer:
         self.refused_clients = 0
         self.no_blocklist = 0  # queries met before any blocklist was loaded (fail mode applied)
         self.synth = Synth(self.dns)
+        self._block_action = Action(self.synth.action_name)
         # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
         self.memo: dict[bytes, MemoHit] = {}
         self._memo_size = max(1, self.dns.cache_size)
@@ -165,10 +168,10 @@ class DnsServer:
         d = index.decide_canonical_name(name)
         if d.decision is Verdict.BLOCK:
             body: bytes | None = self.synth.blocked(data, q, d.orders, limit)
-            decision, action = "block", self.synth.action_name
+            decision, action = Outcome.BLOCK, self._block_action
         elif d.decision is Verdict.URL_RULES and self.dns.url_rules == UrlRuleMode.STEER:
             body = self.synth.steered(data, q)
-            decision = action = "steer"
+            decision, action = Outcome.STEER, Action.STEER
         else:
             return None
         if body is None or len(body) > limit:
@@ -186,12 +189,6 @@ class DnsServer:
         if len(memo) >= self._memo_size:
             memo.clear()  # cheaper than LRU bookkeeping on every hit; refills from the cache
         memo[data[2:]] = (out, until, line)
-
-    def _record(self, client: str, line: LogLine) -> None:
-        self.sink.record(
-            component="dns", client=client, target=line.target, decision=line.decision,
-            action=line.action, orders=line.orders, rule=line.rule,
-            blocklist_version=line.version)
 
     # -- full path -----------------------------------------------------------
 
@@ -239,20 +236,18 @@ class DnsServer:
         limit = edns.limit(tcp)
         if d.decision is Verdict.BLOCK:
             body, action = answers.blocked(request, d, self.dns, edns, limit)
-            line = LogLine(target, "block", action, d.orders, d.rule, version)
+            line = LogLine(target, Outcome.BLOCK, Action(action), d.orders, d.rule, version)
             return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
         if d.decision is Verdict.URL_RULES:
             if self.dns.url_rules == UrlRuleMode.STEER and qtype in _STEERED_TYPES:
                 body = answers.steered(request, self.dns, edns)
-                line = LogLine(target, "steer", "steer", d.orders, d.rule, version)
+                line = LogLine(target, Outcome.STEER, Action.STEER, d.orders, d.rule, version)
                 return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
-            line_or_none: LogLine | None = LogLine(
-                target, "url-rules", "pass", d.orders, d.rule, version)
+            line = LogLine(target, Outcome.URL_RULES, Action.PASS, d.orders, d.rule, version)
         else:
-            line_or_none = (LogLine(target, "allow", "pass", (), None, version)
-                            if self.log_allowed else None)
+            line = LogLine(target, Outcome.ALLOW, Action.PASS, (), None, version)
         return await self._forward(request, data, wq, gen, index, edns, limit, client, target,
-                                   line_or_none)
+                                   line)
 
     def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,  # noqa: PLR0917 (private helper of one caller)
                 edns: EdnsInfo, limit: int, client: str) -> bytes:
@@ -277,7 +272,7 @@ class DnsServer:
         parsed = answers.parse_request(reply) if reply is not None else None
         if reply is None or parsed is None:
             if line is not None:
-                self.log_decision(client, line._replace(action="servfail"))
+                self.log_decision(client, line._replace(action=Action.SERVFAIL))
             return answers.error(request, RCODE.SERVFAIL, edns)
         if index is not None:
             for rr in parsed.rr:
@@ -288,7 +283,8 @@ class DnsServer:
                 if d.decision is Verdict.BLOCK:
                     body, action = answers.blocked(request, d, self.dns, edns, limit)
                     via = f"{d.rule} (via {QTYPE.get(rr.rtype)} {display_name(hop)})"
-                    bl = LogLine(target, "block", action, d.orders, via, index.version)
+                    bl = LogLine(target, Outcome.BLOCK, Action(action), d.orders, via,
+                                 index.version)
                     return self._finish(request, wq, gen, Entry(body, bl), edns, limit, client)
         if line is not None:
             self.log_decision(client, line)

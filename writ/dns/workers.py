@@ -4,9 +4,10 @@ Invariants:
 - Worker processes are forked before the parent starts any thread (the
   audit writer is one), so no child inherits a lock held by a thread that
   does not exist in it.
-- With workers, decisions reach ONE audit writer: each worker's sink puts
-  batches of records on a multiprocessing queue the parent drains into the
-  real sink, so a node writes one chain per audit path. A batch leaves a
+- With workers, decisions reach ONE audit writer: each worker's recorder
+  (writ.audit.Recorder: counted, filtered there) gives the records it keeps
+  to a QueueSink, which puts batches on a multiprocessing queue the parent
+  drains into its AuditLog, so a node writes one chain per audit path. A batch leaves a
   worker within `QueueSink.interval` (50 ms) of its first record, and on
   shutdown; records keep the worker's decision time.
 - SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
@@ -30,8 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from writ.audit import DecisionSink
-from writ.dns.cache import LogLine
+from writ.audit import Record, RecordSink
 from writ.dns.server import DnsServer
 from writ.dns.transport import Listeners
 from writ.endpoints import format_endpoint
@@ -41,42 +41,29 @@ from writ.policies import Policy
 __all__ = ["QueueSink", "run_node", "serve"]
 
 Address = tuple[str, int]
-# (ts, component, client, target, decision, action, orders, rule, blocklist_version)
-Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
-# (ts, client, *LogLine) from record_line
-LineItem = tuple[float, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
+_as_record = tuple.__new__  # a received plain tuple typed as the Record it was
 
 
 class QueueSink:
     """A worker's sink: collects records and forwards them to the parent's writer in batches.
 
-    `record()` is one tuple append on the event loop's thread; a batch goes
+    `enqueue()` is one tuple append on the event loop's thread; a batch goes
     out (one pickle, one pipe write, by the queue's feeder thread) when it
     reaches `max_batch` records or `interval` seconds after its first record.
-    Each record keeps the worker's own decision time.
+    Each record keeps the worker's own decision time. Records travel as plain
+    tuples: those pickle in C, a NamedTuple through Python (~5 µs a record).
     """
 
     def __init__(self, queue: Any, max_batch: int = 1024, interval: float = 0.05) -> None:
         self.queue = queue
         self.max_batch = max_batch
         self.interval = interval
-        self._buf: list[Item | LineItem] = []
+        self._buf: list[Record] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
-               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
+    def enqueue(self, record: Record) -> None:
         buf = self._buf
-        buf.append((time.time(), component, client, target, decision, action, tuple(orders),
-                    rule, blocklist_version))
-        if len(buf) >= self.max_batch:
-            self.flush()
-        elif self._timer is None:
-            self._arm()
-
-    def record_line(self, client: str, line: LogLine) -> None:
-        """record() for the resolver's hot path: the decision's fields as they are cached."""
-        buf = self._buf
-        buf.append((time.time(), client, *line))  # a plain tuple pickles in C; a LogLine not
+        buf.append(record)
         if len(buf) >= self.max_batch:
             self.flush()
         elif self._timer is None:
@@ -97,29 +84,18 @@ class QueueSink:
     def flush(self) -> None:
         if self._buf:
             batch, self._buf = self._buf, []
-            self.queue.put(batch)
+            self.queue.put(list(map(tuple, batch)))  # plain tuples (see above)
 
 
-def _expand(item: LineItem) -> Item:
-    ts, client, target, decision, action, orders, rule, version = item
-    return (ts, "dns", client, target, decision, action, orders, rule, version)
-
-
-def _drain(queue: Any, sink: DecisionSink) -> None:
-    # AuditLog.enqueue keeps the worker's decision time; any other sink stamps its own.
-    enqueue = getattr(sink, "enqueue", None)
+def _drain(queue: Any, sink: RecordSink) -> None:
+    """The parent's end: every record the workers kept, in their decision time."""
+    enqueue = sink.enqueue
     while (batch := queue.get()) is not None:
-        for it in batch:
-            item: Item = it if len(it) == 9 else _expand(it)
-            if enqueue is not None:
-                enqueue(item)
-                continue
-            _, c, client, target, decision, action, orders, rule, version = item
-            sink.record(component=c, client=client, target=target, decision=decision,
-                        action=action, orders=orders, rule=rule, blocklist_version=version)
+        for item in batch:
+            enqueue(_as_record(Record, item))
 
 
-async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
+async def serve(holder: Any, policy: Policy, sink: RecordSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
                 reuse_port: bool = False, announce: bool = True,
                 ready: Callable[[], None] | None = None,
                 open_store: Callable[[], Any] | None = None) -> None:
@@ -140,7 +116,7 @@ async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequenc
             await store.stop()
 
 
-async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917
+async def _serve(holder: Any, policy: Policy, sink: RecordSink, listen: Sequence[Address],  # noqa: PLR0917
                  reuse_port: bool, announce: bool, ready: Callable[[], None] | None,
                  *, tick: bool) -> None:
     server = DnsServer(holder, policy, sink)
@@ -205,7 +181,7 @@ def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int
 
 
 def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,  # noqa: PLR0917
-             open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]],
+             open_sink: Callable[[], tuple[RecordSink, Callable[[], None]]],
              open_store: Callable[[], Any] | None = None) -> int:
     """Run the resolver; `open_sink()` → (sink, close) is called after forking, and
     `open_store()` (if given) in each worker, on its own event loop."""
