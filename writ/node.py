@@ -13,7 +13,10 @@ recorded), the store stops, and the audit log flushes, seals and signs a
 final checkpoint.
 
 Only this module knows how the parts fit; every part receives what it needs
-through its constructor.
+through its constructor. Every way of running a node comes here (docs/design.md
+§4): `writ serve`, `writ dns`, `writ proxy`, `writ web` (`run_node`), and
+`writ dns --workers N` (`run_dns_workers`: N processes, each a DNS-only Node
+whose decisions go to the parent's one audit log).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import contextlib
 import gc
 import signal
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from writ.audit import RecordSink
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
@@ -58,6 +63,7 @@ class NodeOptions:
     web_listen: str | None = None
     confdir: str | None = None
     audit: bool = True
+    dns_reuse_port: bool = False  # several processes share the DNS port (workers)
 
 
 @dataclass
@@ -68,6 +74,9 @@ class Node:
     options: NodeOptions
     holder: BlocklistHolder = field(default_factory=BlocklistHolder)
     metrics: Metrics = field(default_factory=Metrics)
+    # Where decisions go instead of this node's own audit log (a `writ dns
+    # --workers` worker: the queue to its parent's log). None: the node opens one.
+    sink: RecordSink | None = None
     store: Any = None
     audit: Any = None
     dns: Any = None
@@ -80,11 +89,12 @@ class Node:
 
         opts, policy = self.options, self.policy
         # 1. audit log first (see the module docstring)
-        if opts.audit:
+        if opts.audit and self.sink is None:
             from writ.audit import AuditLog
 
             self.audit = AuditLog.from_policy(policy, redis_url=opts.redis_url,
                                               prefix=opts.prefix).start()
+            self.sink = self.audit
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
         self.holder.on_swap(lambda _index: gc.freeze())
@@ -151,9 +161,9 @@ class Node:
         ]
         # Every shell gets the audit log and the metrics; its writ.audit.Recorder
         # counts every decision (allows too) and queues what the log keeps.
-        server = DnsServer(self.holder, self.policy, self.audit, metrics=self.metrics)
+        server = DnsServer(self.holder, self.policy, self.sink, metrics=self.metrics)
         self.dns = Listeners(server)
-        await self.dns.start(listen)
+        await self.dns.start(listen, reuse_port=self.options.dns_reuse_port)
         self.addresses["dns"] = list(self.dns.addresses)
 
     async def _start_proxy(self) -> None:
@@ -163,7 +173,7 @@ class Node:
         # In reverse mode mitmproxy would rewrite the Host header before the addon
         # judges it: keep it.
         extra = {"keep_host_header": True} if mode.startswith("reverse:") else None
-        self.proxy = await run_proxy(self.holder, self.policy, self.audit,
+        self.proxy = await run_proxy(self.holder, self.policy, self.sink,
                                      listen=self.options.proxy_listen, mode=mode,
                                      metrics=self.metrics, confdir=self.options.confdir,
                                      extra=extra)
@@ -224,4 +234,36 @@ async def run_node(policy: Policy, options: NodeOptions) -> int:
         print("writ: stopping (draining, sealing the audit log)", file=sys.stderr, flush=True)
         await node.stop()
     return 0
+
+
+def run_dns_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
+    """`writ dns --workers N`: N processes sharing the DNS port, each a DNS-only
+    Node (its own store and holder, its decisions through its recorder to a
+    QueueSink); this process opens the one audit log after forking and writes
+    every worker's records into it. Returns when SIGTERM/SIGINT stopped them (0)
+    or a worker could not start or died (1)."""
+    from writ.audit import AuditLog
+    from writ.dns.workers import QueueSink, pin_ports, run_workers
+    from writ.loop import run as run_event_loop
+
+    listen = pin_ports(options.dns_listen)  # port 0: one concrete port for all
+    worker_options = replace(options, components=frozenset({"dns"}), dns_listen=tuple(listen),
+                             dns_reuse_port=True, audit=False)
+
+    async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
+        node = Node(policy, worker_options, sink=sink)
+        await node.start()
+        ready()
+        try:
+            await wait_for_signal()
+        finally:
+            await node.stop()
+
+    def open_sink() -> tuple[RecordSink, Callable[[], None]]:  # in this process, after the fork
+        log = AuditLog.from_policy(policy, redis_url=options.redis_url,
+                                   prefix=options.prefix).start()
+        return log, log.close
+
+    return run_workers(workers, listen,
+                       lambda sink, ready: run_event_loop(serve(sink, ready)), open_sink)
 
