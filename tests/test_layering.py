@@ -26,12 +26,15 @@ SHELLS = {"writ.dns", "writ.proxy", "writ.web"}
 
 
 def imports(path: Path) -> set[str]:
+    """Every module named by an import anywhere in the file; `from P import x`
+    names P and P.x (x may be a module: `from writ import node` is writ.node)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
     return found
 
 
