@@ -46,17 +46,6 @@ def test_a_decision_record_has_the_documented_fields_and_hash(tmp_path: Path) ->
     assert (seal["event"], seal["count"], seal["last"]) == ("writ.audit.seal", 2, rec["hash"])
 
 
-def test_allows_are_logged_only_when_the_policy_asks(tmp_path: Path) -> None:
-    with AuditLog(policy(tmp_path / "a"), "n") as log:
-        decide(log, 1, decision="allow", orders=())
-        decide(log, 2)
-    assert log.stats()["allows_not_logged"] == 1
-    assert [r["decision"] for r in records(files(tmp_path / "a")[0])[1:-1]] == ["block"]
-    with AuditLog(policy(tmp_path / "b", log_allowed=True), "n") as log:
-        decide(log, 1, decision="allow", orders=())
-    assert records(files(tmp_path / "b")[0])[1]["decision"] == "allow"
-
-
 def test_rotation_by_size_links_files_into_one_chain(tmp_path: Path) -> None:
     paths = write_log(tmp_path, 50, rotate_bytes=4000)
     assert len(paths) > 3

@@ -1,7 +1,7 @@
-"""AuditLog: the DecisionSink that writes the hash-chained decision log.
+"""AuditLog: the record sink that writes the hash-chained decision log.
 
 Invariants:
-- `record()` only appends a tuple to a deque (no I/O, no lock on the common
+- `enqueue()` only appends a Record to a deque (no I/O, no lock on the common
   path). One writer thread owns everything else: the structlog pipeline, the
   chain head, the files, checkpoints. Records are chained in dequeue order.
 - The queue is soft-bounded: past `queue_size` the producer waits up to
@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,14 +37,13 @@ from writ.audit.files import file_for, find_chain_end
 from writ.audit.privacy import ClientMasker
 from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
 from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL, decision_event
-from writ.policies import AuditPolicy
+from writ.audit.recorder import Action, Outcome, Record
+from writ.policies import AuditPolicy, Policy
 
 __all__ = ["AuditLog"]
 
 _MAX_BATCH = 4096
 _IDLE_POLL = 0.2  # seconds the writer sleeps when nobody wakes it
-
-Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
 
 
 class _Lines:
@@ -85,14 +85,13 @@ class AuditLog:
             self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
             processors=list(self._processors))
         self._events: dict[str, str] = {}  # component -> event name, built once
-        self._queue: deque[Item] = deque()
+        self._queue: deque[Record] = deque()
         self._wake = threading.Event()
         self._idle = False
         self._busy = False
         self._stopping = False
         self._lock = threading.Lock()  # guards the slow-path counters below
         self._thread: threading.Thread | None = None
-        self._servers: list[Any] = []
         self._cp: Checkpointer | None = None
         self._fd = -1
         self.path: Path | None = None  # the file being written
@@ -109,29 +108,38 @@ class AuditLog:
         self.records_written = 0
         self.waits = 0
         self.drops = 0
-        self.allows_not_logged = 0
         self.write_errors = 0
         self.batches = 0
         self.rotations = 0
         self.error: str | None = None  # the last write error, for the operator
 
+    @classmethod
+    def from_policy(cls, policy: Policy, *, path: str | None = None,
+                    redis_url: str | None = None, prefix: str = "writ") -> AuditLog:
+        """A node's audit log as its policy says (unstarted): at `path` (None: the
+        policy's `audit.path`), with the policy's off-box checkpoint copies (a file,
+        and Redis at `redis_url` under `prefix` when `checkpoint_push_redis`)."""
+        audit = policy.audit if path is None else replace(policy.audit, path=path)
+        push_file = audit.checkpoint_push_file
+        return cls(audit, policy.node, checkpoint_push=Path(push_file) if push_file else None,
+                   redis_url=redis_url if audit.checkpoint_push_redis else None,
+                   redis_prefix=f"{prefix}:")
+
     # -- the hot path ------------------------------------------------------------------
 
     def record(self, *, component: str, client: str, target: str, decision: str, action: str,
                orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
-        self.enqueue((self.clock(), component, client, target, decision, action,
-                      tuple(orders), rule, blocklist_version))
+        """Write one decision now-stamped, unfiltered (tests, tools; the shells go
+        through a writ.audit.Recorder, which decides what is kept)."""
+        self.enqueue(Record(self.clock(), component, client, target, Outcome(decision),
+                            Action(action), tuple(orders), rule, blocklist_version))
 
-    def enqueue(self, item: Item) -> None:
-        """Queue one decision (the socket server calls this with workers' times)."""
-        if item[4] == "allow" and not self.policy.log_allowed:
-            with self._lock:
-                self.allows_not_logged += 1
-            return
+    def enqueue(self, record: Record) -> None:
+        """Queue one decision (the recorder's sink; workers' records keep their time)."""
         q = self._queue
         if len(q) >= self.queue_size and not self._make_room():
             return
-        q.append(item)
+        q.append(record)
         if self._idle:
             self._wake.set()
 
@@ -161,7 +169,7 @@ class AuditLog:
     def stats(self) -> dict[str, int]:
         return {"records_written": self.records_written, "waits": self.waits,
                 "drops": self.drops, "queue_depth": len(self._queue),
-                "allows_not_logged": self.allows_not_logged, "write_errors": self.write_errors,
+                "write_errors": self.write_errors,
                 "batches": self.batches, "rotations": self.rotations,
                 "checkpoints": self._cp.written if self._cp else 0,
                 "checkpoint_push_failures": self._cp.push_failures if self._cp else 0}
@@ -187,8 +195,6 @@ class AuditLog:
 
     def close(self) -> None:
         """Write everything queued, seal the file, sign a last checkpoint."""
-        for server in self._servers:
-            server.close()
         if self._thread is None:
             return
         self._stopping = True
@@ -204,14 +210,6 @@ class AuditLog:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def serve(self, path: Path) -> Any:
-        """Accept records from worker processes on a Unix socket (writ.audit.remote)."""
-        from writ.audit.remote import SinkServer
-
-        server = SinkServer(self, path).start()
-        self._servers.append(server)
-        return server
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -250,7 +248,7 @@ class AuditLog:
     def _emit(self, event: str, epoch: float, **fields: Any) -> None:
         self._log.info(event, ts=epoch, **fields)
 
-    def _write_batch(self, batch: list[Item]) -> None:
+    def _write_batch(self, batch: list[Record]) -> None:
         out = self._out
         if self._pending_drops:
             with self._lock:

@@ -1,6 +1,6 @@
 """One YAML document → a Draft act, with every problem found in it.
 
-Invariants (DESIGN §2):
+Invariants (docs/design.md §2):
 - Unknown keys are errors; required fields are id, court, case, issued;
   targets (non-empty) for a block; amends for a restore or revoke.
 - Text fields take the scalar exactly as written (`case: 5678` is "5678").

@@ -1,4 +1,4 @@
-"""Loading and validating a folder of court orders (DESIGN §2).
+"""Loading and validating a folder of court orders (docs/design.md §2).
 
 Invariants:
 - Orders are the *.yaml / *.yml files under the folder, recursively, in

@@ -55,7 +55,7 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
     """The act set from --orders (default court_orders) or --redis, read once.
     An invalid folder prints its errors and "…; `nothing`", and gives None.
     With `trust`, a folder's signatures are checked as `writ orders check` does."""
-    from writ.node import InvalidOrdersError, load_blocklist
+    from writ.blocklist.stores import InvalidOrdersError, SourceError, read_blocklist
 
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
@@ -71,8 +71,10 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             return None
         return Blocklist(result.acts)
     try:
-        return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+        return read_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                               tz=tz)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
     except InvalidOrdersError as e:
         for line in e.errors:
             print(line, file=sys.stderr)

@@ -1,7 +1,7 @@
 """Choosing and building answers: pure functions of a request, a decision and the policy.
 
 "Is it blocked, by what?" is the index's question; "what do we answer?" is
-this module's (STYLE §5). Nothing here opens a socket or reads a clock.
+this module's (docs/design.md §7.5). Nothing here opens a socket or reads a clock.
 
 Invariants:
 - A blocked name always gets the policy's action and, when the query carried

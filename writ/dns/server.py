@@ -19,8 +19,9 @@ Invariants:
   age by another second (then step 2 re-stamps it), so answers carry exactly
   the TTLs the cache has always served (whole seconds of age, rounded down);
   the memo trades no TTL accuracy for speed.
-- Every block / url-rules / steer decision is recorded, cache hit or not;
-  allows only when policy.audit.log_allowed.
+- Every decision, cache hit or not, allows included, goes to the one
+  recorder (writ.audit.Recorder), which counts it and keeps it for the log
+  (allows only when policy.audit.log_allowed).
 - Upstream failure is SERVFAIL, never NXDOMAIN, with an EDE saying why
   (22 no reachable authority, 23 network error; 0 "overloaded" when shed).
 - One mapping from decision to answer (`plan`) serves the fast and the full
@@ -42,11 +43,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, NamedTuple
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 
-from writ.audit import DecisionSink
+from writ.audit import Action, Component, Counts, Outcome, Recorder, RecordSink
 from writ.blocklist import Decision, Index, Verdict
 from writ.dns import answers
 from writ.dns.acl import ClientACL
@@ -89,19 +91,20 @@ class Plan(NamedTuple):
     """What to answer for a decision: `kind` block | steer | forward, and the log fields."""
 
     kind: str
-    decision: str
-    action: str
+    decision: Outcome
+    action: Action
 
 
-_FORWARD_ALLOW = Plan("forward", "allow", "pass")
-_FORWARD_URL_RULES = Plan("forward", "url-rules", "pass")
-_STEER = Plan("steer", "steer", "steer")
+_FORWARD_ALLOW = Plan("forward", Outcome.ALLOW, Action.PASS)
+_FORWARD_URL_RULES = Plan("forward", Outcome.URL_RULES, Action.PASS)
+_STEER = Plan("steer", Outcome.STEER, Action.STEER)
+_BLOCK_PLANS = {a.value: Plan("block", Outcome.BLOCK, a) for a in Action}
 
 
 def plan(d: Decision, qtype: int, dns: DnsPolicy) -> Plan:
     """The one mapping from a decision to an answer, for the fast and the full path."""
     if d.decision is Verdict.BLOCK:
-        return Plan("block", "block", str(dns.action))
+        return _BLOCK_PLANS[str(dns.action)]
     if d.decision is Verdict.URL_RULES:
         if dns.url_rules == UrlRuleMode.STEER and qtype in _STEERED_TYPES:
             return _STEER
@@ -125,19 +128,19 @@ class DnsServer:
         self,
         holder: Any,  # BlocklistHolder: .index, .on_swap
         policy: Policy,
-        sink: DecisionSink,
+        sink: RecordSink | None,
         upstream: Upstream | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        metrics: Counts | None = None,
     ) -> None:
         self.holder = holder
         self.policy = policy
         self.dns = policy.dns
-        self.sink = sink
-        # log_decision(client, line): one call per decision. A sink that takes a LogLine
-        # as it is (the workers' QueueSink) skips building the keyword call.
-        self.log_decision: Callable[[str, LogLine], None] = getattr(
-            sink, "record_line", self._record)
-        self.log_allowed = policy.audit.log_allowed
+        self.recorder = Recorder(sink, log_allowed=policy.audit.log_allowed, metrics=metrics)
+        # log_decision(client, line): one call per decision, allows included.
+        self.log_decision: Callable[[str, LogLine], None] = partial(
+            self.recorder.line, Component.DNS)
         # File descriptors: upstream sockets and TCP clients share the limit, with a
         # reserve for the store (writ.dns.limits.fd_budget).
         self.upstream_fds, self.tcp_fds = fd_budget(self.dns.upstream_queries,
@@ -274,12 +277,6 @@ class DnsServer:
             memo.clear()  # cheaper than LRU bookkeeping on every hit; refills from the cache
         memo[data[2:]] = (out, until, line)
 
-    def _record(self, client: str, line: LogLine) -> None:
-        self.sink.record(
-            component="dns", client=client, target=line.target, decision=line.decision,
-            action=line.action, orders=line.orders, rule=line.rule,
-            blocklist_version=line.version)
-
     # -- full path -----------------------------------------------------------
 
     async def answer(self, data: bytes, client: str, tcp: bool) -> bytes | None:
@@ -348,9 +345,8 @@ class DnsServer:
         if p.kind == "steer":
             body = answers.steered(request, self.dns, edns)
             return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
-        logged = line if p.decision != "allow" or self.log_allowed else None
         return await self._forward(request, data, wq, gen, index, edns, limit, client, target,
-                                   logged)
+                                   line)
 
     def _finish(self, request: DNSRecord, wq: Query | None, gen: int, entry: Entry,  # noqa: PLR0917 (private helper of one caller)
                 edns: EdnsInfo, limit: int, client: str) -> bytes:
@@ -381,7 +377,7 @@ class DnsServer:
             else:
                 self.servfail += 1
             if line is not None:
-                self.log_decision(client, line._replace(action="servfail"))
+                self.log_decision(client, line._replace(action=Action.SERVFAIL))
             code, text = _EDE_UPSTREAM[failure]
             return answers.servfail(request, edns, code, text)
         reply, ttls, negative, rcode = cleaned
@@ -423,7 +419,8 @@ class DnsServer:
                 if d.decision is Verdict.BLOCK:
                     body, action = answers.blocked(request, d, self.dns, edns, limit)
                     via = f"{d.rule} (via {QTYPE.get(rr.rtype)} {display_name(hop)})"
-                    line = LogLine(target, "block", action, d.orders, via, index.version)
+                    line = LogLine(target, Outcome.BLOCK, Action(action), d.orders, via,
+                                   index.version)
                     return Entry(body, line)
         return None
 

@@ -8,7 +8,7 @@ Invariants:
 - Only host-level blocks (`domain` targets in force, minus what restorations
   lifted) become triggers: `name` always, `*.name` unless `subdomains: false`.
 - Hosts that only have URL rules are NOT triggers — DNS must not block a
-  host for one video (DESIGN §3) — they are listed in comments only.
+  host for one video (docs/design.md §3) — they are listed in comments only.
 - Provenance (order ids, courts, cases) goes in `;` comments, never in
   records: every owner name in an RPZ zone is a QNAME trigger, so a TXT
   record under e.g. `orders.name` would itself block `orders.name` (not part

@@ -195,7 +195,7 @@ def network(value: object) -> Network:
             raise BadValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
         raise BadValueError(f"expected a network like 192.0.2.0/24, got {value!r}") from None
     if net.prefixlen == 0:
-        # DESIGN §4: only networks the policy allows may query (no open resolver).
+        # docs/design.md §4: only networks the policy allows may query (no open resolver).
         raise BadValueError(
             f"{net} would make an open resolver; list the client networks you serve"
         )

@@ -19,8 +19,9 @@ Both stores implement the `Store` protocol:
 Each store runs its own `Ticker`, which calls `holder.tick(now)` at every
 `effective`/`expires` instant, so the node needs no separate timer.
 
-One-shot reads (explain, export): `read_published(url, prefix) -> Blocklist`
-(raises PublishedError with a user-facing message).
+One-shot reads (explain, export, `mitmdump -s`): `read_blocklist(orders, redis_url)`
+and `load_holder(...)` (source.py; SourceError / InvalidOrdersError with
+user-facing messages), `read_published(url, prefix) -> Blocklist` (PublishedError).
 
 Publishing (`writ orders apply/diff/history/rollback`) goes through `Registry`,
 which owns the Redis key layout (see registry.py).
@@ -41,11 +42,18 @@ from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_
 from writ.blocklist.stores.publishing import Published, publish, rollback
 from writ.blocklist.stores.registry import ConflictError, Keys, Registry
 from writ.blocklist.stores.replica import RedisStore
+from writ.blocklist.stores.source import (
+    InvalidOrdersError,
+    SourceError,
+    load_holder,
+    read_blocklist,
+)
 
 __all__ = [
     "ActChanges",
     "ConflictError",
     "EmbeddedStore",
+    "InvalidOrdersError",
     "Keys",
     "LocalCache",
     "Published",
@@ -53,6 +61,7 @@ __all__ = [
     "RedisStore",
     "Registry",
     "RuleChanges",
+    "SourceError",
     "Store",
     "StoreStatus",
     "Ticker",
@@ -60,8 +69,10 @@ __all__ = [
     "act_changes",
     "connect",
     "fetch_published",
+    "load_holder",
     "open_store",
     "publish",
+    "read_blocklist",
     "read_published",
     "redact",
     "rollback",
