@@ -130,7 +130,8 @@ def test_checkpoints_are_copied_off_the_box(tmp_path: Path, redis_url: str) -> N
     cp.close()
     assert lines(off_box) == lines(tmp_path / "cp.log")
     client = redis.Redis.from_url(redis_url)
-    pushed = client.lrange("writtest:audit:checkpoints:edge-1", 0, -1)
+    # Inside the prefix's hash tag, on the same cluster slot as the published versions.
+    pushed = client.lrange("{writtest}:audit:checkpoints:edge-1", 0, -1)
     client.close()
     assert [p.decode() + "\n" for p in pushed] == lines(off_box)
     (read,) = read_checkpoints(off_box)

@@ -220,6 +220,8 @@ def test_a_decision_that_cannot_be_rendered_is_counted_and_the_log_goes_on(
     assert report.ok, report.findings
     recs = records(paths[0])
     assert [r["event"] for r in recs] == ["writ.audit.genesis", "writ.dns.decision",
-                                          "writ.audit.dropped", "writ.dns.decision",
-                                          "writ.audit.seal"]
+                                          "writ.audit.dropped", "writ.audit.error",
+                                          "writ.dns.decision", "writ.audit.seal"]
     assert recs[2]["count"] == 1
+    assert recs[3]["what"] == "render"
+    assert "could not be rendered" in recs[3]["error"]

@@ -13,12 +13,24 @@ Invariants:
   without `sig`; `sig` is base64.
 - The signing key file is PKCS#8 PEM, created 0600 when missing. The public key
   (`writ audit keygen` prints it) is all an auditor needs.
-- Pushing off the box never stops the writer: failures are counted, not raised.
+- Pushing off the box never stops the writer: failures (whatever is raised)
+  are counted and the last one kept in `last_push_error`, never raised.
+- The Redis copy goes to `{P}:audit:checkpoints:<node>` (inside the `{P}` hash
+  tag of the published versions, so a cluster keeps them on one slot) through
+  the one Redis connection factory (writ.blocklist.stores.connection): the URLs
+  that work for the store work here. Before 2026-12 the key was
+  `P:audit:checkpoints:<node>`; docs/auditor.md says how to read both.
+- A line torn by a crash is never appended onto: a checkpoint file that does
+  not end in a newline gets one first, so the torn fragment stays one bad line.
+- The key id of the last checkpoint in the file is read at start: a signing key
+  that differs from it (the file was deleted or replaced) is a key change the
+  writer records in the chain.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -133,8 +145,13 @@ class CheckpointReadError(ValueError):
         self.path, self.line = path, line
 
 
-def read_checkpoints(path: Path) -> Iterator[Checkpoint]:
-    """Checkpoints in a file, one JSON object a line; raises CheckpointReadError."""
+def read_checkpoints(path: Path, torn: list[int] | None = None) -> Iterator[Checkpoint]:
+    """Checkpoints in a file, one JSON object a line; raises CheckpointReadError.
+
+    With `torn` given, a line torn by a crash (the start of a JSON object cut
+    short) is skipped and its number appended there; any other bad line still
+    raises. A torn line only means one checkpoint less: what it would have
+    anchored is protected by the chain and the next checkpoint."""
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
@@ -144,7 +161,22 @@ def read_checkpoints(path: Path) -> Iterator[Checkpoint]:
                 yield Checkpoint(str(obj["node"]), int(obj["seq"]), str(obj["head"]),
                                  str(obj["ts"]), str(obj["key"]), str(obj["sig"]), lineno)
             except (ValueError, KeyError, TypeError) as e:
+                if torn is not None and _is_torn(raw):
+                    torn.append(lineno)
+                    continue
                 raise CheckpointReadError(path, lineno, f"not a checkpoint ({e})") from None
+
+
+def _is_torn(raw: bytes) -> bool:
+    """The start of a checkpoint line cut short: `{"`… and not valid JSON."""
+    text = raw.strip()
+    if not text.startswith(b'{"') or text.endswith(b"}"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
 
 
 class Checkpointer:
@@ -152,16 +184,29 @@ class Checkpointer:
 
     def __init__(self, signing_key_file: Path, checkpoint_file: Path,
                  push_path: Path | None = None, redis_url: str | None = None,
-                 redis_prefix: str = "writ:") -> None:
+                 redis_prefix: str = "writ") -> None:
+        self.key_created = not signing_key_file.exists()
         self.key = load_or_create_signing_key(signing_key_file)
+        self.key_id = key_id(self.key)
         self.path = checkpoint_file
+        self.previous_key = _last_key_id(checkpoint_file)
+        _end_torn_line(checkpoint_file)
         self.push_path = push_path
+        if push_path is not None:
+            _end_torn_line(push_path)
         self.redis_url = redis_url
-        self.redis_key_prefix = f"{redis_prefix}audit:checkpoints:"
+        tag = redis_prefix.rstrip(":")
+        self.redis_key_prefix = f"{{{tag}}}:audit:checkpoints:"
         self.written = 0
         self.push_failures = 0
+        self.last_push_error: str | None = None
         self.last_seq = -1
         self._redis: Any = None
+
+    @property
+    def key_changed(self) -> bool:
+        """The key signing from now on is not the one that signed the last checkpoint."""
+        return self.previous_key is not None and self.previous_key != self.key_id
 
     def checkpoint(self, node: str, seq: int, head: str, ts: str) -> Checkpoint | None:
         if seq == self.last_seq:
@@ -174,29 +219,68 @@ class Checkpointer:
         if self.push_path is not None:
             try:
                 _append_durably(self.push_path, line)
-            except OSError:
+            except OSError as e:
                 self.push_failures += 1
+                self.last_push_error = f"{self.push_path}: {e.strerror or e}"
         if self.redis_url is not None:
             self._push_redis(node, line)
         return cp
 
     def _push_redis(self, node: str, line: str) -> None:
-        import redis
+        from writ.blocklist.stores.connection import connect_sync, redact
 
+        assert self.redis_url is not None
         try:
             if self._redis is None:
-                assert self.redis_url is not None
-                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=0.5,
-                                                   socket_connect_timeout=0.5)
+                self._redis = connect_sync(self.redis_url, connect_timeout=0.5,
+                                           read_timeout=0.5)
             self._redis.rpush(self.redis_key_prefix + node, line.rstrip("\n"))
-        except (redis.RedisError, OSError):
+        except Exception as e:  # noqa: BLE001 - a push never stops the writer (see top)
             self.push_failures += 1
-            self._redis = None
+            self.last_push_error = f"{redact(self.redis_url)}: {type(e).__name__}: {e}"
+            self._drop_client()
+
+    def _drop_client(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+        self._drop_client()
+
+
+def _last_key_id(path: Path) -> str | None:
+    """The `key` of the last readable checkpoint in `path` (None: none)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            tail = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(tail):
+        try:
+            key = json.loads(raw).get("key")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def _end_torn_line(path: Path) -> None:
+    """Give a file whose last line was torn by a crash its newline back."""
+    try:
+        with path.open("rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+    except OSError:
+        return
+    with contextlib.suppress(OSError):  # a later append reports what is wrong
+        _append_durably(path, "\n")
 
 
 def _append_durably(path: Path, line: str) -> None:

@@ -96,6 +96,7 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_file": _Key(c.text),
     "checkpoint_push_file": _Key(c.optional(c.text)),
     "checkpoint_push_redis": _Key(c.boolean),
+    "on_failure": _Key(c.choice("enforce", "fail")),
 }
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),

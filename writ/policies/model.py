@@ -112,6 +112,9 @@ class AuditPolicy:
     checkpoint_file: str = "state/audit/checkpoints.log"
     checkpoint_push_file: str | None = None  # a second copy, e.g. on a mount the auditor owns
     checkpoint_push_redis: bool = False  # also push to Redis under the writ prefix (with --redis)
+    # When the writer cannot write: keep enforcing (decisions counted as dropped,
+    # /readyz failing) or stop the node (SIGTERM to itself). docs/operator.md.
+    on_failure: str = "enforce"  # enforce | fail
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, rule_changes
-from writ.blocklist.stores.connection import connect, redact
+from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
@@ -59,6 +59,7 @@ __all__ = [
     "VersionError",
     "act_changes",
     "connect",
+    "connect_sync",
     "fetch_published",
     "open_store",
     "publish",
