@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from writ.blocklist import Blocklist, LoadResult
 
-__all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
+__all__ = ["UsageError", "check_folder_args", "load_folder", "parse_instant",
+           "source_blocklist"]
 
 
 class UsageError(Exception):
@@ -31,20 +32,25 @@ def parse_instant(text: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
-    """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
-    errors are in the result). UsageError for no such folder or zone."""
+def check_folder_args(verb: str, directory: Path, tz: str) -> tzinfo:
+    """`DIR --tz ZONE` checked before anything else is done: the zone, or UsageError
+    for no such folder or zone."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from writ.blocklist import load_orders
 
     if not directory.is_dir():
         raise UsageError(f"orders {verb}: no such folder: {directory}")
     try:
-        zone = ZoneInfo(tz)
+        return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {tz!r}") from None
-    return load_orders(directory, zone)
+
+
+def load_folder(verb: str, directory: Path, tz: str) -> LoadResult:
+    """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
+    errors are in the result). UsageError for no such folder or zone."""
+    from writ.blocklist import load_orders
+
+    return load_orders(directory, check_folder_args(verb, directory, tz))
 
 
 def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC") -> Blocklist | None:

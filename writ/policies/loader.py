@@ -31,6 +31,7 @@ from writ.policies.model import (
     FailMode,
     Policy,
     ProxyPolicy,
+    PublishPolicy,
     TlsMode,
     UrlRuleMode,
     WebPolicy,
@@ -98,11 +99,15 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_push_redis": _Key(c.boolean),
     "on_failure": _Key(c.choice("enforce", "fail")),
 }
+_PUBLISH: dict[str, _Key] = {
+    "max_removed_acts": _Key(c.integer(0)),
+}
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
     "web": (WebPolicy, _WEB),
     "audit": (AuditPolicy, _AUDIT),
+    "publish": (PublishPolicy, _PUBLISH),
 }
 _TOP: dict[str, _Key] = {
     "node": _Key(c.node_name),

@@ -20,6 +20,7 @@ __all__ = [
     "FailMode",
     "Policy",
     "ProxyPolicy",
+    "PublishPolicy",
     "TlsMode",
     "UrlRuleMode",
     "WebPolicy",
@@ -118,6 +119,14 @@ class AuditPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishPolicy:
+    # `writ orders apply` refuses, without --allow-removals, a set that removes
+    # more acts than this from the live version, or that is empty while the live
+    # one is not: a wrong folder must not lift every block (docs/regulator.md).
+    max_removed_acts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     node: str = "writ-node"
     operator: str = "Example ISP"
@@ -128,3 +137,4 @@ class Policy:
     proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
     web: WebPolicy = field(default_factory=WebPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
+    publish: PublishPolicy = field(default_factory=PublishPolicy)

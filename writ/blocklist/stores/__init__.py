@@ -38,7 +38,13 @@ from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
-from writ.blocklist.stores.publishing import Published, publish, rollback
+from writ.blocklist.stores.publishing import (
+    Published,
+    SwitchUncertainError,
+    publish,
+    repair,
+    rollback,
+)
 from writ.blocklist.stores.registry import ConflictError, Keys, Registry
 from writ.blocklist.stores.replica import RedisStore
 
@@ -55,6 +61,7 @@ __all__ = [
     "RuleChanges",
     "Store",
     "StoreStatus",
+    "SwitchUncertainError",
     "Ticker",
     "VersionError",
     "act_changes",
@@ -65,6 +72,7 @@ __all__ = [
     "publish",
     "read_published",
     "redact",
+    "repair",
     "rollback",
     "rule_changes",
 ]

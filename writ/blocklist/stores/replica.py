@@ -78,6 +78,9 @@ class RedisStore(StoreState):
         self._task: asyncio.Task[None] | None = None
         self._persist: asyncio.Task[None] | None = None
         self._refused: str | None = None
+        # (sha256, repaired) of the refused version: `writ orders apply` repairing it
+        # changes this, and the replica tries that version again.
+        self._refused_stamp: tuple[str | None, str | None] = (None, None)
         self._backoff = self.MIN_BACKOFF
         self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
 
@@ -158,7 +161,7 @@ class RedisStore(StoreState):
         if vid == self._version:
             self._source, self._stale, self._last_error = "redis", False, None
             return
-        if vid == self._refused:
+        if vid == self._refused and await registry.stamp(vid) == self._refused_stamp:
             self._stale = True
             return
         try:
@@ -173,6 +176,7 @@ class RedisStore(StoreState):
                 raise VersionError(f"version {vid}: cannot be compiled: {e!r}") from None
         except VersionError as e:
             self._refused, self._stale = vid, True
+            self._refused_stamp = await registry.stamp(vid)
             self._last_error = f"refused version {vid}: {e}"
             log.error("writ.store.refused", version=vid, reason=str(e),  # noqa: TRY400
                       keeping=self._version)
