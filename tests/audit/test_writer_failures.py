@@ -112,6 +112,9 @@ def test_on_failure_fail_stops_the_process(tmp_path: Path) -> None:
                           timeout=60, check=False, cwd=Path(__file__).parents[2])
     assert proc.returncode == -signal.SIGTERM, proc.stderr
     assert "still running" not in proc.stdout
+    # With no logging set up at all, the failure still reaches the process's stderr.
+    assert "audit log cannot write (write)" in proc.stderr
+    assert "audit.on_failure is 'fail'" in proc.stderr
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

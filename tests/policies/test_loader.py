@@ -88,7 +88,7 @@ def _model_keys() -> set[str]:
 
 def test_default_yaml_lists_and_comments_every_key() -> None:
     documented = _keys_with_comment(POLICIES / "default.yaml")
-    leaves = {k for k in documented if k not in ("dns", "proxy", "web", "audit")}
+    leaves = {k for k in documented if k not in ("dns", "proxy", "web", "audit", "publish")}
     assert leaves == _model_keys()
     undocumented = [k for k in leaves if not documented[k]]
     assert undocumented == []
@@ -280,3 +280,15 @@ def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert f"{bad}:2: dns.action: expected one of" in err
     assert "Traceback" not in err
+
+
+def test_audit_on_failure_and_publish_threshold_are_read_and_checked() -> None:
+    p = parse_policy("audit:\n  on_failure: fail\npublish:\n  max_removed_acts: 3\n")
+    assert p.audit.on_failure == "fail"
+    assert p.publish.max_removed_acts == 3
+    assert Policy().audit.on_failure == "enforce"
+    with pytest.raises(PolicyError) as e:
+        parse_policy("audit:\n  on_failure: ignore\npublish:\n  max_removed_acts: -1\n",
+                     "p.yaml")
+    assert [x.split(":")[1:3] for x in e.value.errors] == [
+        ["2", " audit.on_failure"], ["4", " publish.max_removed_acts"]]
