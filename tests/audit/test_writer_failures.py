@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.audit.support import decide, files, policy, records
+from tests.audit.support import decide, files, on_full_disk, policy, records
 from tests.blocklist.stores.test_sentinel import sentinel_url  # noqa: F401 - a fixture
 from tests.conftest import free_port
 from writ.audit import AuditLog, load_public_key, read_checkpoints, verify
@@ -77,10 +77,7 @@ def test_the_checkpoint_push_goes_through_sentinel_inside_the_hash_tag(
 def test_a_writer_that_cannot_write_is_not_ok_and_says_so_in_the_nodes_log(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="writ.audit")
-    pol = policy(tmp_path)
-    target = Path(pol.path).with_name("decisions.000001.log")
-    target.parent.mkdir(parents=True)
-    target.symlink_to("/dev/full")
+    pol = on_full_disk(tmp_path)
     with AuditLog(pol, "n") as log:
         for i in range(50):
             decide(log, i)
@@ -94,10 +91,7 @@ def test_a_writer_that_cannot_write_is_not_ok_and_says_so_in_the_nodes_log(
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_on_failure_fail_stops_the_process(tmp_path: Path) -> None:
-    pol = policy(tmp_path, on_failure="fail")
-    target = Path(pol.path).with_name("decisions.000001.log")
-    target.parent.mkdir(parents=True)
-    target.symlink_to("/dev/full")
+    on_full_disk(tmp_path, on_failure="fail")
     script = textwrap.dedent(f"""
         import time
         from tests.audit.support import decide, policy
@@ -127,10 +121,7 @@ async def test_readyz_fails_while_the_audit_log_cannot_be_written(tmp_path: Path
 
     holder = BlocklistHolder()
     holder.set(Blocklist([]), datetime.now(UTC))
-    pol = policy(tmp_path)
-    target = Path(pol.path).with_name("decisions.000001.log")
-    target.parent.mkdir(parents=True)
-    target.symlink_to("/dev/full")
+    pol = on_full_disk(tmp_path)
     with AuditLog(pol, "n") as log:
         web = await run_web(holder, Policy(), listen="127.0.0.1:0", sink_stats=log.stats)
         try:

@@ -127,17 +127,25 @@ def _publish_first(tmp_path: Path, url: str) -> tuple[Path, str]:
     return orders, first
 
 
-def test_a_switch_stalled_in_flight_is_reported_as_unknown_not_unchanged(
-        tmp_path: Path, own_redis: RedisServer) -> None:
-    orders, first = _publish_first(tmp_path, own_redis.url)
-    relay = StallingRelay(own_redis)
+@contextlib.contextmanager
+def _stalled_apply(tmp_path: Path, server: RedisServer,
+                   ) -> Iterator[tuple[subprocess.Popen[str], StallingRelay, str]]:
+    """An apply through a relay that stops Redis as the switch passes; Redis is
+    woken on the way out. Yields (the apply, the relay, the version live before)."""
+    orders, first = _publish_first(tmp_path, server.url)
+    relay = StallingRelay(server)
     try:
-        proc = _cli("orders", "apply", str(orders), "--redis", relay.url, *TIMEOUT)
-        _out, err = proc.communicate(timeout=120)  # Redis stays stopped throughout
-        assert relay.stopped.is_set()
+        yield _cli("orders", "apply", str(orders), "--redis", relay.url, *TIMEOUT), relay, first
     finally:
         relay.resume()
         relay.close()
+
+
+def test_a_switch_stalled_in_flight_is_reported_as_unknown_not_unchanged(
+        tmp_path: Path, own_redis: RedisServer) -> None:
+    with _stalled_apply(tmp_path, own_redis) as (proc, relay, first):
+        _out, err = proc.communicate(timeout=120)  # Redis stays stopped throughout
+        assert relay.stopped.is_set()
     assert "nothing was changed" not in err
     assert proc.returncode == 3, err
     assert "cannot be known" in err
@@ -151,17 +159,11 @@ def test_a_switch_stalled_in_flight_is_reported_as_unknown_not_unchanged(
 
 def test_a_switch_stalled_in_flight_then_run_is_read_back_and_reported_live(
         tmp_path: Path, own_redis: RedisServer) -> None:
-    orders, first = _publish_first(tmp_path, own_redis.url)
-    relay = StallingRelay(own_redis)
-    try:
-        proc = _cli("orders", "apply", str(orders), "--redis", relay.url, *TIMEOUT)
+    with _stalled_apply(tmp_path, own_redis) as (proc, relay, first):
         assert relay.stopped.wait(60)
         time.sleep(1.5)  # the CLI's switch has timed out; Redis wakes while it reads back
         relay.resume()
         _out, err = proc.communicate(timeout=120)
-    finally:
-        relay.resume()
-        relay.close()
     live = _live(own_redis.url)
     assert live is not None
     assert live != first
