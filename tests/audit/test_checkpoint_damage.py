@@ -68,3 +68,19 @@ def test_an_unchanged_key_writes_no_key_change(tmp_path: Path) -> None:
     _run(tmp_path, 10, start=10)
     recs = [r for p in files(tmp_path) for r in records(p)]
     assert not [r for r in recs if r["event"] == "writ.audit.key_changed"]
+
+
+def test_a_checkpoint_glued_onto_a_torn_line_by_an_older_node_is_still_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(tmp_path, 20)
+    cps = tmp_path / "audit" / "checkpoints.log"
+    lines = cps.read_text().splitlines()
+    glued = lines[-2][:30] + lines[-1]  # a crash mid-line, then the next append onto it
+    cps.write_text("\n".join([*lines[:-2], glued]) + "\n")
+    audit = tmp_path / "audit"
+    rc = main(["audit", "verify", "--checkpoints", str(cps), "--public-key",
+               str(audit / "signing.key"), *map(str, files(tmp_path))])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"{cps}:{len(lines) - 1}: a torn line" in out
+    assert "NOT PROVEN" not in out  # the glued checkpoint (the seal's) was read

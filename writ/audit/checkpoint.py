@@ -149,22 +149,47 @@ def read_checkpoints(path: Path, torn: list[int] | None = None) -> Iterator[Chec
     """Checkpoints in a file, one JSON object a line; raises CheckpointReadError.
 
     With `torn` given, a line torn by a crash (the start of a JSON object cut
-    short) is skipped and its number appended there; any other bad line still
-    raises. A torn line only means one checkpoint less: what it would have
-    anchored is protected by the chain and the next checkpoint."""
+    short) is skipped and its number appended there, and a checkpoint an older
+    node glued onto such a fragment is read; any other bad line still raises.
+    A torn line only means one checkpoint less: what it would have anchored is
+    protected by the chain and the next checkpoint."""
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-                yield Checkpoint(str(obj["node"]), int(obj["seq"]), str(obj["head"]),
-                                 str(obj["ts"]), str(obj["key"]), str(obj["sig"]), lineno)
+                yield _checkpoint(raw, lineno)
             except (ValueError, KeyError, TypeError) as e:
-                if torn is not None and _is_torn(raw):
-                    torn.append(lineno)
-                    continue
-                raise CheckpointReadError(path, lineno, f"not a checkpoint ({e})") from None
+                cp = _after_torn(raw, lineno) if torn is not None else None
+                if cp is None:
+                    raise CheckpointReadError(path, lineno, f"not a checkpoint ({e})") from None
+                assert torn is not None
+                torn.append(lineno)
+                if cp is not _TORN:
+                    yield cp
+
+
+_TORN = Checkpoint("", 0, "", "", "", "")  # a torn line with nothing after it
+
+
+def _checkpoint(raw: bytes, lineno: int) -> Checkpoint:
+    obj = json.loads(raw)
+    return Checkpoint(str(obj["node"]), int(obj["seq"]), str(obj["head"]), str(obj["ts"]),
+                      str(obj["key"]), str(obj["sig"]), lineno)
+
+
+def _after_torn(raw: bytes, lineno: int) -> Checkpoint | None:
+    """_TORN for a torn line; the checkpoint a node before 2026-12 appended onto
+    one; None when the line is bad in any other way."""
+    if _is_torn(raw):
+        return _TORN
+    glued = raw.rfind(b'{"head":')
+    if glued <= 0 or not _is_torn(raw[:glued]):
+        return None
+    try:
+        return _checkpoint(raw[glued:], lineno)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _is_torn(raw: bytes) -> bool:
