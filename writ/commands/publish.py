@@ -223,7 +223,7 @@ async def _apply(args: argparse.Namespace) -> int:
         if base is not None and base == new.version:
             return await _same_as_live(registry, new, args)
         live = await _live_for_apply(registry, base)
-        refused = None if live is None or args.allow_removals else _too_many_removals(
+        refused = None if base is None or args.allow_removals else _too_many_removals(
             live, new, max_removed)
         if refused:
             _err("apply", f"{refused}; nothing was changed — check the folder, or give "
@@ -271,7 +271,12 @@ def _max_removed(args: argparse.Namespace) -> int:
         raise UsageError("--policy:\n" + "\n".join(e.errors)) from None
 
 
-def _too_many_removals(live: Blocklist, new: Blocklist, limit: int) -> str | None:
+def _too_many_removals(live: Blocklist | None, new: Blocklist, limit: int) -> str | None:
+    """Why publishing `new` over `live` (None: live but unreadable) needs
+    --allow-removals; None when it does not."""
+    if live is None:  # what it holds is unknown: only an empty set is plainly too much
+        return ("the folder holds no act, and the live version cannot be read to say what "
+                "that would lift") if not new.acts else None
     if live.acts and not new.acts:
         return (f"the folder holds no act: publishing it would lift all {len(live.acts)} "
                 f"acts of the live version {live.version}")

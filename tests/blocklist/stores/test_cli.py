@@ -175,3 +175,20 @@ def test_apply_removing_more_acts_than_the_policy_allows_needs_allow_removals(
                         "--policy", str(pol), "--allow-removals")
     assert code == 0
     assert "removed -M-0, -M-1, -M-2" in out
+
+
+def test_an_empty_folder_over_an_unreadable_live_version_needs_allow_removals(
+        orders: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import redis
+
+    writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
+    vid, _, _ = _live_blob(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(f"{{writ}}:version:{vid}")
+    client.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = writ(capsys, "orders", "apply", str(empty), "--redis", redis_url)
+    assert code == 1
+    assert "no act" in err
+    assert "nothing was changed" in err
