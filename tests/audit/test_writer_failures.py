@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,12 +44,17 @@ def test_a_sentinel_url_for_the_checkpoint_push_does_not_end_the_writer(
             decide(log, i)
             if i % 5 == 4:
                 assert log.flush(timeout=30)
+        deadline = time.monotonic() + 60  # a dead Sentinel takes redis-py seconds to give up
+        while log.stats()["checkpoint_push_failures"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        decide(log, 30)  # the writer writes the failure down with its next batch
+        assert log.flush(timeout=30)
         assert log._thread is not None
         assert log._thread.is_alive()
         assert log.stats()["checkpoint_push_failures"] >= 1
         assert log.stats()["writer_ok"] == 1  # the log itself is written
     recs = [r for p in files(tmp_path) for r in records(p)]
-    assert sum(r["event"] == "writ.dns.decision" for r in recs) == 30
+    assert sum(r["event"] == "writ.dns.decision" for r in recs) == 31
     errors = [r for r in recs if r["event"] == "writ.audit.error"]
     assert errors, "the push failures are written into the chain"
     assert "checkpoint push" in errors[0]["what"]

@@ -14,7 +14,9 @@ Invariants:
 - The signing key file is PKCS#8 PEM, created 0600 when missing. The public key
   (`writ audit keygen` prints it) is all an auditor needs.
 - Pushing off the box never stops the writer: failures (whatever is raised)
-  are counted and the last one kept in `last_push_error`, never raised.
+  are counted and the last one kept in `last_push_error`, never raised; the
+  Redis copy runs on its own thread (writ.audit.redispush), so the writer never
+  waits on the network.
 - The Redis copy goes to `{P}:audit:checkpoints:<node>` (inside the `{P}` hash
   tag of the published versions, so a cluster keeps them on one slot) through
   the one Redis connection factory (writ.blocklist.stores.connection): the URLs
@@ -44,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from writ.audit.record import canonical
+from writ.audit.redispush import RedisPusher
 
 __all__ = [
     "Checkpoint",
@@ -223,10 +226,20 @@ class Checkpointer:
         tag = redis_prefix.rstrip(":")
         self.redis_key_prefix = f"{{{tag}}}:audit:checkpoints:"
         self.written = 0
-        self.push_failures = 0
-        self.last_push_error: str | None = None
+        self._file_push_failures = 0
+        self._file_push_error: str | None = None
         self.last_seq = -1
-        self._redis: Any = None
+        self._pusher = (RedisPusher(redis_url, self.redis_key_prefix)
+                        if redis_url is not None else None)
+
+    @property
+    def push_failures(self) -> int:
+        """Copies off the box that failed (file and Redis), counted."""
+        return self._file_push_failures + (self._pusher.failures if self._pusher else 0)
+
+    @property
+    def last_push_error(self) -> str | None:
+        return (self._pusher.last_error if self._pusher else None) or self._file_push_error
 
     @property
     def key_changed(self) -> bool:
@@ -245,34 +258,16 @@ class Checkpointer:
             try:
                 _append_durably(self.push_path, line)
             except OSError as e:
-                self.push_failures += 1
-                self.last_push_error = f"{self.push_path}: {e.strerror or e}"
-        if self.redis_url is not None:
-            self._push_redis(node, line)
+                self._file_push_failures += 1
+                self._file_push_error = f"{self.push_path}: {e.strerror or e}"
+        if self._pusher is not None:
+            self._pusher.offer(node, line)
         return cp
 
-    def _push_redis(self, node: str, line: str) -> None:
-        from writ.blocklist.stores.connection import connect_sync, redact
-
-        assert self.redis_url is not None
-        try:
-            if self._redis is None:
-                self._redis = connect_sync(self.redis_url, connect_timeout=0.5,
-                                           read_timeout=0.5)
-            self._redis.rpush(self.redis_key_prefix + node, line.rstrip("\n"))
-        except Exception as e:  # noqa: BLE001 - a push never stops the writer (see top)
-            self.push_failures += 1
-            self.last_push_error = f"{redact(self.redis_url)}: {type(e).__name__}: {e}"
-            self._drop_client()
-
-    def _drop_client(self) -> None:
-        client, self._redis = self._redis, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-
     def close(self) -> None:
-        self._drop_client()
+        """Let the Redis copy finish what is queued (a few seconds at most)."""
+        if self._pusher is not None:
+            self._pusher.close()
 
 
 def _last_key_id(path: Path) -> str | None:

@@ -129,6 +129,7 @@ class AuditLog:
         self._logged: dict[str, tuple[float, int]] = {}
         self._ok = True  # the last attempt to write decisions succeeded
         self._stopped_node = False
+        self._push_failures_seen = 0
         # Counters, read by /metrics: plain ints, written by one thread each.
         self.records_written = 0
         self.waits = 0
@@ -403,6 +404,7 @@ class AuditLog:
         self._last_fsync = time.monotonic()
 
     def _housekeeping(self) -> None:
+        self._note_push_failures()
         if self._pending_drops or self._pending_errors:  # even if no decision comes
             self._write_batch([])
         now_mono = time.monotonic()
@@ -425,14 +427,18 @@ class AuditLog:
         self._fsync()
         self._last_cp = time.monotonic()
         seq, head = self._chain.seq - 1, self._chain.prev
-        pushes_failed = cp.push_failures
         try:
             cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
         except Exception as e:  # noqa: BLE001 - the log goes on; the gap shows in verify
             self._failed("checkpoint", f"checkpoint: {_describe(e)}")
-        if cp.push_failures > pushes_failed:  # counted by the checkpointer itself
+
+    def _note_push_failures(self) -> None:
+        """Push failures happen on the pusher's thread; the writer notes them here."""
+        cp = self._cp
+        if cp is not None and cp.push_failures > self._push_failures_seen:
+            self._push_failures_seen = cp.push_failures
             self._failed("checkpoint push", f"checkpoint push: {cp.last_push_error}",
-                         count=False)
+                         count=False)  # counted by the checkpointer itself
 
     # -- files -------------------------------------------------------------------------
 
