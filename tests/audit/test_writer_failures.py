@@ -141,3 +141,31 @@ async def test_readyz_fails_while_the_audit_log_cannot_be_written(tmp_path: Path
                     assert "audit" in body["detail"]
         finally:
             await web.shutdown()
+
+
+def test_a_rotation_that_cannot_open_the_next_file_is_retried_and_loses_nothing_silently(
+        tmp_path: Path) -> None:
+    pol = policy(tmp_path, rotate_bytes=4096)
+    blocker = Path(pol.path).with_name("decisions.000002.log")
+    blocker.mkdir(parents=True)  # the next file cannot be opened: a folder is in the way
+    with AuditLog(pol, "edge-1") as log:
+        for i in range(60):  # ~300 bytes each: past 4096 bytes a rotation is due
+            decide(log, i)
+            log.flush()
+        assert log.stats()["writer_ok"] == 0
+        lost = log.stats()["drops"]
+        assert lost > 0
+        blocker.rmdir()  # the operator clears the way
+        for i in range(60, 80):
+            decide(log, i)
+            log.flush()
+        assert log.stats()["writer_ok"] == 1
+    paths = files(tmp_path)
+    report = verify(paths)
+    assert report.ok, report.findings
+    recs = [r for p in paths for r in records(p)]
+    written = sum(r["event"] == "writ.dns.decision" for r in recs)
+    dropped = sum(r["count"] for r in recs if r["event"] == "writ.audit.dropped")
+    assert written + dropped == 80
+    assert dropped == lost
+    assert written > 20

@@ -130,6 +130,7 @@ class AuditLog:
         self._ok = True  # the last attempt to write decisions succeeded
         self._stopped_node = False
         self._push_failures_seen = 0
+        self._continue_from: tuple[str | None, str] | None = None  # sealed, next not open
         # Counters, read by /metrics: plain ints, written by one thread each.
         self.records_written = 0
         self.waits = 0
@@ -259,7 +260,7 @@ class AuditLog:
             try:
                 while q:
                     batch = [q.popleft() for _ in range(min(len(q), _MAX_BATCH))]
-                    self._write_batch(batch)
+                    self._write_whole(batch)
                 self._housekeeping()
             except Exception as e:  # noqa: BLE001 - nothing raised here ends the writer
                 self._failed("write", f"{self.path}: {_describe(e)}", cannot_write=True)
@@ -296,6 +297,22 @@ class AuditLog:
                                  "cannot record its decisions (%s)", message)
                 os.kill(os.getpid(), signal.SIGTERM)
 
+    def _write_whole(self, batch: list[Item]) -> None:
+        """_write_batch; whatever of the batch an unexpected error left unwritten
+        is counted as dropped (and so written into the chain later)."""
+        before = self.records_written
+        try:
+            self._write_batch(batch)
+        except Exception:
+            self._lose(len(batch) - (self.records_written - before) - self._out.decisions)
+            raise
+
+    def _lose(self, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self.drops += n
+                self._pending_drops += n
+
     def _sleep_time(self) -> float:
         t = _IDLE_POLL
         if self._unsynced and self.policy.fsync == "interval":
@@ -307,6 +324,9 @@ class AuditLog:
 
     def _write_batch(self, batch: list[Item]) -> None:
         out = self._out
+        if self._continue_from is not None and not self._resume():
+            self._lose(len(batch))  # no file to write to: counted, written down later
+            return
         if self._pending_drops:
             with self._lock:
                 dropped, self._pending_drops = self._pending_drops, 0
@@ -326,11 +346,14 @@ class AuditLog:
         events = self._events
         rotate_bytes = self.policy.rotate_bytes
         pending = 0
-        for ts, component, client, target, decision, action, orders, rule, version in batch:
+        for n, (ts, component, client, target, decision, action, orders, rule,
+                version) in enumerate(batch):
             full = self._file_bytes + pending >= rotate_bytes
             if full and self._file_records + len(out.lines) > 1:
                 self._flush_lines()
-                self._rotate(ts)
+                if not self._rotate(ts):
+                    self._lose(len(batch) - n)
+                    return
                 pending = 0
             event = events.get(component)
             if event is None:
@@ -398,8 +421,11 @@ class AuditLog:
         return True
 
     def _fsync(self) -> None:
-        if self._unsynced and self.policy.fsync != "never":
-            os.fsync(self._fd)
+        if self._unsynced and self.policy.fsync != "never" and self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError as e:  # the records may not be durable: say so, go on
+                self._failed("fsync", f"{self.path}: {e.strerror or e}", cannot_write=True)
         self._unsynced = False
         self._last_fsync = time.monotonic()
 
@@ -415,7 +441,7 @@ class AuditLog:
         if wrote > 0 and (wrote >= self.policy.checkpoint_every
                           or now_mono - self._last_cp >= self.policy.checkpoint_seconds):
             self._checkpoint()
-        if (self.policy.rotate_seconds is not None
+        if (self.policy.rotate_seconds is not None and self._continue_from is None
                 and now_mono - self._file_opened >= self.policy.rotate_seconds
                 and self._file_records > 1):
             self._rotate(self.clock())
@@ -443,10 +469,11 @@ class AuditLog:
     # -- files -------------------------------------------------------------------------
 
     def _open_file(self, index: int) -> None:
-        self._index = index
-        self.path = file_for(self.base, index)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        """Open file `index` for appending; nothing changes when that fails."""
+        path = file_for(self.base, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._index, self.path = index, path
         self._file_records = 0
         self._file_bytes = os.fstat(self._fd).st_size
         self._file_opened = time.monotonic()
@@ -481,6 +508,8 @@ class AuditLog:
         self._last_cp = time.monotonic()
 
     def _seal(self, epoch: float) -> None:
+        if self._continue_from is not None and not self._resume():
+            return  # the last file is sealed and no next one could be opened
         if self._pending_drops or self._pending_errors:
             self._write_batch([])
         head = self._chain.prev
@@ -491,17 +520,34 @@ class AuditLog:
             os.close(self._fd)
         self._fd = -1
 
-    def _rotate(self, epoch: float) -> None:
-        """Seal this file and open the next; the new head names the seal."""
+    def _rotate(self, epoch: float) -> bool:
+        """Seal this file and open the next; the new head names the seal. False
+        when the next file cannot be opened: then every later write tries again."""
         old = self.path
         self._seal(epoch)
-        seal = self._chain.prev
-        self._open_file(self._index + 1)
+        self._continue_from = (old.name if old else None, self._chain.prev)
+        return self._resume()
+
+    def _resume(self) -> bool:
+        """Open the file after a sealed one and write its `continue` head."""
+        assert self._continue_from is not None
+        previous_file, seal = self._continue_from
+        try:
+            self._open_file(self._index + 1)
+        except OSError as e:
+            self._failed("write", f"{file_for(self.base, self._index + 1)}: cannot open: "
+                                  f"{e.strerror or e}", cannot_write=True)
+            return False
+        self._emit(CONTINUE, self.clock(), reason="rotation", previous_file=previous_file,
+                   previous_seal=seal, client_privacy=str(self.policy.client_privacy))
+        if not self._flush_lines():  # the head did not make it: close and try later
+            os.close(self._fd)
+            self._fd = -1
+            self._index -= 1
+            return False
+        self._continue_from = None
         self.rotations += 1
-        self._emit(CONTINUE, epoch, reason="rotation",
-                   previous_file=old.name if old else None, previous_seal=seal,
-                   client_privacy=str(self.policy.client_privacy))
-        self._flush_lines()
+        return True
 
 
 def _describe(e: BaseException) -> str:
