@@ -197,3 +197,18 @@ async def test_a_node_that_refused_a_missing_live_version_takes_it_once_repaired
     await wait_for(lambda: version(holder) == vid, timeout=5)
     assert blocks(holder, "x.a.example")
     assert not store.status().stale
+
+
+async def test_a_running_node_says_when_the_live_versions_stored_copy_is_gone(
+        registry: Registry, nodes) -> None:  # type: ignore[no-untyped-def]
+    """It still enforces the live version (not stale), but a node starting now
+    could not load it: the operator hears of it on /readyz (store.last_error)."""
+    vid = await put(registry, block("A", "a.example"))
+    store, holder = await nodes(state="running", poll_interval=0.1)
+    assert version(holder) == vid
+    await registry.client.delete(registry.keys.version(vid))
+    await wait_for(lambda: store.status().last_error is not None, timeout=5)
+    st = store.status()
+    assert not st.stale
+    assert "writ orders apply" in (st.last_error or "")
+    assert vid in (st.last_error or "")
