@@ -72,6 +72,9 @@ STATS: dict[str, Family] = {
     "checkpoint_push_failures": _counter(
         "checkpoint_push_failures", "Checkpoint copies that could not be pushed off the box "
         "(audit.checkpoint_push_file or checkpoint_push_redis)."),
+    "writer_ok": _gauge(
+        "writer_ok", "0 while the audit writer cannot write decisions (/readyz fails "
+        "meanwhile), else 1."),
     "allows_not_logged": _counter(
         "allows_not_logged", "Allowed decisions kept out of the audit log (audit.log_allowed "
         "off); writ_decisions_total counts them."),

@@ -88,7 +88,8 @@ def _model_keys() -> set[str]:
 
 def test_default_yaml_lists_and_comments_every_key() -> None:
     documented = _keys_with_comment(POLICIES / "default.yaml")
-    leaves = {k for k in documented if k not in ("dns", "proxy", "web", "audit", "trust")}
+    leaves = {k for k in documented
+              if k not in ("dns", "proxy", "web", "audit", "trust", "publish")}
     assert leaves == _model_keys()
     undocumented = [k for k in leaves if not documented[k]]
     assert undocumented == []
@@ -311,3 +312,15 @@ def test_allow_lists_within_the_public_bound_pass(nets: list[str]) -> None:
 def test_the_public_bound_is_the_policys() -> None:
     text = "dns:\n  allow_clients: [1.0.0.0/8, 2.0.0.0/8]\n  max_public_prefix_v4: 7"
     parse_policy(text, "p.yaml")
+
+
+def test_audit_on_failure_and_publish_threshold_are_read_and_checked() -> None:
+    p = parse_policy("audit:\n  on_failure: fail\npublish:\n  max_removed_acts: 3\n")
+    assert p.audit.on_failure == "fail"
+    assert p.publish.max_removed_acts == 3
+    assert Policy().audit.on_failure == "enforce"
+    with pytest.raises(PolicyError) as e:
+        parse_policy("audit:\n  on_failure: ignore\npublish:\n  max_removed_acts: -1\n",
+                     "p.yaml")
+    assert [x.split(":")[1:3] for x in e.value.errors] == [
+        ["2", " audit.on_failure"], ["4", " publish.max_removed_acts"]]

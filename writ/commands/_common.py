@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from writ.blocklist import Blocklist, LoadResult
     from writ.blocklist.signed.sigcheck import OrderTrust
 
-__all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
+__all__ = ["UsageError", "check_folder_args", "load_folder", "parse_instant",
+           "source_blocklist"]
 
 
 class UsageError(Exception):
@@ -32,22 +33,27 @@ def parse_instant(text: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
+def check_folder_args(verb: str, directory: Path, tz: str) -> tzinfo:
+    """`DIR --tz ZONE` checked before anything else is done: the zone, or UsageError
+    for no such folder or zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not directory.is_dir():
+        raise UsageError(f"orders {verb}: no such folder: {directory}")
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+
+
 def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None
                 ) -> LoadResult:
     """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
     errors are in the result; with `trust`, signature errors too). UsageError
     for no such folder or zone."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from writ.blocklist import load_orders
 
-    if not directory.is_dir():
-        raise UsageError(f"orders {verb}: no such folder: {directory}")
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
-    return load_orders(directory, zone, trust)
+    return load_orders(directory, check_folder_args(verb, directory, tz), trust)
 
 
 def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",

@@ -32,6 +32,7 @@ from writ.policies.model import (
     OverLimit,
     Policy,
     ProxyPolicy,
+    PublishPolicy,
     TlsMode,
     TrustPolicy,
     UrlRuleMode,
@@ -109,6 +110,10 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_file": _Key(c.text),
     "checkpoint_push_file": _Key(c.optional(c.text)),
     "checkpoint_push_redis": _Key(c.boolean),
+    "on_failure": _Key(c.choice("enforce", "fail")),
+}
+_PUBLISH: dict[str, _Key] = {
+    "max_removed_acts": _Key(c.integer(0)),
 }
 _TRUST: dict[str, _Key] = {
     "keyring": _Key(c.optional(c.text)),
@@ -119,6 +124,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "web": (WebPolicy, _WEB),
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
+    "publish": (PublishPolicy, _PUBLISH),
 }
 _TOP: dict[str, _Key] = {
     "node": _Key(c.node_name),

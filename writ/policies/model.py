@@ -21,6 +21,7 @@ __all__ = [
     "OverLimit",
     "Policy",
     "ProxyPolicy",
+    "PublishPolicy",
     "TlsMode",
     "TrustPolicy",
     "UrlRuleMode",
@@ -132,6 +133,17 @@ class AuditPolicy:
     checkpoint_file: str = "state/audit/checkpoints.log"
     checkpoint_push_file: str | None = None  # a second copy, e.g. on a mount the auditor owns
     checkpoint_push_redis: bool = False  # also push to Redis under the writ prefix (with --redis)
+    # When the writer cannot write: keep enforcing (decisions counted as dropped,
+    # /readyz failing) or stop the node (SIGTERM to itself). docs/operator.md.
+    on_failure: str = "enforce"  # enforce | fail
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPolicy:
+    # `writ orders apply` refuses, without --allow-removals, a set that removes
+    # more acts than this from the live version, or that is empty while the live
+    # one is not: a wrong folder must not lift every block (docs/regulator.md).
+    max_removed_acts: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +166,4 @@ class Policy:
     web: WebPolicy = field(default_factory=WebPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     trust: TrustPolicy = field(default_factory=TrustPolicy)
+    publish: PublishPolicy = field(default_factory=PublishPolicy)

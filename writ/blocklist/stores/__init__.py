@@ -35,11 +35,17 @@ from pathlib import Path
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, rule_changes
-from writ.blocklist.stores.connection import connect, redact
+from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
-from writ.blocklist.stores.publishing import Published, publish, rollback
+from writ.blocklist.stores.publishing import (
+    Published,
+    SwitchUncertainError,
+    publish,
+    repair,
+    rollback,
+)
 from writ.blocklist.stores.registry import ConflictError, Keys, Registry
 from writ.blocklist.stores.replica import RedisStore
 from writ.blocklist.stores.source import (
@@ -64,10 +70,12 @@ __all__ = [
     "SourceError",
     "Store",
     "StoreStatus",
+    "SwitchUncertainError",
     "Ticker",
     "VersionError",
     "act_changes",
     "connect",
+    "connect_sync",
     "fetch_published",
     "load_holder",
     "open_store",
@@ -75,6 +83,7 @@ __all__ = [
     "read_blocklist",
     "read_published",
     "redact",
+    "repair",
     "rollback",
     "rule_changes",
 ]
