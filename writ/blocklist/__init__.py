@@ -7,10 +7,12 @@ library. Other packages use only the names re-exported here.
 from writ.blocklist.canon import (
     CanonError,
     CanonicalURL,
+    canonical_host,
     canonical_name,
     canonical_path,
     canonical_url,
     is_url,
+    separator_reading,
 )
 from writ.blocklist.fold import Fold, InForce, KeptRule, fold, next_change
 from writ.blocklist.holder import Blocklist, BlocklistHolder
@@ -50,10 +52,12 @@ __all__ = [
     "acts_from_json",
     "acts_to_json",
     "canonical_name",
+    "canonical_host",
     "canonical_path",
     "canonical_url",
     "fold",
     "is_url",
+    "separator_reading",
     "load_orders",
     "next_change",
     "version_of",
