@@ -162,9 +162,9 @@ def _ipv4(host: str) -> str:
     parts = host.split(".")
     if parts[-1] == "" and len(parts) > 1:
         parts.pop()
+    if len(parts) > 4:
+        raise CanonError(f"invalid IPv4 address {host[:80]!r}: more than four parts")
     try:
-        if len(parts) > 4:
-            raise ValueError("more than four parts")
         numbers = [_ipv4_number(p) for p in parts]
     except ValueError as e:
         raise CanonError(f"invalid IPv4 address {host[:80]!r}: {e}") from None
@@ -203,9 +203,8 @@ def canonical_host(host: str, *, lenient: bool = False) -> str:
         if host[-1:] != "]":
             raise CanonError(f"unterminated IPv6 literal {host[:80]!r}")
         return _ipv6(host)
-    if host[-1:].isdigit() or "0x" in host or "0X" in host:
-        if _ends_in_number(host):
-            return _ipv4(host)
+    if (host[-1:].isdigit() or "0x" in host or "0X" in host) and _ends_in_number(host):
+        return _ipv4(host)
     try:
         return canonical_name(host)
     except CanonError:

@@ -1,0 +1,107 @@
+"""Where writ steps into mitmproxy's layer stack (docs/design.md, HTTP).
+
+Two things the hooks alone cannot do:
+
+- **First bytes.** mitmproxy's NextLayer addon relays a connection as raw TCP
+  when its first segment does not look like TLS or HTTP: 1-2 bytes of a
+  ClientHello, a request line cut after the method, a leading CRLF. No hook
+  would ever judge what follows. `classify` says what such bytes are: wait for
+  more (a TLS record header is 5 bytes, an HTTP request line ends in LF),
+  HTTP after blank lines (RFC 9112 §2.2: ignored), or opaque.
+- **Early answers.** mitmproxy reads a request's whole body before it sends
+  a response an addon set in `requestheaders`, and answers `Expect:
+  100-continue` itself. A refused request with a body (flow.metadata
+  REFUSE_EARLY) is answered right after its headers and, for HTTP/1, the
+  connection closed: the body is never read nor buffered.
+
+mitmproxy's own HttpLayer is kept; only its per-request stream learns the
+early answer (`adopt` swaps the class of the layer NextLayer built).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import Any, Literal
+
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
+
+__all__ = ["REFUSE_EARLY", "Close", "adopt", "classify", "strip_blank_lines"]
+
+REFUSE_EARLY = "writ.refuse_early"  # flow.metadata key set by the addon
+_MAX_WAIT = 8192  # bytes a request line may take before it is called opaque
+_REQUEST_LINE = re.compile(rb"[A-Za-z]{1,20} \S+ HTTP/\d(\.\d)?\r?")
+_METHOD = re.compile(rb"[A-Za-z]{1,20}( \S*( H?T?T?P?/?\d?\.?\d?)?)?")
+
+Commands = Generator[commands.Command, Any, None]
+
+
+def classify(data: bytes) -> Literal["wait", "http", "opaque"]:
+    """What the first bytes of a connection NextLayer called raw TCP are."""
+    if len(data) < 3 and data[:1] == b"\x16" and data[1:2] in (b"", b"\x03"):
+        return "wait"  # the start of a TLS record header
+    body = data.lstrip(b"\r\n")
+    end = body.find(b"\n")
+    if end < 0:
+        if len(data) < _MAX_WAIT and (not body or _METHOD.fullmatch(body)):
+            return "wait"  # blank lines, or a request line not ended yet
+        return "opaque"
+    return "http" if _REQUEST_LINE.fullmatch(body[:end]) else "opaque"
+
+
+def strip_blank_lines(nextlayer: layer.NextLayer) -> None:
+    """Drop the blank lines before the first request line from the buffered data."""
+    stripping = True
+    kept: list[events.Event] = []
+    for e in nextlayer.events:
+        if (stripping and isinstance(e, events.DataReceived)
+                and e.connection == nextlayer.context.client):
+            data = e.data.lstrip(b"\r\n")
+            if not data:
+                continue
+            stripping = False
+            kept.append(events.DataReceived(e.connection, data))
+            continue
+        kept.append(e)
+    nextlayer.events = kept
+
+
+class Close(layer.Layer):
+    """A connection refused before any protocol: closed, nothing relayed."""
+
+    def _handle_event(self, event: events.Event) -> Commands:
+        if isinstance(event, events.Start):
+            yield commands.CloseConnection(self.context.client)
+
+
+class _Stream(HttpStream):
+    def state_wait_for_request_headers(self, event: Any) -> Commands:
+        yield from super().state_wait_for_request_headers(event)
+        if (self.flow.metadata.get(REFUSE_EARLY)
+                and self.client_state == self.state_consume_request_body):
+            # Answer now; the body is dropped as it comes, never buffered.
+            self.client_state = self.state_drop_body
+            yield from self.send_response()
+            if not (self.flow.request.is_http2 or self.flow.request.is_http3):
+                yield commands.CloseConnection(self.context.client)
+
+    def state_drop_body(self, event: events.Event) -> Commands:
+        yield from ()
+
+
+class _HttpLayer(HttpLayer):
+    def make_stream(self, stream_id: int) -> Commands:
+        ctx = self.context.fork()
+        self.streams[stream_id] = _Stream(ctx, stream_id)
+        yield from self.event_to_child(self.streams[stream_id], events.Start())
+
+
+def adopt(top: layer.Layer | None) -> None:
+    """Give every HttpLayer in a freshly built stack the early answer."""
+    seen = 0
+    while top is not None and seen < 8:
+        if type(top) is HttpLayer:
+            top.__class__ = _HttpLayer
+        top = getattr(top, "child_layer", None)
+        seen += 1
