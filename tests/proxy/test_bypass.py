@@ -292,3 +292,17 @@ async def test_malformed_request_answered_by_mitmproxy_is_recorded(
     assert head.startswith(b"HTTP/1.1 400"), head
     assert any(r["decision"] == "invalid" and r["action"] == "400" for r in sink.records), \
         decisions(sink)
+
+
+async def test_first_bytes_that_never_complete_are_closed_and_recorded(
+        proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from writ.proxy import stack
+
+    monkeypatch.setattr(stack, "WAIT_SECONDS", 0.5)
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(b"\x16")  # a TLS record header's first byte, and then nothing
+    assert await c.rest() == b""  # closed by the proxy (the test would time out otherwise)
+    c.close()
+    assert bytes(origin.raw) == b""
+    assert ("invalid", "closed", f"TCP 127.0.0.1:{origin.port}") in decisions(sink)

@@ -315,18 +315,26 @@ class WritAddon:
         context = nextlayer.context
         data: bytes = nextlayer.data_client()  # type: ignore[no-untyped-call]
         first = stack.classify(data)
+        address = context.server.address
+        names = (authority_of(address[0]) if address else None, context.client.sni)
+        target = f"TCP {shown(names[0] or '')}:{address[1] if address else ''}"
         if first != "opaque":
             context.layers.remove(chosen)
-            nextlayer.layer = None  # "wait": decide when more bytes came
-            if first == "http":  # blank lines before a request line
+            if first == "wait":  # decide when more bytes came, or close
+
+                def timed_out() -> None:
+                    index = self.index()
+                    self.record(_client(context.client), target,
+                                Outcome("invalid", "closed", reason="first bytes too slow"),
+                                index.version if index is not None else None)
+
+                nextlayer.layer = stack.Wait(context, timed_out)
+            else:  # blank lines before a request line
                 stack.strip_blank_lines(nextlayer)
                 nextlayer.layer = HttpLayer(context, HTTPMode.transparent)
                 stack.adopt(nextlayer.layer)
             return
-        address = context.server.address
-        names = (authority_of(address[0]) if address else None, context.client.sni)
         out, version = self.verdict(Facts(Kind.TCP, names))
-        target = f"TCP {shown(names[0] or '')}:{address[1] if address else ''}"
         self.record(_client(context.client), target, out, version)
         if out.action not in ("raw-tcp", "pass"):
             context.layers.remove(chosen)

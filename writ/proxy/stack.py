@@ -6,8 +6,9 @@ Two things the hooks alone cannot do:
   when its first segment does not look like TLS or HTTP: 1-2 bytes of a
   ClientHello, a request line cut after the method, a leading CRLF. No hook
   would ever judge what follows. `classify` says what such bytes are: wait for
-  more (a TLS record header is 5 bytes, an HTTP request line ends in LF),
-  HTTP after blank lines (RFC 9112 §2.2: ignored), or opaque.
+  more (a TLS record header is 5 bytes, an HTTP request line ends in LF)
+  under a short timeout (`Wait`: then the connection is closed), HTTP after
+  blank lines (RFC 9112 §2.2: ignored), or opaque.
 - **Early answers.** mitmproxy reads a request's whole body before it sends
   a response an addon set in `requestheaders`, and answers `Expect:
   100-continue` itself. A refused request with a body (flow.metadata
@@ -21,13 +22,14 @@ early answer (`adopt` swaps the class of the layer NextLayer built).
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 
-__all__ = ["REFUSE_EARLY", "Close", "adopt", "classify", "strip_blank_lines"]
+__all__ = ["REFUSE_EARLY", "WAIT_SECONDS", "Close", "Wait", "adopt", "classify",
+           "strip_blank_lines"]
 
 REFUSE_EARLY = "writ.refuse_early"  # flow.metadata key set by the addon
 _MAX_WAIT = 8192  # bytes a request line may take before it is called opaque
@@ -65,6 +67,51 @@ def strip_blank_lines(nextlayer: layer.NextLayer) -> None:
             continue
         kept.append(e)
     nextlayer.events = kept
+
+
+WAIT_SECONDS = 10.0  # how long unclassifiable first bytes may wait for more
+
+
+class Wait(layer.Layer):
+    """A connection whose first bytes cannot be classified yet: buffered until
+    they can (then mitmproxy's NextLayer decides again, on all of them) or
+    until WAIT_SECONDS pass (then closed: fail closed, `on_timeout` records)."""
+
+    def __init__(self, context: Any, on_timeout: Callable[[], None]) -> None:
+        super().__init__(context)
+        context.layers.remove(self)  # a placeholder, like NextLayer: not in the stack
+        self.buffered: list[events.Event] = []
+        self.child: layer.Layer | None = None
+        self.on_timeout = on_timeout
+        self.timer: commands.RequestWakeup | None = None
+
+    def _handle_event(self, event: events.Event) -> Commands:
+        if isinstance(event, events.Wakeup) and event.command is self.timer:
+            if self.child is None:
+                self.on_timeout()
+                yield commands.CloseConnection(self.context.client)
+            return
+        if self.child is not None:
+            yield from self.child.handle_event(event)
+            return
+        self.buffered.append(event)
+        if isinstance(event, events.Start):
+            self.timer = commands.RequestWakeup(WAIT_SECONDS)
+            yield self.timer
+        elif isinstance(event, events.ConnectionClosed) and event.connection == self.context.client:
+            yield commands.CloseConnection(self.context.client)
+        elif isinstance(event, events.DataReceived) and classify(self._data()) != "wait":
+            # One event with all the bytes: NextLayer decides on the first data event.
+            data = self._data()
+            self.child = layer.NextLayer(self.context)
+            yield from self.child.handle_event(events.Start())
+            yield from self.child.handle_event(events.DataReceived(self.context.client, data))
+            self.buffered.clear()
+
+    def _data(self) -> bytes:
+        client = self.context.client
+        return b"".join(e.data for e in self.buffered
+                        if isinstance(e, events.DataReceived) and e.connection == client)
 
 
 class Close(layer.Layer):
