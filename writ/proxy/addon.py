@@ -308,6 +308,13 @@ class WritAddon:
 
     @fails_closed
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        if nextlayer.layer is None:
+            # Under `mitmdump -s` this hook runs before mitmproxy's NextLayer
+            # addon (scripts load first): let it decide now, then look.
+            addons: Any = ctx.master.addons
+            decider = addons.get("nextlayer")
+            if decider is not None:
+                decider.next_layer(nextlayer)
         chosen = nextlayer.layer
         if not isinstance(chosen, TCPLayer):
             stack.adopt(chosen)  # HTTP layers learn to answer refused uploads early

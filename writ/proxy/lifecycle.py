@@ -92,17 +92,21 @@ class Lifecycle:
         gc.freeze()
 
     def _open_steer_listeners(self, policy: Policy) -> None:
-        """The policy's steer listeners join mitmdump's own modes, as `writ
-        proxy` opens them (set before the servers start, so a taken address
+        """connection_strategy lazy, and the policy's steer listeners join
+        mitmdump's own modes, as `writ proxy` opens them (set before the servers start, so a taken address
         stops mitmdump at startup like any listener of its own)."""
+        options: Any = ctx.options  # mitmproxy's OptionsManager is untyped
+        if options.connection_strategy != "lazy":
+            # As `writ proxy` runs: nothing is dialed before the hooks judged it
+            # (eager would connect to a transparent destination first).
+            options.update(connection_strategy="lazy")
         steer = steer_modes(policy.proxy.steer_http, policy.proxy.steer_tls)
         if steer == self.writ.steer:
             return
         modes = [m for m in ctx.options.mode if m not in self.writ.steer]
         self.writ.steer = steer
-        # Steered hosts are reached per request (lazy) under the Host they asked for.
-        extra = {"keep_host_header": True, "connection_strategy": "lazy"} if steer else {}
-        options: Any = ctx.options  # mitmproxy's OptionsManager is untyped
+        # Steered hosts are reached under the Host they asked for.
+        extra = {"keep_host_header": True} if steer else {}
         options.update(mode=[*modes, *steer], **extra)
 
     async def running(self) -> None:
