@@ -93,8 +93,9 @@ class Lifecycle:
 
     def _open_steer_listeners(self, policy: Policy) -> None:
         """connection_strategy lazy, and the policy's steer listeners join
-        mitmdump's own modes, as `writ proxy` opens them (set before the servers start, so a taken address
-        stops mitmdump at startup like any listener of its own)."""
+        mitmdump's own modes, as `writ proxy` opens them (set before the
+        servers start, so a taken address stops mitmdump at startup like any
+        listener of its own)."""
         options: Any = ctx.options  # mitmproxy's OptionsManager is untyped
         if options.connection_strategy != "lazy":
             # As `writ proxy` runs: nothing is dialed before the hooks judged it
