@@ -150,14 +150,19 @@ class WritAddon:
 
     # -- the one place outcomes are recorded ---------------------------------
 
-    def record(self, client: str, target: str, out: Outcome, version: str | None) -> None:
+    def record(self, conn: Any, target: str | Callable[[], str], out: Outcome,
+               version: str | None) -> None:
+        """Count a decision, and write it unless it is an allow the policy does
+        not log (raw-tcp relays are always written). `target` may be a function:
+        the common allow never builds its string."""
         d = out.d
         orders = d.orders if d is not None else ()
         self.metrics.count("http", out.decision, out.action, orders)
         if self.sink is None or (out.decision == "allow" and out.action != "raw-tcp"
                                  and not self.policy.audit.log_allowed):
             return
-        self.sink.record(component="http", client=client, target=target,
+        self.sink.record(component="http", client=_client(conn),
+                         target=target if isinstance(target, str) else target(),
                          decision=out.decision, action=out.action, orders=orders,
                          rule=d.rule if d is not None else None, blocklist_version=version)
 
@@ -196,7 +201,7 @@ class WritAddon:
         if flow.error is None:
             self.apply_request(flow, out, version)
         else:  # mitmproxy answers its own 400: only the record is ours
-            self.record(_client(conn), self.request_target(flow), out, version)
+            self.record(conn, self.request_target(flow), out, version)
 
     def request_target(self, flow: http.HTTPFlow) -> str:
         req = flow.request
@@ -210,13 +215,9 @@ class WritAddon:
         if out.action == "pass" and req.method not in _BODYLESS and _has_body(req.headers) \
                 and _streams(req.headers):
             req.stream = True  # large upload: forward as it arrives
-        if out.action == "pass" and out.decision == "allow" and (
-                self.sink is None or not self.policy.audit.log_allowed):
-            self.metrics.count("http", "allow", "pass", out.d.orders if out.d else ())
-            return  # the common case stays cheap: no target string
         if out.action != "pass":
             self.answer(flow, self._page(flow, out, version))
-        self.record(_client(flow.client_conn), self.request_target(flow), out, version)
+        self.record(flow.client_conn, lambda: self.request_target(flow), out, version)
 
     def _page(self, flow: http.HTTPFlow, out: Outcome, version: str | None) -> Page:
         accept = flow.request.headers.get("accept")
@@ -266,7 +267,7 @@ class WritAddon:
         req = flow.request
         index = self.index()
         target = f"{req.method} {req.scheme}://{shown(req.host_header or req.host)}{req.path}"
-        self.record(_client(flow.client_conn), target, Outcome("unenforceable", "502"),
+        self.record(flow.client_conn, target, Outcome("unenforceable", "502"),
                     index.version if index is not None else None)
         body = (b"writ: the upstream switched to a protocol other than WebSocket; what "
                 b"follows on this connection could not be judged, so it is refused.\n")
@@ -284,7 +285,7 @@ class WritAddon:
             self.answer(flow, self._page(flow, out, version))
         if out.decision != "url-rules":  # url-rules: what the tunnel carries is judged
             target = f"CONNECT {shown(authority_of(req.host))}:{req.port}"
-            self.record(_client(flow.client_conn), target, out, version)
+            self.record(flow.client_conn, target, out, version)
 
     @fails_closed
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
@@ -304,7 +305,7 @@ class WritAddon:
             data.ignore_connection = True
         else:
             self.refuse_handshake(data)
-        self.record(_client(data.context.client), target, out, version)
+        self.record(data.context.client, target, out, version)
 
     @fails_closed
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
@@ -331,7 +332,7 @@ class WritAddon:
 
                 def timed_out() -> None:
                     index = self.index()
-                    self.record(_client(context.client), target,
+                    self.record(context.client, target,
                                 Outcome("invalid", "closed", reason="first bytes too slow"),
                                 index.version if index is not None else None)
 
@@ -342,7 +343,7 @@ class WritAddon:
                 stack.adopt(nextlayer.layer)
             return
         out, version = self.verdict(Facts(Kind.TCP, names))
-        self.record(_client(context.client), target, out, version)
+        self.record(context.client, target, out, version)
         if out.action not in ("raw-tcp", "pass"):
             context.layers.remove(chosen)
             nextlayer.layer = stack.Close(context)
@@ -385,8 +386,6 @@ class WritAddon:
             obj.layer = stack.Close(obj.context)
         with contextlib.suppress(Exception):
             if isinstance(obj, http.HTTPFlow):
-                client, target = _client(obj.client_conn), self.request_target(obj)
+                self.record(obj.client_conn, self.request_target(obj), out, None)
             else:
-                context = obj.context
-                client, target = _client(context.client), "TLS/TCP"
-            self.record(client, target, out, None)
+                self.record(obj.context.client, "TLS/TCP", out, None)

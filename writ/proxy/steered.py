@@ -10,7 +10,7 @@ Answers and records go through the main addon (`core`), one place for both.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mitmproxy import http, tls
 
@@ -31,11 +31,6 @@ if TYPE_CHECKING:
     from writ.proxy.addon import WritAddon
 
 __all__ = ["SteerAddon"]
-
-
-def _client(conn: Any) -> str:
-    peer = getattr(conn, "peername", None)
-    return str(peer[0]) if peer else ""
 
 
 class SteerAddon:
@@ -60,7 +55,7 @@ class SteerAddon:
             # Nothing is steered without a blocklist: no destination to fail open to.
             core.answer(flow, unavailable_page("No blocklist is loaded yet.",
                                                req.headers.get("accept")))
-            core.record(_client(conn), core.request_target(flow),
+            core.record(conn, core.request_target(flow),
                         Outcome("no-blocklist", "503"), None)
             return
         if kind is SteerKind.TLS and not is_tls:
@@ -100,7 +95,7 @@ class SteerAddon:
     def _misdirected(self, flow: http.HTTPFlow, message: str) -> None:
         index = self.core.index()
         self.core.answer(flow, misdirected_page(message))
-        self.core.record(_client(flow.client_conn), self.core.request_target(flow),
+        self.core.record(flow.client_conn, self.core.request_target(flow),
                          Outcome(NOT_STEERED, "421"),
                          index.version if index is not None else None)
 
