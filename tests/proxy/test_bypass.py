@@ -306,3 +306,26 @@ async def test_first_bytes_that_never_complete_are_closed_and_recorded(
     c.close()
     assert bytes(origin.raw) == b""
     assert ("invalid", "closed", f"TCP 127.0.0.1:{origin.port}") in decisions(sink)
+
+
+async def test_a_second_host_header_is_judged_too(proxy: ProxyHandle, origin: RawOrigin) -> None:
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(f"GET {KEPT} HTTP/1.1\r\nHost: fine.example\r\nHost: videohost.example\r\n\r\n"
+                 .encode())
+    head = await c.head()
+    c.close()
+    assert not head.startswith(b"HTTP/1.1 200"), head
+    assert origin.requests == []
+
+
+async def test_a_request_mitmproxy_refuses_as_smuggling_is_recorded_once(
+        proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink) -> None:
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(b"POST /x HTTP/1.1\r\nHost: fine.example\r\nContent-Length: 5\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    head = await c.head()
+    c.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert origin.requests == []
+    invalid = [r for r in sink.records if r["decision"] == "invalid"]
+    assert [(r["action"], r["target"]) for r in invalid] == [("400", "POST http://fine.example/x")]

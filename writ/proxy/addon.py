@@ -201,12 +201,15 @@ class WritAddon:
         if flow.error is None:
             self.apply_request(flow, out, version)
         else:  # mitmproxy answers its own 400: only the record is ours
+            flow.metadata[_JUDGED] = True
             self.record(conn, self.request_target(flow), out, version)
 
     def request_target(self, flow: http.HTTPFlow) -> str:
         req = flow.request
         authority = req.host_header or f"{authority_of(req.host)}:{req.port}"
-        return f"{req.method} {req.scheme}://{shown(authority)}{req.path}"
+        # (no scheme yet where mitmproxy refused a request before reading it)
+        scheme = req.scheme or ("https" if flow.client_conn.tls else "http")
+        return f"{req.method} {scheme}://{shown(authority)}{req.path}"
 
     def apply_request(self, flow: http.HTTPFlow, out: Outcome, version: str | None) -> None:
         """An outcome on a request: its answer (if refused) and its record."""
