@@ -5,7 +5,7 @@ outcome, and hands it to `_apply`, the one place an outcome becomes an
 answer (a page, a refused handshake, a closed connection) and a record.
 The steer listeners' hooks live in `writ.proxy.steered`, the `mitmdump -s`
 lifecycle in `writ.proxy.lifecycle`, the layer-stack work in
-`writ.proxy.stack`.
+`writ.proxy.stack`, the readers of mitmproxy objects in `writ.proxy.facts`.
 
 Invariants:
 - Every connection ends in one of: each request judged, each TLS hello
@@ -31,19 +31,25 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.net.http.http1 import expected_http_body_size
 from mitmproxy.proxy import layer
-from mitmproxy.proxy.layers import HttpLayer, TCPLayer
-from mitmproxy.proxy.layers.http import HTTPMode
+from mitmproxy.proxy.layers import TCPLayer
 from OpenSSL import SSL
 
 from writ.audit import DecisionSink
-from writ.blocklist import CanonError, Index
+from writ.blocklist import Index
 from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_page
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy import stack
-from writ.proxy.judge import Facts, Kind, Outcome, authority_of, host_of, judge
+from writ.proxy.facts import (
+    STREAM_THRESHOLD,
+    client_of,
+    has_body,
+    shown,
+    streams,
+    unreadable,
+)
+from writ.proxy.judge import Facts, Kind, Outcome, authority_of, judge
 from writ.proxy.steer import SteerKind, kind_of
 from writ.proxy.steered import SteerAddon
 
@@ -51,55 +57,9 @@ __all__ = ["STREAM_THRESHOLD", "WritAddon"]
 
 log = logging.getLogger("writ.proxy")
 
-# Bodies above this size (or of unknown size) are streamed, never buffered.
-STREAM_THRESHOLD = 256 * 1024
-_STREAMED_TYPES = ("video/", "audio/", "application/octet-stream", "text/event-stream")
 _FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")  # refused at startup if on
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
 _JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
-
-
-def _streams(headers: http.Headers) -> bool:
-    length = headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > STREAM_THRESHOLD:
-        return True
-    return str(headers.get("content-type", "")).lower().startswith(_STREAMED_TYPES)
-
-
-def _has_body(headers: http.Headers) -> bool:
-    length = headers.get("content-length")
-    return "transfer-encoding" in headers or (length is not None and length.strip() != "0")
-
-
-def shown(authority: str) -> str:
-    """An authority as records show it: the canonical host, the port if given."""
-    try:
-        host = host_of(authority)
-    except CanonError:
-        return authority.lower()[:200]
-    if authority.startswith("["):
-        port = authority.partition("]")[2].lstrip(":")
-    elif authority.count(":") == 1:
-        port = authority.partition(":")[2]
-    else:
-        port = ""
-    return f"{host}:{port}" if port else host
-
-
-def _client(conn: Any) -> str:
-    peer = getattr(conn, "peername", None)
-    return str(peer[0]) if peer else ""
-
-
-def _invalid(req: http.Request) -> str | None:
-    """Why mitmproxy would forward a request writ cannot read, if it would."""
-    if any(b"\n" in v for _, v in req.headers.fields):
-        return "a folded header line (obs-fold, RFC 9112 §5.2) is not accepted"
-    try:
-        expected_http_body_size(req)
-    except ValueError as e:
-        return str(e)
-    return None
 
 
 Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData, layer.NextLayer)
@@ -161,7 +121,7 @@ class WritAddon:
         if self.sink is None or (out.decision == "allow" and out.action != "raw-tcp"
                                  and not self.policy.audit.log_allowed):
             return
-        self.sink.record(component="http", client=_client(conn),
+        self.sink.record(component="http", client=client_of(conn),
                          target=target if isinstance(target, str) else target(),
                          decision=out.decision, action=out.action, orders=orders,
                          rule=d.rule if d is not None else None, blocklist_version=version)
@@ -194,7 +154,7 @@ class WritAddon:
         absolute = req.authority if req.authority and req.method != "CONNECT" else None
         names = (authority_of(req.host), absolute, req.host_header,
                  conn.sni if conn.tls else None)
-        invalid = flow.error.msg if flow.error is not None else _invalid(req)
+        invalid = flow.error.msg if flow.error is not None else unreadable(req)
         out, version = self.verdict(Facts(Kind.REQUEST, names, req.path, invalid))
         if absolute is not None and out.action == "pass":
             req.host_header, req.authority = absolute, ""
@@ -215,8 +175,8 @@ class WritAddon:
         """An outcome on a request: its answer (if refused) and its record."""
         flow.metadata[_JUDGED] = True
         req = flow.request
-        if out.action == "pass" and req.method not in _BODYLESS and _has_body(req.headers) \
-                and _streams(req.headers):
+        if out.action == "pass" and req.method not in _BODYLESS and has_body(req.headers) \
+                and streams(req.headers):
             req.stream = True  # large upload: forward as it arrives
         if out.action != "pass":
             self.answer(flow, self._page(flow, out, version))
@@ -243,7 +203,7 @@ class WritAddon:
         resp.reason = page.reason  # mitmproxy 11 leaves the reason phrase empty
         req = flow.request
         req.headers.pop("expect", None)  # never invite an upload that is refused
-        if req.method != "CONNECT" and _has_body(req.headers):
+        if req.method != "CONNECT" and has_body(req.headers):
             resp.headers["connection"] = "close"
             flow.metadata[stack.REFUSE_EARLY] = True
         flow.response = resp
@@ -255,7 +215,7 @@ class WritAddon:
             return
         if resp.status_code == 101 and not self._websocket_upgrade(flow):
             self._upgrade(flow)
-        elif _streams(resp.headers):
+        elif streams(resp.headers):
             resp.stream = True
 
     def _websocket_upgrade(self, flow: http.HTTPFlow) -> bool:
@@ -312,44 +272,29 @@ class WritAddon:
 
     @fails_closed
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        if nextlayer.layer is None:
-            # Under `mitmdump -s` this hook runs before mitmproxy's NextLayer
-            # addon (scripts load first): let it decide now, then look.
-            addons: Any = ctx.master.addons
-            decider = addons.get("nextlayer")
-            if decider is not None:
-                decider.next_layer(nextlayer)
-        chosen = nextlayer.layer
-        if not isinstance(chosen, TCPLayer):
-            stack.adopt(chosen)  # HTTP layers learn to answer refused uploads early
+        chosen = stack.decided(nextlayer, ctx.master.addons)
+        if not isinstance(chosen, TCPLayer):  # TLS, HTTP: judged by their own hooks
+            stack.adopt(chosen)  # (HTTP layers learn to answer refused uploads early)
             return
-        context = nextlayer.context
         data: bytes = nextlayer.data_client()  # type: ignore[no-untyped-call]
         first = stack.classify(data)
-        address = context.server.address
+        if first == "http":  # blank lines before a request line
+            stack.as_http(nextlayer)
+            return
+        context, address = nextlayer.context, nextlayer.context.server.address
         names = (authority_of(address[0]) if address else None, context.client.sni)
         target = f"TCP {shown(names[0] or '')}:{address[1] if address else ''}"
-        if first != "opaque":
-            context.layers.remove(chosen)
-            if first == "wait":  # decide when more bytes came, or close
-
-                def timed_out() -> None:
-                    index = self.index()
-                    self.record(context.client, target,
-                                Outcome("invalid", "closed", reason="first bytes too slow"),
-                                index.version if index is not None else None)
-
-                nextlayer.layer = stack.Wait(context, timed_out)
-            else:  # blank lines before a request line
-                stack.strip_blank_lines(nextlayer)
-                nextlayer.layer = HttpLayer(context, HTTPMode.transparent)
-                stack.adopt(nextlayer.layer)
+        if first == "wait":  # more bytes within stack.WAIT_SECONDS, or closed and recorded
+            index = self.index()
+            stack.replace(nextlayer, stack.Wait(context, functools.partial(
+                self.record, context.client, target,
+                Outcome("invalid", "closed", reason="first bytes too slow"),
+                index.version if index is not None else None)))
             return
-        out, version = self.verdict(Facts(Kind.TCP, names))
+        out, version = self.verdict(Facts(Kind.TCP, names))  # opaque bytes
         self.record(context.client, target, out, version)
         if out.action not in ("raw-tcp", "pass"):
-            context.layers.remove(chosen)
-            nextlayer.layer = stack.Close(context)
+            stack.replace(nextlayer, stack.Close(context))
 
     def refuse_handshake(self, data: tls.ClientHelloData) -> None:
         # Never dial the upstream for a refused name; tls_start_client fails the handshake.

@@ -26,10 +26,10 @@ from collections.abc import Callable, Generator
 from typing import Any, Literal
 
 from mitmproxy.proxy import commands, events, layer
-from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
+from mitmproxy.proxy.layers.http import HttpLayer, HTTPMode, HttpStream
 
-__all__ = ["REFUSE_EARLY", "WAIT_SECONDS", "Close", "Wait", "adopt", "classify",
-           "strip_blank_lines"]
+__all__ = ["REFUSE_EARLY", "WAIT_SECONDS", "Close", "Wait", "adopt", "as_http", "classify",
+           "decided", "replace", "strip_blank_lines"]
 
 REFUSE_EARLY = "writ.refuse_early"  # flow.metadata key set by the addon
 _MAX_WAIT = 8192  # bytes a request line may take before it is called opaque
@@ -50,6 +50,33 @@ def classify(data: bytes) -> Literal["wait", "http", "opaque"]:
             return "wait"  # blank lines, or a request line not ended yet
         return "opaque"
     return "http" if _REQUEST_LINE.fullmatch(body[:end]) else "opaque"
+
+
+def decided(nextlayer: layer.NextLayer, addons: Any) -> layer.Layer | None:
+    """The layer mitmproxy's NextLayer addon chose. Under `mitmdump -s` writ's
+    hook runs before it (scripts load first): then it is asked now."""
+    if nextlayer.layer is None:
+        decider = addons.get("nextlayer")
+        if decider is not None:
+            decider.next_layer(nextlayer)
+    return nextlayer.layer
+
+
+def replace(nextlayer: layer.NextLayer, new: layer.Layer | None) -> None:
+    """Put `new` in place of the layer NextLayer chose (which leaves the stack)."""
+    old = nextlayer.layer
+    if old is not None and old in nextlayer.context.layers:
+        nextlayer.context.layers.remove(old)
+    nextlayer.layer = new
+
+
+def as_http(nextlayer: layer.NextLayer) -> None:
+    """HTTP after blank lines: the lines dropped, mitmproxy's HTTP layer next."""
+    replace(nextlayer, None)
+    strip_blank_lines(nextlayer)
+    http_layer = HttpLayer(nextlayer.context, HTTPMode.transparent)
+    adopt(http_layer)
+    nextlayer.layer = http_layer
 
 
 def strip_blank_lines(nextlayer: layer.NextLayer) -> None:
