@@ -329,3 +329,12 @@ async def test_a_request_mitmproxy_refuses_as_smuggling_is_recorded_once(
     assert origin.requests == []
     invalid = [r for r in sink.records if r["decision"] == "invalid"]
     assert [(r["action"], r["target"]) for r in invalid] == [("400", "POST http://fine.example/x")]
+
+
+async def test_tls_records_name_the_sni_canonically(proxy: ProxyHandle, origin: RawOrigin,
+                                                    sink: MemorySink) -> None:
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(client_hello_bytes("WWW.Blocked.Example"))
+    await c.rest()
+    c.close()
+    assert ("tls-refused", "tls-refused", "TLS www.blocked.example") in decisions(sink)
