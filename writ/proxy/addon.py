@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer
@@ -44,6 +44,7 @@ from writ.proxy import stack
 from writ.proxy.facts import (
     STREAM_THRESHOLD,
     client_of,
+    fails_closed,
     has_body,
     shown,
     streams,
@@ -60,25 +61,6 @@ log = logging.getLogger("writ.proxy")
 _FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")  # refused at startup if on
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
 _JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
-
-
-Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData, layer.NextLayer)
-
-
-def fails_closed(hook: Callable[[Any, Hooked], None]) -> Callable[[Any, Hooked], None]:
-    """A bug in a judging hook must not let the connection through unjudged
-    (mitmproxy logs an addon's exception and carries on): the policy's fail
-    mode answers, and it is logged and recorded as an `error` decision."""
-
-    @functools.wraps(hook)
-    def guarded(self: Any, obj: Hooked) -> None:
-        try:
-            hook(self, obj)
-        except Exception:  # any bug: the fail mode decides, not mitmproxy
-            log.exception("writ: internal error in %s", hook.__name__)
-            self.core.internal_error(obj)
-
-    return guarded
 
 
 class WritAddon:

@@ -17,6 +17,7 @@ from mitmproxy import http, tls
 from writ.blocklist import CanonError, Verdict
 from writ.blockpage import unavailable_page
 from writ.policies import TlsMode
+from writ.proxy.facts import fails_closed, shown
 from writ.proxy.judge import Facts, Kind, Outcome, judge_names
 from writ.proxy.steer import (
     DEFAULT_PORT,
@@ -39,14 +40,11 @@ class SteerAddon:
         # Where steered TLS goes on the host named by SNI: 443 (tests use a free port).
         self.steer_tls_port = DEFAULT_PORT[SteerKind.TLS]
 
+    @fails_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         kind = kind_of(self.core.steer, flow.client_conn)
-        if kind is None or flow.response is not None:
-            return
-        try:
+        if kind is not None and flow.response is None:
             self._request(flow, kind)
-        except Exception:  # noqa: BLE001 - a bug: the fail mode decides (addon.fails_closed)
-            self.core.internal_error(flow)
 
     def _request(self, flow: http.HTTPFlow, kind: SteerKind) -> None:
         core, req, conn = self.core, flow.request, flow.client_conn
@@ -99,18 +97,15 @@ class SteerAddon:
                          Outcome(NOT_STEERED, "421"),
                          index.version if index is not None else None)
 
+    @fails_closed
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         kind = kind_of(self.core.steer, data.context.client)
-        if kind is None:
-            return
-        try:
+        if kind is not None:
             self._tls(data, kind, data.client_hello.sni)
-        except Exception:  # noqa: BLE001 - as above
-            self.core.internal_error(data)
 
     def _tls(self, data: tls.ClientHelloData, kind: SteerKind, sni: str | None) -> None:
         core = self.core
-        target = f"TLS {sni or ''}"
+        target = f"TLS {shown(sni) if sni else ''}"
         if kind is not SteerKind.TLS or not sni:
             # TLS on the HTTP address, or no SNI: no host to steer to.
             index = core.index()
