@@ -338,3 +338,28 @@ async def test_tls_records_name_the_sni_canonically(proxy: ProxyHandle, origin: 
     await c.rest()
     c.close()
     assert ("tls-refused", "tls-refused", "TLS www.blocked.example") in decisions(sink)
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET / HTTP/1.1\r\nHost fine.example\r\n\r\n",  # a header line without a colon
+    b"GET / HTTP/9\r\nHost: fine.example\r\n\r\n",  # no such HTTP version
+])
+async def test_a_head_mitmproxy_cannot_parse_is_recorded(
+        proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink, request_head: bytes) -> None:
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(request_head)
+    head = await c.head()
+    c.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert origin.requests == []
+    assert ("invalid", "400", f"HTTP 127.0.0.1:{origin.port}") in decisions(sink)
+
+
+async def test_a_head_mitmproxy_cannot_parse_is_recorded_on_the_proxy_port(
+        proxy: ProxyHandle, sink: MemorySink) -> None:
+    c = await RawClient.open(proxy.port)
+    await c.send(b"GET http://fine.example/ HTTP/1.1\r\nHost fine.example\r\n\r\n")
+    head = await c.head()
+    c.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert [r["decision"] for r in sink.records] == ["invalid"]

@@ -255,17 +255,20 @@ class WritAddon:
     @fails_closed
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         chosen = stack.decided(nextlayer, ctx.master.addons)
+        context, address = nextlayer.context, nextlayer.context.server.address
+        names = (authority_of(address[0]) if address else None, context.client.sni)
+        where = f"{shown(names[0] or '')}:{address[1] if address else ''}"
+        unreadable = functools.partial(self.record, context.client, f"HTTP {where}",
+                                       Outcome("invalid", "400"), None)
         if not isinstance(chosen, TCPLayer):  # TLS, HTTP: judged by their own hooks
-            stack.adopt(chosen)  # (HTTP layers learn to answer refused uploads early)
+            stack.adopt(chosen, unreadable)  # (HTTP layers learn the early answer)
             return
         data: bytes = nextlayer.data_client()  # type: ignore[no-untyped-call]
         first = stack.classify(data)
         if first == "http":  # blank lines before a request line
-            stack.as_http(nextlayer)
+            stack.as_http(nextlayer, unreadable)
             return
-        context, address = nextlayer.context, nextlayer.context.server.address
-        names = (authority_of(address[0]) if address else None, context.client.sni)
-        target = f"TCP {shown(names[0] or '')}:{address[1] if address else ''}"
+        target = f"TCP {where}"
         if first == "wait":  # more bytes within stack.WAIT_SECONDS, or closed and recorded
             index = self.index()
             stack.replace(nextlayer, stack.Wait(context, functools.partial(
