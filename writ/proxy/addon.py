@@ -1,8 +1,9 @@
 """The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md, HTTP).
 
 Each hook gathers the facts of what it sees, asks `judge.judge` for the
-outcome, and hands it to `_apply`, the one place an outcome becomes an
-answer (a page, a refused handshake, a closed connection) and a record.
+outcome (`verdict`), and applies it: `apply_request` and `apply_tls` turn an
+outcome into an answer (a page, a refused handshake) and a record;
+`next_layer` does the same for bytes that are neither (a closed connection).
 The steer listeners' hooks live in `writ.proxy.steered`, the `mitmdump -s`
 lifecycle in `writ.proxy.lifecycle`, the layer-stack work in
 `writ.proxy.stack`, the readers of mitmproxy objects in `writ.proxy.facts`.
