@@ -17,7 +17,7 @@ from mitmproxy import http, tls
 from writ.blocklist import CanonError, Verdict
 from writ.blockpage import unavailable_page
 from writ.policies import TlsMode
-from writ.proxy.facts import fails_closed, shown
+from writ.proxy.facts import fails_closed, shown, unreadable
 from writ.proxy.judge import Facts, Kind, Outcome, judge_names
 from writ.proxy.steer import (
     DEFAULT_PORT,
@@ -69,9 +69,9 @@ class SteerAddon:
             out, version = core.verdict(Facts(Kind.REQUEST, (), invalid=str(e)))
             core.apply_request(flow, out, version)
             return
-        out, version = core.verdict(Facts(Kind.REQUEST, (req.host_header,
-                                                         conn.sni if is_tls else None),
-                                          req.path))
+        # Every name: the Host, an absolute-form target's own authority, the SNI.
+        names = (req.host_header, req.authority or None, conn.sni if is_tls else None)
+        out, version = core.verdict(Facts(Kind.REQUEST, names, req.path, unreadable(req)))
         # Point the flow at the named host (the Host header stays as the client
         # sent it); a flow answered below is never sent anywhere.
         host_header = req.host_header
