@@ -264,3 +264,14 @@ async def test_obs_fold_on_the_steer_listener_is_refused(proxy: ProxyHandle,
     writer.close()
     assert data.startswith(b"HTTP/1.1 400"), data[:100]
     assert origin.seen == []
+
+
+async def test_connect_on_the_steer_listener_is_refused_and_recorded_as_such(
+        proxy: ProxyHandle, origin: Origin, sink: MemorySink) -> None:
+    reader, writer = await asyncio.open_connection(*http_listener(proxy))
+    writer.write(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head[:100]  # mitmproxy's own answer
+    assert origin.seen == []
+    assert [(r["decision"], r["action"]) for r in sink.records] == [("invalid", "400")]

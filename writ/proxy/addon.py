@@ -43,6 +43,7 @@ from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy import stack
 from writ.proxy.facts import (
+    JUDGED,
     STREAM_THRESHOLD,
     client_of,
     fails_closed,
@@ -61,7 +62,6 @@ log = logging.getLogger("writ.proxy")
 
 _FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")  # refused at startup if on
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
-_JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
 
 
 class WritAddon:
@@ -144,7 +144,7 @@ class WritAddon:
         if flow.error is None:
             self.apply_request(flow, out, version)
         else:  # mitmproxy answers its own 400: only the record is ours
-            flow.metadata[_JUDGED] = True
+            flow.metadata[JUDGED] = True
             self.record(conn, self.request_target(flow), out, version)
 
     def request_target(self, flow: http.HTTPFlow) -> str:
@@ -156,7 +156,7 @@ class WritAddon:
 
     def apply_request(self, flow: http.HTTPFlow, out: Outcome, version: str | None) -> None:
         """An outcome on a request: its answer (if refused) and its record."""
-        flow.metadata[_JUDGED] = True
+        flow.metadata[JUDGED] = True
         req = flow.request
         if out.action == "pass" and req.method not in _BODYLESS and has_body(req.headers) \
                 and streams(req.headers):

@@ -20,10 +20,12 @@ from mitmproxy.proxy import layer
 from writ.blocklist import CanonError
 from writ.proxy.judge import host_of
 
-__all__ = ["STREAM_THRESHOLD", "client_of", "fails_closed", "has_body", "shown", "streams",
+__all__ = ["JUDGED", "STREAM_THRESHOLD", "client_of", "fails_closed", "has_body", "shown", "streams",
            "unreadable"]
 
 log = logging.getLogger("writ.proxy")
+
+JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
 
 # Bodies above this size (or of unknown size) are streamed, never buffered.
 STREAM_THRESHOLD = 256 * 1024

@@ -17,7 +17,7 @@ from mitmproxy import http, tls
 from writ.blocklist import CanonError, Verdict
 from writ.blockpage import unavailable_page
 from writ.policies import TlsMode
-from writ.proxy.facts import fails_closed, shown, unreadable
+from writ.proxy.facts import JUDGED, fails_closed, shown, unreadable
 from writ.proxy.judge import Facts, Kind, Outcome, judge_names
 from writ.proxy.steer import (
     DEFAULT_PORT,
@@ -49,6 +49,13 @@ class SteerAddon:
     def _request(self, flow: http.HTTPFlow, kind: SteerKind) -> None:
         core, req, conn = self.core, flow.request, flow.client_conn
         is_tls = bool(conn.tls)
+        if flow.error is not None:  # mitmproxy refuses it itself (400): the record is ours
+            flow.metadata[JUDGED] = True
+            index = core.index()
+            core.record(conn, core.request_target(flow),
+                        Outcome("invalid", "400", reason=flow.error.msg),
+                        index.version if index is not None else None)
+            return
         if core.index() is None:
             # Nothing is steered without a blocklist: no destination to fail open to.
             core.answer(flow, unavailable_page("No blocklist is loaded yet.",
