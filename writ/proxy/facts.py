@@ -20,8 +20,8 @@ from mitmproxy.proxy import layer
 from writ.blocklist import CanonError
 from writ.proxy.judge import host_of
 
-__all__ = ["JUDGED", "STREAM_THRESHOLD", "client_of", "fails_closed", "has_body", "shown", "streams",
-           "unreadable"]
+__all__ = ["JUDGED", "STREAM_THRESHOLD", "client_of", "fails_closed", "has_body", "shown",
+           "streams", "unreadable"]
 
 log = logging.getLogger("writ.proxy")
 
