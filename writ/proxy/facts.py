@@ -1,4 +1,4 @@
-"""What a hook sees, read for judging and recording (docs/design.md, HTTP).
+"""What a hook sees, read for judging and recording (docs/design.md §4 HTTP).
 
 Small pure readers of mitmproxy objects: whether a message has or streams a
 body, why a request cannot be read, how a record shows an authority and a

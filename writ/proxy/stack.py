@@ -1,4 +1,4 @@
-"""Where writ steps into mitmproxy's layer stack (docs/design.md, HTTP).
+"""Where writ steps into mitmproxy's layer stack (docs/design.md §4 HTTP).
 
 Two things the hooks alone cannot do:
 

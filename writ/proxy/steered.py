@@ -18,7 +18,7 @@ from writ.blocklist import CanonError, Verdict
 from writ.blockpage import unavailable_page
 from writ.policies import TlsMode
 from writ.proxy.facts import JUDGED, fails_closed, shown, unreadable
-from writ.proxy.judge import Facts, Kind, Outcome, judge_names
+from writ.proxy.judge import Facts, Kind, Ruling, judge_names
 from writ.proxy.steer import (
     DEFAULT_PORT,
     NOT_STEERED,
@@ -53,7 +53,7 @@ class SteerAddon:
             flow.metadata[JUDGED] = True
             index = core.index()
             core.record(conn, core.request_target(flow),
-                        Outcome("invalid", "400", reason=flow.error.msg),
+                        Ruling("invalid", "400", reason=flow.error.msg),
                         index.version if index is not None else None)
             return
         if core.index() is None:
@@ -61,7 +61,7 @@ class SteerAddon:
             core.answer(flow, unavailable_page("No blocklist is loaded yet.",
                                                req.headers.get("accept")))
             core.record(conn, core.request_target(flow),
-                        Outcome("no-blocklist", "503"), None)
+                        Ruling("no-blocklist", "503"), None)
             return
         if kind is SteerKind.TLS and not is_tls:
             self._misdirected(flow, "This address serves TLS only.")
@@ -101,7 +101,7 @@ class SteerAddon:
         index = self.core.index()
         self.core.answer(flow, misdirected_page(message))
         self.core.record(flow.client_conn, self.core.request_target(flow),
-                         Outcome(NOT_STEERED, "421"),
+                         Ruling(NOT_STEERED, "421"),
                          index.version if index is not None else None)
 
     @fails_closed
@@ -116,15 +116,15 @@ class SteerAddon:
         if kind is not SteerKind.TLS or not sni:
             # TLS on the HTTP address, or no SNI: no host to steer to.
             index = core.index()
-            core.apply_tls(data, Outcome(NOT_STEERED, "tls-refused"), target,
+            core.apply_tls(data, Ruling(NOT_STEERED, "tls-refused"), target,
                            index.version if index is not None else None)
             return
         out, version = core.verdict(Facts(Kind.TLS, (sni,)))
         if out.action in ("pass", "intercept") and out.decision != "no-blocklist" \
                 and not self._steerable(sni):
-            out = Outcome(NOT_STEERED, "tls-refused")
+            out = Ruling(NOT_STEERED, "tls-refused")
         elif out.decision == "no-blocklist":
-            out = Outcome("no-blocklist", "tls-refused")  # no destination to fail open to
+            out = Ruling("no-blocklist", "tls-refused")  # no destination to fail open to
         if out.action in ("pass", "intercept"):
             data.context.server.address = (sni, self.steer_tls_port)
         if out.action == "intercept" and core.policy.proxy.tls is TlsMode.INTERCEPT:
