@@ -65,6 +65,8 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "legal_basis": a.legal_basis,
         "reference": a.reference,
         "summary": a.summary,
+        "summaries": [list(p) for p in a.summaries],
+        "confidential": a.confidential,
         "targets": [_target(t) for t in a.targets],
         "bulk": [
             {"file": b.file, "domains": list(b.domains), "urls": [_target(t) for t in b.urls],
@@ -94,6 +96,8 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         legal_basis=d.get("legal_basis"),
         reference=d.get("reference"),
         summary=d.get("summary"),
+        summaries=tuple((str(k), str(v)) for k, v in d.get("summaries", ())),
+        confidential=bool(d.get("confidential", False)),
         targets=tuple(_untarget(t) for t in d.get("targets", ())),
         bulk=tuple(
             BulkList(
