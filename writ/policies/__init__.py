@@ -14,6 +14,7 @@ from writ.policies.model import (
     TlsMode,
     TrustPolicy,
     UrlRuleMode,
+    PagesPolicy,
     WebPolicy,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "DnsPolicy",
     "FailMode",
     "OverLimit",
+    "PagesPolicy",
     "Policy",
     "PolicyError",
     "ProxyPolicy",
