@@ -283,7 +283,8 @@ class WritAddon:
         req = flow.request
         self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
                                         accept=req.headers.get("accept"),
-                                        blocklist_version=index.version))
+                                        blocklist_version=index.version,
+                                        accept_language=req.headers.get("accept-language")))
         self._record(_client(flow.client_conn), _target(req), "block", "451", d=d,
                      version=index.version)
 
