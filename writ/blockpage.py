@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from writ.blocklist import Act, Decision
-from writ.pages.i18n import Catalogs, catalogs
+from writ.pages.i18n import N_, Catalogs, catalogs
 from writ.pages.render import act_view, render, safe_href
 from writ.policies import Policy
 
@@ -171,8 +171,8 @@ def bad_request_page(message: str, accept: str | None = None, *, policy: Policy 
     payload = {"status": 400, "error": "Bad Request", "detail": message}
     if wants_json(accept):
         return _page(400, [], payload, b"", json_wanted=True)
-    body = _message(policy or Policy(), "Bad Request",
-                    ["writ could not read this request.", message], accept_language, None)
+    body = _message(policy or Policy(), N_("Bad Request"),
+                    [N_("writ could not read this request."), message], accept_language, None)
     return _page(400, [], payload, body, json_wanted=False)
 
 
@@ -182,7 +182,8 @@ def unavailable_page(message: str, accept: str | None = None, *, policy: Policy 
     payload = {"status": 503, "error": "Service Unavailable", "detail": message}
     if wants_json(accept):
         return _page(503, [], payload, b"", json_wanted=True)
-    body = _message(policy or Policy(), "Service Unavailable", [message], accept_language, None)
+    body = _message(policy or Policy(), N_("Service Unavailable"), [message], accept_language,
+                    None)
     return _page(503, [], payload, body, json_wanted=False)
 
 

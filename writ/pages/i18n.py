@@ -26,12 +26,17 @@ from pathlib import Path
 from babel.core import Locale, UnknownLocaleError
 from babel.messages.pofile import PoFileError, read_po
 
-__all__ = ["BUNDLED", "CatalogError", "Catalogs", "catalogs", "parse_accept_language"]
+__all__ = ["BUNDLED", "N_", "CatalogError", "Catalogs", "catalogs", "parse_accept_language"]
 
 BUNDLED = ("kk", "ru", "en")
 DOMAIN = "writ"
 LOCALE_DIR = Path(__file__).parent / "locale"
 _TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*|\*")
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extraction")
+    """Marks a message for `pybabel extract`; translated where it is shown."""
+    return message
 
 
 class CatalogError(ValueError):

@@ -26,7 +26,7 @@ from aiohttp import web
 from writ.blocklist import Act, ActKind, Blocklist, BlocklistHolder, Index, fold
 from writ.blockpage import register_base, wants_json
 from writ.pages.feed import atom, feed_acts
-from writ.pages.i18n import Catalogs, catalogs
+from writ.pages.i18n import N_, Catalogs, catalogs
 from writ.pages.lookup import lookup
 from writ.pages.render import act_view, fmt_date, render
 from writ.policies import Policy
@@ -156,7 +156,7 @@ async def orders_page(request: web.Request) -> web.Response:
     c = _Ctx(request)
     got = c.loaded()
     if got is None:
-        return c.message(503, "Service Unavailable", "No blocklist is loaded yet.")
+        return c.message(503, N_("Service Unavailable"), N_("No blocklist is loaded yet."))
     blocklist, index = got
     in_force = fold(blocklist.acts, index.at).in_force
     if c.json:
@@ -220,7 +220,7 @@ async def order_page(request: web.Request) -> web.Response:
     c = _Ctx(request)
     got = c.loaded()
     if got is None:
-        return c.message(503, "Service Unavailable", "No blocklist is loaded yet.")
+        return c.message(503, N_("Service Unavailable"), N_("No blocklist is loaded yet."))
     blocklist, index = got
     by_id = {a.id: a for a in blocklist.acts}
     act = by_id.get(request.match_info["id"])
@@ -229,7 +229,7 @@ async def order_page(request: web.Request) -> web.Response:
         seen.add(act.id)
         act = by_id.get(act.amends)
     if act is None:
-        return c.message(404, "Not found", "No such court order in this register.")
+        return c.message(404, N_("Not found"), N_("No such court order in this register."))
     family = _family(blocklist, act)
     secret = _confidential(family)
     status, status_text = _status(blocklist, index, act, c)
@@ -249,7 +249,7 @@ async def order_page(request: web.Request) -> web.Response:
         return c.data(payload)
     shown = [] if secret else _targets(act, MAX_TARGETS_HTML)
     return c.page("order.html", title=c._("Court order %(id)s") % {"id": act.id},
-                  order=act_view(act, c.lang, targets=count), status=status_text,
+                  order=act_view(act, c.lang, targets=count), state=status_text,
                   history=_history(family, c, secret), confidential=secret, count=count,
                   targets=shown, more=max(0, count - len(shown)))
 
@@ -261,7 +261,7 @@ async def lookup_page(request: web.Request) -> web.Response:
     if q:
         index = c.holder.index
         if index is None:
-            return c.message(503, "Service Unavailable", "No blocklist is loaded yet.")
+            return c.message(503, N_("Service Unavailable"), N_("No blocklist is loaded yet."))
         result = lookup(index, q)
         acts = index.acts
         result["order_details"] = [
@@ -288,7 +288,7 @@ async def feed_page(request: web.Request) -> web.Response:
     c = _Ctx(request)
     got = c.loaded()
     if got is None:
-        return c.message(503, "Service Unavailable", "No blocklist is loaded yet.")
+        return c.message(503, N_("Service Unavailable"), N_("No blocklist is loaded yet."))
     blocklist, index = got
     if c.json:
         return c.data({"entries": [_order_json(a, c.register, a.target_count()) | {
