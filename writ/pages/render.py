@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from babel.core import UnknownLocaleError
@@ -35,10 +35,15 @@ _ENV = jinja2.Environment(
 )
 
 
+_URI_CHARS = ":/?#[]@!$&'()*+,;=%-._~"
+
+
 def safe_href(url: str | None) -> str | None:
+    """An http(s) URL fit for href: characters URIs may not hold are %-escaped
+    (RFC 3986 §2), so `<`, `"` and the like can never leave the attribute."""
     if url and url.lower().startswith(("https://", "http://")) and not any(
             c.isspace() or ord(c) < 0x20 for c in url):
-        return url
+        return quote(url, safe=_URI_CHARS)
     return None
 
 
