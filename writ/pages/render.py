@@ -51,7 +51,7 @@ def fmt_date(value: date | datetime | None, language: str) -> str | None:
     if value is None:
         return None
     try:
-        if isinstance(value, datetime):
+        if isinstance(value, datetime) and (value.hour, value.minute, value.second) != (0, 0, 0):
             return format_datetime(value, format="medium", locale=language.replace("-", "_"))
         return format_date(value, format="long", locale=language.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
