@@ -188,7 +188,7 @@ def unavailable_page(message: str, accept: str | None = None, *, policy: Policy 
 
 
 def not_blocked_page(target: str, decision: Decision, policy: Policy,
-                     accept: str | None = None, note: Sequence[str] = (),
+                     accept: str | None = None, note: Sequence[str] = (), *,
                      accept_language: str | None = None) -> Page:
     """200 for a host the block-page server was asked about but no order blocks."""
     payload = {

@@ -21,8 +21,8 @@ from tests.dns.support import (
 )
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.dns import answers
-from writ.dns.server import DnsServer
 from writ.dns.sde import Structured, opted_in
+from writ.dns.server import DnsServer
 from writ.dns.transport import Listeners
 from writ.policies import DnsPolicy, PagesPolicy, Policy
 
@@ -87,7 +87,8 @@ async def test_json_shrinks_to_fit_512_bytes(standin: StandIn) -> None:
     res = await _start(standin, acts=many, register_url=REGISTER)
     try:
         r = await _ask(res.port, _query("crowded.example", True, payload=512))
-        assert len(r.pack()) <= 512 and not r.header.tc
+        assert len(r.pack()) <= 512
+        assert not r.header.tc
         data = json.loads(ede_of(r)[1])  # type: ignore[index]
         assert data["c"][0] == f"{REGISTER}/orders/EX-2016-0000"
         assert data["j"].endswith("more)")
@@ -103,8 +104,8 @@ def test_the_full_path_builds_the_same_json() -> None:
     request = DNSRecord.parse(bytes(_query("forum.example", True).pack()))
     edns = answers.edns_of(request)
     assert edns.sde
-    body, _ = answers.blocked(request, d, DnsPolicy(), edns, 1232,
-                              Structured("Example ISP", REGISTER, "https://isp.example/"))
+    structured = Structured("Example ISP", REGISTER, "https://isp.example/")
+    body, _ = answers.blocked(request, d, DnsPolicy(), edns, 1232, structured=structured)
     assert json.loads(ede_of(DNSRecord.parse(body))[1])["o"] == "Example ISP"  # type: ignore[index]
     plain = DNSRecord.parse(bytes(make_query("forum.example").pack()))
     assert not answers.edns_of(plain).sde

@@ -113,7 +113,8 @@ def browser(web: str) -> Iterator[Any]:
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--disable-default-apps", "--metrics-recording-only",
                 "--disable-features=Translate,OptimizationHints,MediaRouter",
-                f"--host-resolver-rules=MAP {BLOCKED_HOST} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                f"--host-resolver-rules=MAP {BLOCKED_HOST} 127.0.0.1, MAP * ~NOTFOUND,"
+                " EXCLUDE 127.0.0.1",
                 "--window-size=1280,900"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})

@@ -24,7 +24,10 @@ Err = Callable[[int, str, str], None]
 Text = Callable[[Node, str, bool], str | None]
 
 
-def read_summary(node: Node, err: Err, text: Text) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+Pairs = tuple[tuple[str, str], ...]
+
+
+def read_summary(node: Node, err: Err, text: Text) -> tuple[str | None, Pairs]:
     """(plain summary, sorted (language, text) pairs) from the `summary` node."""
     if not isinstance(node, Map):
         return text(node, "summary", False), ()

@@ -169,7 +169,7 @@ def _with_ede(r: DNSRecord, edns: EdnsInfo, code: int, text: Callable[[int], str
 
 
 def blocked(request: DNSRecord, decision: Decision, dns: DnsPolicy, edns: EdnsInfo,
-            limit: int, structured: Structured | None = None) -> tuple[bytes, str]:
+            limit: int, *, structured: Structured | None = None) -> tuple[bytes, str]:
     """The block answer for `decision` under the policy's action: (wire, action)."""
     q = request.q
     action = DnsAction(dns.action)

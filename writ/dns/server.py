@@ -346,7 +346,7 @@ class DnsServer:
         line = LogLine(target, p.decision, p.action, d.orders, d.rule, version)
         if p.kind == "block":
             body, _ = answers.blocked(request, d, self.dns, edns, limit,
-                                      self.structured)
+                                      structured=self.structured)
             return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
         if p.kind == "steer":
             body = answers.steered(request, self.dns, edns)
@@ -425,7 +425,7 @@ class DnsServer:
                 d = decide_labels(index, hop)
                 if d.decision is Verdict.BLOCK:
                     body, action = answers.blocked(request, d, self.dns, edns, limit,
-                                      self.structured)
+                                      structured=self.structured)
                     via = f"{d.rule} (via {QTYPE.get(rr.rtype)} {display_name(hop)})"
                     line = LogLine(target, "block", action, d.orders, via, index.version)
                     return Entry(body, line)

@@ -50,4 +50,5 @@ def atom(acts: Sequence[Act], base: str, operator: str, at: datetime) -> bytes:
         summary = a.summary or (f"amends {a.amends}" if a.amends else None)
         if summary:
             ET.SubElement(e, "summary").text = summary
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    body: bytes = ET.tostring(root, encoding="utf-8")
+    return b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n" + body

@@ -98,7 +98,8 @@ def _read(path: Path, language: str) -> dict[str, str]:
         with path.open("rb") as f:
             cat = read_po(f, locale=None, domain=DOMAIN, abort_invalid=True)
     except (OSError, PoFileError, ValueError) as e:
-        raise CatalogError(f"{path}: cannot read the message catalog for {language!r}: {e}") from None
+        raise CatalogError(
+            f"{path}: cannot read the message catalog for {language!r}: {e}") from None
     return {str(m.id): str(m.string) for m in cat
             if m.id and isinstance(m.id, str) and isinstance(m.string, str)
             and m.string and not m.fuzzy}

@@ -9,12 +9,12 @@ from writ.policies.model import (
     DnsPolicy,
     FailMode,
     OverLimit,
+    PagesPolicy,
     Policy,
     ProxyPolicy,
     TlsMode,
     TrustPolicy,
     UrlRuleMode,
-    PagesPolicy,
     WebPolicy,
 )
 

@@ -19,12 +19,12 @@ __all__ = [
     "DnsPolicy",
     "FailMode",
     "OverLimit",
+    "PagesPolicy",
     "Policy",
     "ProxyPolicy",
     "TlsMode",
     "TrustPolicy",
     "UrlRuleMode",
-    "PagesPolicy",
     "WebPolicy",
 ]
 

@@ -276,7 +276,8 @@ async def lookup_page(request: web.Request) -> web.Response:
     if result is not None:
         headline = {
             "block": c._("Blocked now by court order."),
-            "url-rules": c._("Some web addresses on this site are blocked; the site itself is not."),
+            "url-rules": c._(
+                "Some web addresses on this site are blocked; the site itself is not."),
             "allow": c._("Not blocked: no court order in force names it."),
             "invalid": c._("This is not a domain name or web address we can check."),
         }[result["decision"]]
