@@ -2,7 +2,8 @@
 
 Shared by the mitmproxy addon and the block-page web server, which never
 import each other. Pure: a Decision, the acts it names and the policy in,
-status + headers + body out. No I/O, no clock.
+status + headers + body out. No clock; the only I/O is reading the message
+catalogs once (writ/pages/i18n.py caches them; `writ web` loads them at start).
 
 Invariants:
 - Every piece of order text is HTML-escaped (writ/pages/render.py: autoescaped
