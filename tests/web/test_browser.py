@@ -35,6 +35,7 @@ CHROMEDRIVER = os.environ.get("WRIT_CHROMEDRIVER", "/usr/bin/chromedriver")
 LANGS = ("kk", "ru", "en")
 WIDTHS = (360, 1280)
 BLOCKED_HOST = "streams.example"
+LONG_ID = "KZ-" + "L" * 125  # the longest id an order may have (browser_orders.yaml)
 # page name -> (path, host or None for the register's own address, text that must be there)
 PAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "block": ("/", BLOCKED_HOST, ("KZ-2015-001", "Northgate District Court", "2-1017/2015")),
@@ -45,6 +46,9 @@ PAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "confidential": ("/orders/KZ-2015-002", None, ("KZ-2015-002",
                                                     "Southgate Specialised Court")),
     "lookup": (f"/lookup?q={BLOCKED_HOST}", None, ("KZ-2015-001", "Northgate District Court")),
+    # attack pages: markup in every field stays text; unbroken long text never overflows
+    "evil": ("/orders/EVIL-1", None, ("EVIL-1", "<script>alert(1)</script>")),
+    "long": (f"/orders/{LONG_ID}", None, (LONG_ID,)),
 }
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -70,6 +70,7 @@ def act_view(act: Act, language: str, *, targets: int | None = None) -> dict[str
         "authority": act.authority, "legal_basis": act.legal_basis,
         "summary": act.summary_in(language),
         "reference_href": safe_href(act.reference),
+        "reference": act.reference,
         "reference_text": None if safe_href(act.reference) else act.reference,
         "targets": targets,
     }
