@@ -58,3 +58,12 @@ def test_bad_summary_or_confidential_names_the_line(
 ) -> None:
     r = _load(tmp_path, extra)
     assert [(e.line, e.field) for e in r.errors] == [(line, field)]
+
+
+def test_plain_orders_keep_their_blocklist_version(tmp_path: Path) -> None:
+    """The new fields are serialised only when set: version_of (a hash of act_to_dict)
+    of an order folder that uses neither is what it was before they existed."""
+    (a,) = _load(tmp_path, "summary: Video sharing\n").acts
+    d = act_to_dict(a)
+    assert "summaries" not in d
+    assert "confidential" not in d

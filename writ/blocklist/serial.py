@@ -53,7 +53,7 @@ def _untarget(d: dict[str, Any]) -> Target:
 
 
 def act_to_dict(a: Act) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": a.id,
         "kind": a.kind.value,
         "court": a.court,
@@ -65,8 +65,6 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "legal_basis": a.legal_basis,
         "reference": a.reference,
         "summary": a.summary,
-        "summaries": [list(p) for p in a.summaries],
-        "confidential": a.confidential,
         "targets": [_target(t) for t in a.targets],
         "bulk": [
             {"file": b.file, "domains": list(b.domains), "urls": [_target(t) for t in b.urls],
@@ -80,6 +78,13 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "allow_public_suffix": a.allow_public_suffix,
         "@": _pos(a.pos),
     }
+    # Written only when set, so that an unchanged folder keeps its version
+    # (version_of hashes this dict) across the upgrade that added them.
+    if a.summaries:
+        out["summaries"] = [list(p) for p in a.summaries]
+    if a.confidential:
+        out["confidential"] = True
+    return out
 
 
 def act_from_dict(d: dict[str, Any]) -> Act:
