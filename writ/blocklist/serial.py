@@ -53,7 +53,7 @@ def _untarget(d: dict[str, Any]) -> Target:
 
 
 def act_to_dict(a: Act) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": a.id,
         "kind": a.kind.value,
         "court": a.court,
@@ -78,6 +78,13 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "allow_public_suffix": a.allow_public_suffix,
         "@": _pos(a.pos),
     }
+    # Written only when set, so that an unchanged folder keeps its version
+    # (version_of hashes this dict) across the upgrade that added them.
+    if a.summaries:
+        out["summaries"] = [list(p) for p in a.summaries]
+    if a.confidential:
+        out["confidential"] = True
+    return out
 
 
 def act_from_dict(d: dict[str, Any]) -> Act:
@@ -94,6 +101,8 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         legal_basis=d.get("legal_basis"),
         reference=d.get("reference"),
         summary=d.get("summary"),
+        summaries=tuple((str(k), str(v)) for k, v in d.get("summaries", ())),
+        confidential=bool(d.get("confidential", False)),
         targets=tuple(_untarget(t) for t in d.get("targets", ())),
         bulk=tuple(
             BulkList(

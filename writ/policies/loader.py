@@ -30,6 +30,7 @@ from writ.policies.model import (
     DnsPolicy,
     FailMode,
     OverLimit,
+    PagesPolicy,
     Policy,
     ProxyPolicy,
     PublishPolicy,
@@ -95,6 +96,14 @@ _WEB: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
     "token_file": _Key(c.optional(c.text)),
 }
+_PAGES: dict[str, _Key] = {
+    "default_language": _Key(c.language),
+    "languages_dir": _Key(c.optional(c.text)),
+    "register_url": _Key(c.optional(c.http_url)),
+    "blocked_by": _Key(c.optional(c.http_url)),
+    "contest": _Key(c.optional(c.text)),
+    "rate_limit": _Key(c.integer(1)),
+}
 _AUDIT: dict[str, _Key] = {
     "path": _Key(c.text),
     "log_allowed": _Key(c.boolean),
@@ -122,6 +131,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
     "web": (WebPolicy, _WEB),
+    "pages": (PagesPolicy, _PAGES),
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
     "publish": (PublishPolicy, _PUBLISH),

@@ -19,6 +19,7 @@ __all__ = [
     "DnsPolicy",
     "FailMode",
     "OverLimit",
+    "PagesPolicy",
     "Policy",
     "ProxyPolicy",
     "PublishPolicy",
@@ -118,6 +119,18 @@ class WebPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PagesPolicy:
+    """The public pages: block page and register (docs/operator.md, "Public pages")."""
+
+    default_language: str = "en"  # when Accept-Language names none we have
+    languages_dir: str | None = None  # operator catalogs: LANG/LC_MESSAGES/writ.po
+    register_url: str | None = None  # public base URL of `writ web`'s register
+    blocked_by: str | None = None  # another page for `Link: rel="blocked-by"`
+    contest: str | None = None  # how to contest a block, shown on every block page
+    rate_limit: int = 120  # register requests per client per minute
+
+
+@dataclass(frozen=True, slots=True)
 class AuditPolicy:
     path: str = "state/audit/decisions.log"
     log_allowed: bool = False
@@ -164,6 +177,7 @@ class Policy:
     dns: DnsPolicy = field(default_factory=DnsPolicy)
     proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
     web: WebPolicy = field(default_factory=WebPolicy)
+    pages: PagesPolicy = field(default_factory=PagesPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     publish: PublishPolicy = field(default_factory=PublishPolicy)

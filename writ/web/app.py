@@ -27,6 +27,7 @@ from writ.blockpage import Page, bad_request_page, blocked_page, not_blocked_pag
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.web import prom
+from writ.web.register import is_register_host, setup_register
 
 __all__ = ["make_app", "read_token"]
 
@@ -80,33 +81,38 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def block_page(request: web.Request) -> web.Response:
     holder, policy = request.app[HOLDER], request.app[POLICY]
     accept = request.headers.get("Accept")
+    lang_of = {"accept_language": request.headers.get("Accept-Language")}
     index = holder.index
     if index is None:
-        return _reply(unavailable_page("No blocklist is loaded yet.", accept))
+        return _reply(unavailable_page("No blocklist is loaded yet.", accept, policy=policy,
+                                       **lang_of))
     path = request.raw_path if request.raw_path.startswith("/") else "/"
     try:
         cu = canonical_url(f"http://{request.host}{path}")
     except CanonError as e:
-        return _reply(bad_request_page(str(e), accept))
+        return _reply(bad_request_page(str(e), accept, policy=policy, **lang_of))
     by_name = index.decide_canonical_name(cu.host)
     if by_name.decision is Verdict.BLOCK:
         return _reply(blocked_page(by_name, index.acts, policy, cu.host, accept=accept,
-                                   blocklist_version=index.version))
+                                   blocklist_version=index.version,
+                                   lang=request.query.get("lang"), **lang_of))
     by_url = index.decide_canonical_url(cu)
     if by_url.blocked:
         return _reply(blocked_page(by_url, index.acts, policy, f"http://{cu}", accept=accept,
-                                   blocklist_version=index.version))
+                                   blocklist_version=index.version,
+                                   lang=request.query.get("lang"), **lang_of))
     note = ["This is the block-page server: your DNS answer for this name pointed here. "
             "It may be out of date; try again in a minute."]
     if by_name.decision is Verdict.URL_RULES:
         note.append("Some addresses on this host are blocked by court order; this one is not.")
     return _reply(not_blocked_page(cu.host, by_url if by_url.orders else by_name, policy,
-                                   accept, note))
+                                   accept, note, **lang_of))
 
 
 @web.middleware
 async def sinkhole_first(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _is_admin_host(request.host):
+    if not _is_admin_host(request.host) and not is_register_host(request.app[POLICY],
+                                                                 request.host):
         return await block_page(request)
     return await handler(request)
 
@@ -248,6 +254,7 @@ def make_app(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None
     r.add_get("/v1/version", version)
     r.add_get("/v1/orders", orders)
     r.add_get("/v1/explain", explain)
+    setup_register(app, holder, policy)  # the public register (writ/web/register.py)
     r.add_route("*", "/{tail:.*}", not_found)
     return app
 
