@@ -13,6 +13,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from writ.commands._audit_html import add_arguments as add_html_arguments
+from writ.commands._audit_html import run_html
 from writ.commands._common import UsageError, parse_instant
 
 __all__ = ["configure", "run"]
@@ -41,6 +43,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="CSV: order,day,decision,count,first,last")
+    add_html_arguments(r)
     k = sub.add_parser("keygen", help="create the checkpoint signing key; print its public key",
                        description="Create the Ed25519 signing key (0600) if missing and print "
                                    "the public key (PEM) that auditors verify checkpoints with.")
@@ -107,6 +110,8 @@ def _report(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise UsageError(f"{f}: a folder, not a log file (give the files, e.g. "
                              f"{f}/decisions.*.log)" if f.is_dir() else f"no such file: {f}")
+    if args.html is not None:
+        return run_html(args)
     since = _instant("--since", args.since)
     until = _instant("--until", args.until)
     progress = _progress_bar if sys.stderr.isatty() else None
