@@ -89,7 +89,7 @@ def run_html(args: argparse.Namespace) -> int:
           + f"; {sum(f.count for f in doc.outside):,} decision(s) outside an order's window"
           + ("" if doc.windows is not None else " (not checked: no order set)"),
           file=sys.stderr)
-    return 0
+    return 1 if bad else 0
 
 
 def _checkpoints(args: argparse.Namespace) -> tuple[Any, Any]:

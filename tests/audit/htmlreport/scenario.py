@@ -111,7 +111,7 @@ def _every_2h(a: datetime, b: datetime) -> list[datetime]:
     return out
 
 
-def edge1(folder: Path) -> list[Path]:
+def edge1(folder: Path, v1: str = "v1", v2: str = "v2") -> list[Path]:
     clock = Clock()
     times = _every_2h(START, EDGE1_END)
     log = AuditLog(_policy(folder), "edge-1", clock=clock).start()
@@ -124,7 +124,7 @@ def edge1(folder: Path) -> list[Path]:
             clock.at(t)
             log = AuditLog(_policy(folder), "edge-1", clock=clock).start()
             crashed = True
-        version = "v1" if t < REVOKED else "v2"
+        version = v1 if t < REVOKED else v2
         if t < REVOKED:
             _decide(log, clock, t, "EX-A", version)
         elif t >= B_EFFECTIVE:
@@ -135,13 +135,13 @@ def edge1(folder: Path) -> list[Path]:
     return [p for _, p in chain_files(folder / "decisions.log")]
 
 
-def edge2(folder: Path) -> list[Path]:
+def edge2(folder: Path, v1: str = "v1") -> list[Path]:
     clock = Clock()
     with AuditLog(_policy(folder), "edge-2", clock=clock) as log:
         for t in _every_2h(START, EDGE2_END):
-            _decide(log, clock, t, "EX-A", "v1")
+            _decide(log, clock, t, "EX-A", v1)
             if t == BEFORE_EFFECTIVE:
-                _decide(log, clock, t, "EX-B", "v1")
+                _decide(log, clock, t, "EX-B", v1)
     return [p for _, p in chain_files(folder / "decisions.log")]
 
 
@@ -152,6 +152,8 @@ def _unseal(folder: Path) -> None:
     path.write_text("".join(lines[:-1]))
 
 
-def build(tmp: Path) -> tuple[list[Path], Path]:
-    """(log files of both nodes, orders folder)."""
-    return edge1(tmp / "edge-1") + edge2(tmp / "edge-2"), write_orders(tmp / "orders")
+def build(tmp: Path, v1: str = "v1", v2: str = "v2") -> tuple[list[Path], Path]:
+    """(log files of both nodes, orders folder); v1/v2: the blocklist versions the
+    decisions carry before and after the revocation."""
+    return (edge1(tmp / "edge-1", v1, v2) + edge2(tmp / "edge-2", v1),
+            write_orders(tmp / "orders"))
