@@ -30,6 +30,9 @@ ul.lines { margin: 0.3rem 0; padding-left: 1.2rem; }
 figure { margin: 0.4rem 0 0.8rem; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: 8.5pt; color: #555; }
+p.keys { font-size: 8.5pt; }
+.key { white-space: nowrap; margin-right: 0.8rem; }
+.sw { display: inline-block; width: 1.6em; margin-right: 0.3em; vertical-align: middle; }
 section.order { break-inside: avoid-page; }
 @media print {
   body { margin: 0; max-width: none; font-size: 9.5pt; }

@@ -27,15 +27,8 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-__all__ = [
-    "MARK_STYLE",
-    "NODE_COLOURS",
-    "Axis",
-    "activity_chart",
-    "kinds_chart",
-    "order_chart",
-    "versions_chart",
-]
+__all__ = ["EVENT_COLOUR", "MARK_STYLE", "NODE_COLOURS", "OUTSIDE", "Axis", "activity_chart",
+           "kinds_chart", "order_chart", "versions_chart"]
 
 NODE_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f",
                 "#bcbd22", "#e377c2")
@@ -113,11 +106,19 @@ def _parse(ts: str) -> datetime:
 
 
 @contextmanager
-def _figure(name: str, height: float) -> Iterator[tuple[Figure, list[str]]]:
-    """A figure whose SVG text is appended to the yielded list on exit."""
+def _figure(name: str, height: float, *, legend: bool = True,
+            left: float = 0.7) -> Iterator[tuple[Figure, list[str]]]:
+    """A figure whose SVG text is appended to the yielded list on exit.
+
+    Margins are fixed (inches), not computed by a layout engine: that engine
+    cost a third of a chart's time, and a report may draw dozens.
+    """
     out: list[str] = []
     with matplotlib.rc_context(cast(Any, {**_RC, "svg.hashsalt": f"writ-report-{name}"})):
-        fig = Figure(figsize=(9.0, height), layout="constrained")
+        width = 9.0
+        fig = Figure(figsize=(width, height))
+        fig.subplots_adjust(left=left / width, right=1 - (1.5 if legend else 0.15) / width,
+                            bottom=0.45 / height, top=1 - 0.1 / height)
         FigureCanvasSVG(fig)
         yield fig, out
         buf = io.StringIO()
@@ -168,7 +169,7 @@ def order_chart(name: str, axis: Axis, series: Sequence[tuple[str, Counter[str]]
                 marks: Sequence[tuple[str, str, int]]) -> str:
     """Decisions naming one order per node, outside-window decisions in red, the act
     history as vertical lines, the order's windows in force shaded green."""
-    with _figure(f"order-{name}", 2.4) as (fig, out):
+    with _figure(f"order-{name}", 2.2, legend=False) as (fig, out):
         ax = fig.add_subplot()
         edges = axis.edges()
         lo, hi = edges[0], edges[-1]
@@ -199,13 +200,12 @@ def order_chart(name: str, axis: Axis, series: Sequence[tuple[str, Counter[str]]
         _marks(ax, axis, marks)
         _time_axis(ax, axis)
         ax.set_ylabel(f"decisions per {axis.unit}")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return out[0]
 
 
 def kinds_chart(rows: Sequence[tuple[str, int]]) -> str:
     """Horizontal bars: one per `component decision → action`."""
-    with _figure("kinds", 0.6 + 0.22 * max(len(rows), 1)) as (fig, out):
+    with _figure("kinds", 0.7 + 0.22 * max(len(rows), 1), legend=False, left=2.4) as (fig, out):
         ax = fig.add_subplot()
         labels = [r[0] for r in rows][::-1]
         counts = [r[1] for r in rows][::-1]
@@ -223,7 +223,7 @@ def versions_chart(axis: Axis, rows: Sequence[tuple[str, list[tuple[str, str, st
     palette = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948",
                "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
     colour: dict[str, str] = {}
-    with _figure("versions", 0.9 + 0.35 * max(len(rows), 1)) as (fig, out):
+    with _figure("versions", 0.9 + 0.35 * max(len(rows), 1), left=1.0) as (fig, out):
         ax = fig.add_subplot()
         for y, (_node, spans) in enumerate(rows):
             for version, a, b in spans:

@@ -223,6 +223,7 @@ def orders(doc: Document) -> str:
            "the window are drawn in red.</p>"]
     if axis is None or not ids:
         return "".join(out) + '<p class="muted">No decision names an order.</p></section>'
+    out.append(_key(doc))
     marks = _marks(doc)
     hours = [_by_order(s.hourly) for s in doc.scans]
     outside_hours = [_by_order(s.outside_hourly) for s in doc.scans]
@@ -259,6 +260,24 @@ def orders(doc: Document) -> str:
                    "the fewest decisions and no finding) are given as tables only.</p>")
     out.append("</section>")
     return "".join(out)
+
+
+def _key(doc: Document) -> str:
+    """The legend of every order chart, once (drawn per chart it cost more than the
+    chart itself)."""
+    def swatch(colour: str, text: str, style: str = "solid") -> str:
+        return (f'<span class="key"><span class="sw" style="border-top: 3px {style} {colour}">'
+                f"</span>{escape(text)}</span>")
+    items = [swatch(charts.NODE_COLOURS[i % len(charts.NODE_COLOURS)], s.node)
+             for i, s in enumerate(doc.scans)]
+    items.append(swatch(charts.OUTSIDE, "outside its window"))
+    items.append('<span class="key"><span class="sw" style="background: #e3f1e3; height: 0.7em">'
+                 "</span>in force</span>")
+    items += [swatch(c, k, "dashed") for k, c in charts.EVENT_COLOUR.items()]
+    items += [f'<span class="key">{sym} {escape(k)}</span>'
+              for k, sym in (("crash recovery", "✕"), ("restart", "▲"), ("dropped", "▼"),
+                             ("log started", "●"))]
+    return '<p class="keys">' + " ".join(items) + "</p>"
 
 
 def _by_order(hourly: Counter[tuple[str, str]]) -> dict[str, Counter[str]]:
