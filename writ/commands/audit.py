@@ -32,9 +32,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="signed checkpoints (collected off the box) to check the chain against")
     v.add_argument("--public-key", type=Path, metavar="KEY",
                    help="the node's checkpoint public key (PEM, from `writ audit keygen`)")
-    r = sub.add_parser("report", help="per-order summary of decision logs",
+    r = sub.add_parser("report", help="per-order summary of decision logs; --html: the "
+                                      "auditor's document",
                        description="Per order: decisions by kind, first and last enforcement, "
-                                   "counts per day (UTC).")
+                                   "counts per day (UTC). With --html OUT: one self-contained "
+                                   "HTML document (verification per node, findings, charts).")
     r.add_argument("files", nargs="+", type=Path, metavar="FILE")
     r.add_argument("--order", metavar="ID", help="only this order")
     r.add_argument("--since", metavar="T", help="from this instant (RFC 3339 or a date)")

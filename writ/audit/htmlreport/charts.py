@@ -205,7 +205,8 @@ def order_chart(name: str, axis: Axis, series: Sequence[tuple[str, Counter[str]]
 
 def kinds_chart(rows: Sequence[tuple[str, int]]) -> str:
     """Horizontal bars: one per `component decision → action`."""
-    with _figure("kinds", 0.7 + 0.22 * max(len(rows), 1), legend=False, left=2.4) as (fig, out):
+    height = 0.7 + 0.22 * max(len(rows), 1)
+    with _figure("kinds", height, legend=False, left=2.4) as (fig, out):
         ax = fig.add_subplot()
         labels = [r[0] for r in rows][::-1]
         counts = [r[1] for r in rows][::-1]
