@@ -26,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["EVENT_COLOUR", "MARK_STYLE", "NODE_COLOURS", "OUTSIDE", "Axis", "activity_chart",
            "kinds_chart", "order_chart", "versions_chart"]
@@ -159,6 +160,7 @@ def activity_chart(axis: Axis, series: Sequence[tuple[str, Counter[str]]],
         _marks(ax, axis, marks)
         _time_axis(ax, axis)
         ax.set_ylabel(f"decisions per {axis.unit}")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 1.75 decisions
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return out[0]
 
@@ -200,6 +202,7 @@ def order_chart(name: str, axis: Axis, series: Sequence[tuple[str, Counter[str]]
         _marks(ax, axis, marks)
         _time_axis(ax, axis)
         ax.set_ylabel(f"decisions per {axis.unit}")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 1.75 decisions
     return out[0]
 
 

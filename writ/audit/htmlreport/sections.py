@@ -341,7 +341,7 @@ def method(doc: Document) -> str:
         "<li>A decision naming several orders counts once for each. Times are UTC.</li>"
         "<li>An order's window in force comes from the order set: the block from "
         "<code>effective</code> until <code>expires</code>, less revocations and the hosts "
-        "restorations lifted (docs/design.md §2).</li>"
+        "restorations lifted.</li>"
         f"<li>A node is called silent after {duration(doc.silent_after)} without any record "
         "(<code>--silent-after</code>).</li>"
         "<li>What the log cannot prove is listed under each node's verdict "
