@@ -13,7 +13,8 @@ version v1 until 09-08T12:00, v2 after.
 
 edge-2 decides every 2 hours from 09-07T00:00 to 09-08T08:00 (EX-A, v1), plus
 ONE decision naming EX-B at 09-08T06:00 (before EX-B was effective), then
-goes silent while edge-1 logs until 09-09T12:00.
+goes silent while edge-1 logs until 09-09T12:00. Its writer reports 3
+dropped decisions at 09-07T12:00 and restarts cleanly at 09-07T20:00.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ BEFORE_EFFECTIVE = datetime(2015, 9, 8, 6, tzinfo=UTC)
 CRASH_RESTART = datetime(2015, 9, 8, 2, tzinfo=UTC)
 EDGE1_END = datetime(2015, 9, 9, 12, tzinfo=UTC)
 EDGE2_END = datetime(2015, 9, 8, 8, tzinfo=UTC)
+EDGE2_DROPS = datetime(2015, 9, 7, 12, tzinfo=UTC)
+EDGE2_RESTART = datetime(2015, 9, 7, 20, tzinfo=UTC)
 
 ORDERS = {
     "ex-a.yaml": """\
@@ -137,11 +140,20 @@ def edge1(folder: Path, v1: str = "v1", v2: str = "v2") -> list[Path]:
 
 def edge2(folder: Path, v1: str = "v1") -> list[Path]:
     clock = Clock()
-    with AuditLog(_policy(folder), "edge-2", clock=clock) as log:
-        for t in _every_2h(START, EDGE2_END):
-            _decide(log, clock, t, "EX-A", v1)
-            if t == BEFORE_EFFECTIVE:
-                _decide(log, clock, t, "EX-B", v1)
+    log = AuditLog(_policy(folder), "edge-2", clock=clock).start()
+    for t in _every_2h(START, EDGE2_END):
+        if t == EDGE2_RESTART:
+            clock.at(t - timedelta(minutes=30))
+            log.close()
+            clock.at(t)
+            log = AuditLog(_policy(folder), "edge-2", clock=clock).start()
+        if t == EDGE2_DROPS:
+            clock.at(t)  # first: the writer may write the count down at once
+            log.note_dropped(3)
+        _decide(log, clock, t, "EX-A", v1)
+        if t == BEFORE_EFFECTIVE:
+            _decide(log, clock, t, "EX-B", v1)
+    log.close()
     return [p for _, p in chain_files(folder / "decisions.log")]
 
 

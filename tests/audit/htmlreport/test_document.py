@@ -50,8 +50,13 @@ def test_the_verdict_comes_first_and_names_the_crash_recovery(
     assert "decisions.000001.log: not sealed" in notices[0]
     assert "NOT PROVEN without signed checkpoints" in html
     gaps = {r["node"]: r for r in table(html, "gaps")}
-    assert gaps["edge-1"]["crash recoveries"] == "1"
-    assert gaps["edge-2"]["crash recoveries"] == "0"
+    assert [gaps["edge-1"][k] for k in ("crash recoveries", "restarts")] == ["1", "0"]
+    assert [gaps["edge-2"][k] for k in ("crash recoveries", "restarts")] == ["0", "1"]
+    assert gaps["edge-2"]["decisions dropped (not logged)"] == "3"
+    marks = [(r["time"], r["node"], r["mark"]) for r in table(html, "marks")]
+    assert marks == [("2015-09-07T12:00:00.000000Z", "edge-2", "dropped"),
+                     ("2015-09-07T20:00:00.000000Z", "edge-2", "restart"),
+                     ("2015-09-08T02:00:00.000000Z", "edge-1", "crash recovery")]
 
 
 def test_a_node_that_stops_logging_is_silent_until_the_others_end(
@@ -74,12 +79,15 @@ def test_without_an_order_set_the_windows_are_not_judged(
 def test_an_edited_record_fails_that_nodes_verdict_and_the_exit_code(
         tmp_path: Path, logs: tuple[list[Path], Path]) -> None:
     files, orders = logs
-    edge2 = tmp_path / "decisions.000001.log"
-    text = files[-1].read_text().replace('"decision":"block"', '"decision":"allow"', 1)
-    edge2.write_text(text)
+    edge1 = [f for f in files if f.parent.name == "edge-1"]
+    edge2 = [tmp_path / f.name for f in files if f.parent.name == "edge-2"]
+    for f in edge2:
+        f.write_text((logs[0][0].parent.parent / "edge-2" / f.name).read_text())
+    edge2[0].write_text(edge2[0].read_text().replace('"decision":"block"',
+                                                     '"decision":"allow"', 1))
     out = tmp_path / "r.html"
     code = main(["audit", "report", "--html", str(out), "--orders", str(orders),
-                 *map(str, files[:-1]), str(edge2)])
+                 *map(str, edge1), *map(str, edge2)])
     html = out.read_text()
     assert code == 1
     assert re.search(r'data-node="edge-1">.{0,80}edge-1: INTACT', html)
@@ -158,3 +166,29 @@ def test_a_hostile_target_or_node_name_is_text_not_markup(tmp_path: Path,
     assert "<img" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert len(table(html, "outside")) == 2  # before EX-A was effective; an unknown order
+
+
+def test_past_forty_orders_the_rest_are_rows_not_charts(tmp_path: Path) -> None:
+    import dataclasses
+
+    from writ.audit import AuditLog
+    from writ.audit.files import chain_files
+    from writ.policies import AuditPolicy
+
+    d = tmp_path / "many"
+    pol = dataclasses.replace(AuditPolicy(), path=str(d / "decisions.log"),
+                              key_file=str(d / "client.key"),
+                              signing_key_file=str(d / "signing.key"),
+                              checkpoint_file=str(d / "cp.log"), fsync="never")
+    with AuditLog(pol, "edge-1", clock=lambda: 1441584000.0) as log:
+        for i in range(45):
+            for _ in range(45 - i):  # EX-00 most decisions, EX-44 fewest
+                log.record(component="dns", client="192.0.2.1", target=f"s{i}.example. A",
+                           decision="block", action="sinkhole", orders=(f"EX-{i:02d}",),
+                           rule=f"domain s{i}.example", blocklist_version="v1")
+    html = report(tmp_path, [p for _, p in chain_files(d / "decisions.log")])
+    charted = re.findall(r'<section class="order" id="order-([^"]+)"', html)
+    assert charted == [f"EX-{i:02d}" for i in range(40)]
+    rows = table(html, "other-orders-table")
+    assert [(r["order"], r["edge-1"]) for r in rows] == [
+        ("EX-40", "5"), ("EX-41", "4"), ("EX-42", "3"), ("EX-43", "2"), ("EX-44", "1")]

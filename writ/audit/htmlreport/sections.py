@@ -17,6 +17,7 @@ __all__ = ["activity", "findings", "inputs", "kinds", "method", "orders", "verif
 
 MAX_ORDER_CHARTS = 40  # beyond these (fewest decisions), orders get a table row only
 MAX_ROWS = 200  # rows of a findings table; the rest are counted
+MAX_OTHER_ORDERS = 2000  # rows for orders past the charted ones (~300 bytes each)
 
 
 def duration(seconds: float) -> str:
@@ -180,7 +181,9 @@ def activity(doc: Document) -> str:
             for s in doc.scans for m in s.marks if m.kind != "log started"]
     rows.sort()
     if rows:
-        out.append(_table(["time", "node", "mark", "what the log says"], rows[:MAX_ROWS]))
+        out.append('<div id="marks">'
+                   + _table(["time", "node", "mark", "what the log says"], rows[:MAX_ROWS])
+                   + "</div>")
         out.append(_more(len(rows), MAX_ROWS))
     out.append("</section>")
     return "".join(out)
@@ -227,7 +230,8 @@ def orders(doc: Document) -> str:
     marks = _marks(doc)
     hours = [_by_order(s.hourly) for s in doc.scans]
     outside_hours = [_by_order(s.outside_hourly) for s in doc.scans]
-    for n, oid in enumerate(ids):
+    kinds = [_by_order(s.order_kinds) for s in doc.scans]
+    for oid in ids[:MAX_ORDER_CHARTS]:
         act = doc.acts.get(oid) if doc.acts is not None else None
         out.append(f'<section class="order" id="order-{escape(oid)}"><h3>{escape(oid)}</h3>')
         if act is not None:
@@ -237,29 +241,48 @@ def orders(doc: Document) -> str:
         elif doc.acts is not None:
             out.append('<p class="finding">Not in the given order set.</p>')
         per_node = [(s.node, hours[i].get(oid, Counter())) for i, s in enumerate(doc.scans)]
-        if n < MAX_ORDER_CHARTS:
-            outside: Counter[str] = Counter()
-            for by_order in outside_hours:
-                outside.update(by_order.get(oid, Counter()))
-            events = ([(e.ts, e.kind, e.act) for e in doc.windows.events(oid)]
-                      if doc.windows is not None else [])
-            svg = charts.order_chart(oid, axis, per_node, outside=outside,
-                                     active=_active_spans(doc, oid), events=events, marks=marks)
-            out.append(_figure(svg, f"Decisions naming {escape(oid)} per {axis.unit} (UTC)."))
-            if events:
-                out.append(_table(["time (UTC)", "event", "act"],
-                                  [(escape(t), escape(k), f"<code>{escape(a)}</code>")
-                                   for t, k, a in events]))
-        kinds = sorted({d for s in doc.scans for (o, d) in s.order_kinds if o == oid})
-        rows = [(escape(s.node), *(f"{s.order_kinds[oid, d]:,}" for d in kinds))
-                for s in doc.scans]
-        out.append(_table(["node", *kinds], rows, numeric=range(1, len(kinds) + 1)))
+        outside: Counter[str] = Counter()
+        for by_order in outside_hours:
+            outside.update(by_order.get(oid, Counter()))
+        events = ([(e.ts, e.kind, e.act) for e in doc.windows.events(oid)]
+                  if doc.windows is not None else [])
+        svg = charts.order_chart(oid, axis, per_node, outside=outside,
+                                 active=_active_spans(doc, oid), events=events, marks=marks)
+        out.append(_figure(svg, f"Decisions naming {escape(oid)} per {axis.unit} (UTC)."))
+        if events:
+            out.append(_table(["time (UTC)", "event", "act"],
+                              [(escape(t), escape(k), f"<code>{escape(a)}</code>")
+                               for t, k, a in events]))
+        mine = [k.get(oid, Counter()) for k in kinds]
+        names = sorted({d for c in mine for d in c})
+        rows = [(escape(s.node), *(f"{mine[i][d]:,}" for d in names))
+                for i, s in enumerate(doc.scans)]
+        out.append(_table(["node", *names], rows, numeric=range(1, len(names) + 1)))
         out.append("</section>")
     if len(ids) > MAX_ORDER_CHARTS:
-        out.append(f'<p class="muted">Orders past the first {MAX_ORDER_CHARTS} (those with '
-                   "the fewest decisions and no finding) are given as tables only.</p>")
+        out.append(_other_orders(doc, ids[MAX_ORDER_CHARTS:], hours))
     out.append("</section>")
     return "".join(out)
+
+
+def _other_orders(doc: Document, ids: list[str], hours: list[dict[str, Counter[str]]]) -> str:
+    """Orders past the charted ones: one row each, a bounded number of rows."""
+    rows: Rows = []
+    for oid in ids[:MAX_OTHER_ORDERS]:
+        per_node = [h.get(oid, Counter()) for h in hours]
+        seen = [hour for c in per_node for hour in c]
+        rows.append((f"<code>{escape(oid)}</code>",
+                     *(f"{sum(c.values()):,}" for c in per_node),
+                     escape(min(seen)) + "h", escape(max(seen)) + "h"))
+    n = len(doc.scans)
+    return (f'<h3 id="other-orders">{len(ids):,} more orders</h3><p class="muted">The orders '
+            f"past the first {MAX_ORDER_CHARTS} (those with the fewest decisions and no "
+            "finding): decisions per node and the first and last hour (UTC) with one. "
+            "<code>writ audit report --csv</code> gives every order per day.</p>"
+            + '<div id="other-orders-table">'
+            + _table(["order", *(s.node for s in doc.scans), "first hour", "last hour"],
+                     rows, numeric=range(1, n + 1))
+            + "</div>" + _more(len(ids), MAX_OTHER_ORDERS))
 
 
 def _key(doc: Document) -> str:
@@ -280,10 +303,11 @@ def _key(doc: Document) -> str:
     return '<p class="keys">' + " ".join(items) + "</p>"
 
 
-def _by_order(hourly: Counter[tuple[str, str]]) -> dict[str, Counter[str]]:
+def _by_order(pairs: Counter[tuple[str, str]]) -> dict[str, Counter[str]]:
+    """{(order, x): n} as {order: {x: n}}."""
     out: dict[str, Counter[str]] = {}
-    for (o, h), n in hourly.items():
-        out.setdefault(o, Counter())[h] = n
+    for (o, x), n in pairs.items():
+        out.setdefault(o, Counter())[x] = n
     return out
 
 
