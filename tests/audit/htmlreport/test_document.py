@@ -192,3 +192,22 @@ def test_past_forty_orders_the_rest_are_rows_not_charts(tmp_path: Path) -> None:
     rows = table(html, "other-orders-table")
     assert [(r["order"], r["edge-1"]) for r in rows] == [
         ("EX-40", "5"), ("EX-41", "4"), ("EX-42", "3"), ("EX-43", "2"), ("EX-44", "1")]
+
+
+def test_two_processes_with_different_hash_seeds_write_the_same_bytes(
+        tmp_path: Path, logs: tuple[list[Path], Path]) -> None:
+    """Set and dict order must not leak into the page (str hashes differ per process)."""
+    import os
+    import subprocess
+    import sys
+
+    files, orders = logs
+    pages = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}.html"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "writ.cli", "audit", "report", "--html", str(out),
+                        "--orders", str(orders), *map(str, files)], env=env, check=True,
+                       capture_output=True, timeout=120)
+        pages.append(out.read_bytes())
+    assert pages[0] == pages[1]
