@@ -18,7 +18,10 @@ from typing import Any
 
 from writ.commands._common import UsageError
 
-__all__ = ["add_arguments", "run_html"]
+__all__ = ["add_arguments", "refuse_without_html", "run_html"]
+
+_HTML_ONLY = ("orders", "redis", "checkpoints", "public_key", "silent_after")
+_HTML_SWITCHES = ("live", "stamp")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?$")
 _UNIT = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -41,11 +44,20 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
                    help="(--html) the nodes' checkpoint public key")
     r.add_argument("--live", action="store_true",
                    help="(--html) accept an unsealed last file per node (still being written)")
-    r.add_argument("--silent-after", default="1h", metavar="DURATION",
+    r.add_argument("--silent-after", metavar="DURATION",
                    help="(--html) a node without any record for longer is silent "
                         "(e.g. 90s, 15m, 1h, 2d; default 1h)")
     r.add_argument("--stamp", action="store_true",
                    help="(--html) print the time of rendering (the bytes then differ per run)")
+
+
+def refuse_without_html(args: argparse.Namespace) -> None:
+    """The document's flags mean nothing to the text report: say so, do not ignore them."""
+    used = [f for f in _HTML_ONLY if getattr(args, f) is not None]
+    used += [f for f in _HTML_SWITCHES if getattr(args, f)]
+    if used:
+        flags = ", ".join("--" + f.replace("_", "-") for f in used)
+        raise UsageError(f"{flags}: only with --html OUT (the auditor's document)")
 
 
 def _duration(text: str) -> float:
@@ -64,7 +76,7 @@ def run_html(args: argparse.Namespace) -> int:
                              f"order, node and component of the files given")
     if args.json or args.csv:
         raise UsageError("--html, --json and --csv are different outputs: choose one")
-    silent_after = _duration(args.silent_after)
+    silent_after = _duration(args.silent_after or "1h")
     checkpoints, key = _checkpoints(args)
     acts, source, publishes = _order_set(args)
     out: Path = args.html

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from writ.commands._audit_html import add_arguments as add_html_arguments
-from writ.commands._audit_html import run_html
+from writ.commands._audit_html import refuse_without_html, run_html
 from writ.commands._common import UsageError, parse_instant
 
 __all__ = ["configure", "run"]
@@ -114,6 +114,7 @@ def _report(args: argparse.Namespace) -> int:
                              f"{f}/decisions.*.log)" if f.is_dir() else f"no such file: {f}")
     if args.html is not None:
         return run_html(args)
+    refuse_without_html(args)
     since = _instant("--since", args.since)
     until = _instant("--until", args.until)
     progress = _progress_bar if sys.stderr.isatty() else None

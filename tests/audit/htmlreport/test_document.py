@@ -211,3 +211,9 @@ def test_two_processes_with_different_hash_seeds_write_the_same_bytes(
                        capture_output=True, timeout=120)
         pages.append(out.read_bytes())
     assert pages[0] == pages[1]
+
+
+def test_the_documents_flags_are_refused_without_html(logs: tuple[list[Path], Path],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "report", "--orders", str(logs[1]), "--stamp", str(logs[0][0])]) == 2
+    assert "--orders, --stamp: only with --html OUT" in capsys.readouterr().err
