@@ -217,3 +217,26 @@ def test_the_documents_flags_are_refused_without_html(logs: tuple[list[Path], Pa
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "report", "--orders", str(logs[1]), "--stamp", str(logs[0][0])]) == 2
     assert "--orders, --stamp: only with --html OUT" in capsys.readouterr().err
+
+
+def test_dollar_signs_in_log_fields_are_text_not_mathtext(tmp_path: Path,
+                                                          logs: tuple[list[Path], Path]) -> None:
+    """matplotlib reads `$…$` as TeX math; a node, action or order named with dollar
+    signs must be drawn as written, not crash the report."""
+    import dataclasses
+
+    from writ.audit import AuditLog
+    from writ.audit.files import chain_files
+    from writ.policies import AuditPolicy
+
+    d = tmp_path / "dollars"
+    pol = dataclasses.replace(AuditPolicy(), path=str(d / "decisions.log"),
+                              key_file=str(d / "client.key"),
+                              signing_key_file=str(d / "signing.key"),
+                              checkpoint_file=str(d / "cp.log"), fsync="never")
+    with AuditLog(pol, "edge$\\frac{", clock=lambda: 1441584000.0) as log:
+        log.record(component="dns", client="192.0.2.1", target="x.example. A",
+                   decision="block", action="$\\undefinedcommand{x}$", orders=("EX-$^$",),
+                   rule="domain x.example", blocklist_version="$v$")
+    html = report(tmp_path, [p for _, p in chain_files(d / "decisions.log")])
+    assert "$\\undefinedcommand{x}$" in html

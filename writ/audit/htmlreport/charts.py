@@ -43,7 +43,11 @@ MARK_STYLE = {  # kind -> (marker, colour)
 EVENT_COLOUR = {"issued": "#7f7f7f", "effective": "#2ca02c", "expires": "#8c564b",
                 "restored": "#ff7f0e", "revoked": "#d62728"}
 
-_RC: dict[str, Any] = {"date.epoch": "1970-01-01T00:00:00",
+# text.parse_math off: node names, orders and actions come from logs, and `$…$` in
+# them would be read as TeX (a crash on a bad formula, a wrong label on a good one).
+MAX_BINS = 1200
+
+_RC: dict[str, Any] = {"date.epoch": "1970-01-01T00:00:00", "text.parse_math": False,
        "svg.fonttype": "none", "font.family": "sans-serif", "font.size": 8.0,
        "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 9.0,
        "legend.fontsize": 7.0, "legend.frameon": False, "path.simplify": True}
@@ -51,29 +55,38 @@ _RC: dict[str, Any] = {"date.epoch": "1970-01-01T00:00:00",
 
 @dataclass(frozen=True, slots=True)
 class Axis:
-    """The common time axis: bins from `start` (inclusive) to `end` (exclusive)."""
+    """The common time axis: bins from `start` (inclusive) to `end` (exclusive).
+
+    Bins are hours for up to 14 days, then days, weeks, 4 weeks or 52 weeks:
+    the smallest that keeps a chart under MAX_BINS bins, whatever the span of
+    the logs' times (a clock set to 1970 on one node must not make a chart of
+    half a million days).
+    """
 
     start: datetime
     end: datetime
-    hourly: bool
+    step: timedelta
 
     @classmethod
     def around(cls, first: str, last: str) -> Axis:
         a = _hour(first[:13])
         b = _hour(last[:13]) + timedelta(hours=1)
-        hourly = b - a <= timedelta(days=14)
-        if not hourly:
-            a = a.replace(hour=0)
+        if b - a <= timedelta(days=14):
+            return cls(a, b, timedelta(hours=1))
+        a = a.replace(hour=0)
+        if b.hour:
             b = b.replace(hour=0) + timedelta(days=1)
-        return cls(a, b, hourly)
-
-    @property
-    def step(self) -> timedelta:
-        return timedelta(hours=1) if self.hourly else timedelta(days=1)
+        for days in (1, 7, 28, 364):
+            step = timedelta(days=days)
+            if (b - a) / step <= MAX_BINS:
+                break
+        n = -(-(b - a) // step)
+        return cls(a, a + n * step, step)
 
     @property
     def unit(self) -> str:
-        return "hour" if self.hourly else "day"
+        days = self.step.days
+        return {0: "hour", 1: "day", 7: "week"}.get(days, f"{days // 7} weeks")
 
     def edges(self) -> list[float]:
         n = int((self.end - self.start) / self.step)
