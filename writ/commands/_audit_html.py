@@ -83,10 +83,13 @@ def run_html(args: argparse.Namespace) -> int:
     if out.parent and not out.parent.is_dir():
         raise UsageError(f"--html: no such folder: {out.parent}")
     stamp = datetime.now(UTC).isoformat(timespec="seconds") if args.stamp else None
-    doc = gather(args.files, acts=acts, source=source, publishes=publishes,
-                 checkpoints=checkpoints, public_key=key,
-                 checkpoint_file=str(args.checkpoints), live=args.live,
-                 silent_after=silent_after, stamp=stamp)
+    try:
+        doc = gather(args.files, acts=acts, source=source, publishes=publishes,
+                     checkpoints=checkpoints, public_key=key,
+                     checkpoint_file=str(args.checkpoints), live=args.live,
+                     silent_after=silent_after, stamp=stamp)
+    except OSError as e:  # a file vanished or became unreadable while being read
+        raise UsageError(f"{e.filename or 'a log file'}: {e.strerror or e}") from None
     page = render(doc).encode("utf-8")
     tmp = out.with_name(f".{out.name}.tmp")
     try:
