@@ -132,20 +132,19 @@ class IcapServer:
         while True:
             try:
                 event = parser.next_event()
-            except p.IcapError as e:
+                if event is None:
+                    data = await asyncio.wait_for(reader.read(_READ), timeout)
+                    if not data:
+                        return
+                    parser.feed(data)
+                elif isinstance(event, p.IcapRequest):
+                    await self._request(event, parser, reader, writer)
+                # (Data / BodyEnd outside _request: a body nobody waits for is skipped.)
+            except p.IcapError as e:  # in a head or in a body: answer, then close
                 log.info("writ.icap.bad_request from %s: %s", peer, e)
                 writer.write(p.error_response(e.status, self._tag.value))
                 await writer.drain()
                 return
-            if event is None:
-                data = await asyncio.wait_for(reader.read(_READ), timeout)
-                if not data:
-                    return
-                parser.feed(data)
-                continue
-            if isinstance(event, p.IcapRequest):
-                await self._request(event, parser, reader, writer)
-            # Data / BodyEnd outside _request: a body nobody waits for is skipped.
 
     async def _request(self, req: p.IcapRequest, parser: p.Parser,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
