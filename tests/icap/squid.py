@@ -31,10 +31,12 @@ def squid_binary() -> str | None:
 
 class Squid:
     def __init__(self, binary: str, *, icap_url: str | None, bypass: bool = False,
-                 names: tuple[str, ...] = (), replace_writ_block: str | None = None) -> None:
+                 names: tuple[str, ...] = (), replace_writ_block: str | None = None,
+                 extra: str = "") -> None:
         """`icap_url` (`127.0.0.1:PORT/writ`): writ's service; `names` resolve to
         127.0.0.1; `replace_writ_block`: lines that stand instead of the
-        config's writ block (the benchmark's plain-Squid ACLs)."""
+        config's writ block (the benchmark's plain-Squid ACLs); `extra`: lines
+        appended (@RUN_DIR@ is filled in there too)."""
         self.binary = binary
         # Squid started as root runs as `proxy`: the folder must be open to it
         # (tmp_path's parents are not), and it is removed in stop().
@@ -44,8 +46,10 @@ class Squid:
         (self.dir / "hosts").write_text(f"127.0.0.1 {' '.join(names) or 'localhost'}\n")
         text = CONF.read_text()
         if replace_writ_block is not None:
-            start, end = text.index("# --- writ"), text.index("# -----------------\n")
+            start = text.index("# --- writ")
+            end = text.index("\n# ---", start) + 1  # the closing rule line stays
             text = text[:start] + replace_writ_block + "\n" + text[end:]
+        text += extra
         text = (text.replace("@HTTP_PORT@", str(self.port))
                 .replace("@ICAP_URL@", icap_url or "127.0.0.1:1/none")
                 .replace("@BYPASS@", "on" if bypass else "off")
