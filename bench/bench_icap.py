@@ -141,6 +141,27 @@ def wrk(proxy: int, url: str, seconds: int, work: Path) -> dict[str, float]:
             "non_2xx": float(bad.group(1)) if bad else 0.0}
 
 
+def direct_rtt(icap: int, url: str, n: int) -> list[float]:
+    """ms per REQMOD → answer, one persistent connection, no Squid: writ's own
+    decision time as an ICAP client on loopback sees it."""
+    host = url.split("/")[2]
+    http = (f"GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wrk\r\n\r\n").encode()
+    msg = (b"REQMOD icap://127.0.0.1/writ ICAP/1.0\r\nHost: 127.0.0.1\r\n"
+           b"X-Client-IP: 127.0.0.1\r\nAllow: 204\r\n"
+           b"Encapsulated: req-hdr=0, null-body=%d\r\n\r\n" % len(http)) + http
+    out = []
+    with socket.create_connection(("127.0.0.1", icap), timeout=30) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(n):
+            t = time.perf_counter()
+            c.sendall(msg)
+            answer = c.recv(4096)
+            out.append((time.perf_counter() - t) * 1000)
+            if not answer.startswith(b"ICAP/1.0 204"):
+                raise RuntimeError(f"unexpected ICAP answer {answer[:60]!r}")
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if checks != {"icap_blocked": 451, "plain_blocked": 403, "icap_url_blocked": 451,
                       "plain_url_blocked": 403, "icap_allowed": 200, "plain_allowed": 200}:
             raise RuntimeError(f"a variant does not enforce as expected: {checks}")
+        rtt = direct_rtt(icap, url, 2_000 if args.quick else 20_000)
         for sq in squids:  # warm-up
             wrk(sq.port, url, 1, work)
         (with_writ.dir / "icap.log").write_text("")  # decisions of the timed runs only
@@ -229,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "median_ratio": statistics.median(r["ratio"] for r in rows),
             "icap_tr_ms": {"n": len(tr), "p50": _pct(tr, 0.5), "p99": _pct(tr, 0.99),
                            "max": max(tr) if tr else float("nan")},
+            "direct_rtt_ms": {"n": len(rtt), "p50": _pct(rtt, 0.5), "p99": _pct(rtt, 0.99)},
             "non_2xx": sum(r[k]["non_2xx"] for r in rows for k in ("plain", "icap")),
         }
         print(json.dumps({k: v for k, v in result.items() if k != "pairs"}, indent=1))

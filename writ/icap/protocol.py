@@ -54,7 +54,7 @@ MAX_HEAD = 16 * 1024  # the ICAP request line and headers
 MAX_HTTP_HEAD = 64 * 1024  # Squid's own request_header_max_size default
 MAX_CHUNK_LINE = 256
 _HEAD_END = b"\r\n\r\n"
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _SECTIONS = ("req-hdr", "res-hdr", "req-body", "res-body", "null-body", "opt-body")
 _BODIES = frozenset(("req-body", "res-body", "null-body", "opt-body"))
@@ -312,7 +312,7 @@ def _parse_icap_head(head: bytes) -> IcapRequest:
     if version != "ICAP/1.0":
         raise IcapError(505 if version.startswith("ICAP/") else 400,
                         f"unsupported version {version[:20]!r}")
-    if not _TOKEN.fullmatch(method.encode("latin-1")):
+    if not _TOKEN.fullmatch(method):
         raise IcapError(400, f"bad method {method[:20]!r}")
     if method not in ("OPTIONS", "REQMOD"):
         raise IcapError(405, f"{method[:20]} is not served (REQMOD only)")
@@ -322,7 +322,7 @@ def _parse_icap_head(head: bytes) -> IcapRequest:
     headers: dict[str, str] = {}
     for f in fields:
         name, sep, value = f.partition(":")
-        if not sep or not _TOKEN.fullmatch(name.encode("latin-1")):
+        if not sep or not _TOKEN.fullmatch(name):
             raise IcapError(400, f"bad ICAP header line {f[:80]!r}")
         key, value = name.lower(), value.strip(" \t")
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -365,14 +365,14 @@ def _parse_http_head(raw: bytes) -> HttpHead:
     parts = line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         raise ValueError(f"bad HTTP request line {line[:80]!r}")
-    if not _TOKEN.fullmatch(parts[0].encode("latin-1")) or not parts[1]:
+    if not _TOKEN.fullmatch(parts[0]) or not parts[1]:
         raise ValueError(f"bad HTTP request line {line[:80]!r}")
     headers = []
     for f in fields:
         if f[:1] in (" ", "\t"):
             raise ValueError("a folded header line (obs-fold, RFC 9112 §5.2) is not accepted")
         name, sep, value = f.partition(":")
-        if not sep or not _TOKEN.fullmatch(name.encode("latin-1")):
+        if not sep or not _TOKEN.fullmatch(name):
             raise ValueError(f"bad HTTP header line {f[:80]!r}")
         headers.append((name, value.strip(" \t")))
     return HttpHead(parts[0], parts[1], parts[2], tuple(headers), raw)
