@@ -2,7 +2,7 @@
 
     python bench/bench_icap.py [--quick] [--names N] [--urls U] [--seconds S] [--pairs P]
 
-Goal (issue 17): Squid + writ ICAP ≥ 0.5× plain Squid's req/s, ICAP decision
+Goal (issue 17): Squid + writ ICAP ≥ 0.5x plain Squid's req/s, ICAP decision
 p99 ≤ 2 ms.
 
 Same run, same Squid binary and configuration (deploy/squid/squid.conf), two

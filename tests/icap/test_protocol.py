@@ -7,6 +7,8 @@ status to answer, never another exception.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,31 +60,39 @@ def test_options() -> None:
 
 def test_reqmod_without_body_reads_the_http_head() -> None:
     (req,) = events(reqmod(GET))
-    assert isinstance(req, p.IcapRequest) and req.http is not None
+    assert isinstance(req, p.IcapRequest)
+    assert req.http is not None
     assert (req.http.method, req.http.target, req.http.get("host")) == \
         ("GET", "http://a.example/x?y=1", "a.example")
     assert req.http.raw == GET
-    assert req.allow_204 and not req.has_body and req.preview is None
+    assert req.allow_204
+    assert not req.has_body
+    assert req.preview is None
     assert req.headers["x-client-ip"] == "10.0.0.7"
 
 
 def test_allow_204_is_read_from_a_list() -> None:
     (req,) = events(reqmod(GET, extra=b"Allow: trailers, 204\r\n"))
-    assert isinstance(req, p.IcapRequest) and req.allow_204
+    assert isinstance(req, p.IcapRequest)
+    assert req.allow_204
     (req,) = events(reqmod(GET, extra=b""))
-    assert isinstance(req, p.IcapRequest) and not req.allow_204
+    assert isinstance(req, p.IcapRequest)
+    assert not req.allow_204
 
 
 def test_a_whole_body_without_preview() -> None:
     body = b"5\r\nhello\r\n6; name=v\r\n world\r\n0\r\n\r\n"
     req, *rest = merged(events(reqmod(POST, body)))
-    assert isinstance(req, p.IcapRequest) and req.has_body and req.preview is None
+    assert isinstance(req, p.IcapRequest)
+    assert req.has_body
+    assert req.preview is None
     assert rest == [p.Data(b"hello world"), p.BodyEnd(ieof=False)]
 
 
 def test_preview_zero_with_ieof_holds_the_whole_body() -> None:
     req, end = events(reqmod(POST, b"0; ieof\r\n\r\n", preview=0))
-    assert isinstance(req, p.IcapRequest) and req.preview == 0
+    assert isinstance(req, p.IcapRequest)
+    assert req.preview == 0
     assert end == p.BodyEnd(ieof=True)
     (again,) = events(reqmod(GET), parser=_after([reqmod(POST, b"0; ieof\r\n\r\n", preview=0)]))
     assert isinstance(again, p.IcapRequest)
@@ -112,7 +122,8 @@ def test_after_a_final_answer_to_a_preview_the_next_request_is_read() -> None:
     events(reqmod(POST, b"0\r\n\r\n", preview=0), parser)
     parser.finish()  # a 204 or a 451 was sent: the body never comes
     (req,) = events(reqmod(GET), parser)
-    assert isinstance(req, p.IcapRequest) and req.http is not None
+    assert isinstance(req, p.IcapRequest)
+    assert req.http is not None
 
 
 def test_trailers_after_the_last_chunk_are_skipped() -> None:
@@ -130,7 +141,8 @@ def test_bytes_may_arrive_in_any_pieces(step: int) -> None:
 
 def test_an_unreadable_http_head_is_reported_not_raised() -> None:
     (req,) = events(reqmod(b"GET http://a.example/ HTTP/1.1\r\n folded\r\n\r\n"))
-    assert isinstance(req, p.IcapRequest) and req.http is None
+    assert isinstance(req, p.IcapRequest)
+    assert req.http is None
     assert "obs-fold" in (req.http_error or "")
 
 
@@ -176,10 +188,8 @@ def test_malformed_requests_raise_an_icap_status(data: bytes, status: int) -> No
 def test_any_bytes_give_events_or_an_icap_error(data: bytes, step: int) -> None:
     prefixes = [b"", reqmod(GET)[:60], reqmod(POST, b"")[: len(reqmod(POST, b""))]]
     for prefix in prefixes:
-        try:
+        with contextlib.suppress(p.IcapError):
             events(prefix + data, step=step)
-        except p.IcapError:
-            pass
 
 
 # -- answers -------------------------------------------------------------------
@@ -193,10 +203,15 @@ def parse_answer(data: bytes) -> tuple[str, dict[str, str], bytes]:
 
 def test_options_answer_names_what_the_service_needs() -> None:
     line, h, rest = parse_answer(p.options_response('"t1"', max_connections=9, options_ttl=30))
-    assert line == "ICAP/1.0 200 OK" and rest == b""
-    assert h["methods"] == "REQMOD" and h["istag"] == '"t1"' and h["preview"] == "0"
-    assert h["max-connections"] == "9" and h["options-ttl"] == "30"
-    assert h["transfer-preview"] == "*" and h["allow"] == "204"
+    assert line == "ICAP/1.0 200 OK"
+    assert rest == b""
+    assert h["methods"] == "REQMOD"
+    assert h["istag"] == '"t1"'
+    assert h["preview"] == "0"
+    assert h["max-connections"] == "9"
+    assert h["options-ttl"] == "30"
+    assert h["transfer-preview"] == "*"
+    assert h["allow"] == "204"
     assert h["encapsulated"] == "null-body=0"
 
 
@@ -204,19 +219,22 @@ def test_an_http_answer_is_framed_by_its_offsets() -> None:
     data = p.http_response('"t"', 451, "Unavailable For Legal Reasons",
                            [("Cache-Control", "no-store")], b"<p>blocked</p>")
     line, h, rest = parse_answer(data)
-    assert line == "ICAP/1.0 200 OK" and h["istag"] == '"t"'
+    assert line == "ICAP/1.0 200 OK"
+    assert h["istag"] == '"t"'
     assert h["encapsulated"].startswith("res-hdr=0, res-body=")
     offset = int(h["encapsulated"].rpartition("=")[2])
     http_head, body = rest[:offset], rest[offset:]
     assert http_head.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons\r\n")
-    assert b"Content-Length: 14\r\n" in http_head and http_head.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 14\r\n" in http_head
+    assert http_head.endswith(b"\r\n\r\n")
     assert body == b"e\r\n<p>blocked</p>\r\n0\r\n\r\n"
 
 
 def test_the_unchanged_request_goes_back_byte_for_byte() -> None:
     (req,) = events(reqmod(GET, extra=b""))
-    assert isinstance(req, p.IcapRequest) and req.http is not None
-    line, h, rest = parse_answer(p.unchanged_response('"t"', req.http, False))
+    assert isinstance(req, p.IcapRequest)
+    assert req.http is not None
+    _line, h, rest = parse_answer(p.unchanged_response('"t"', req.http, False))
     assert h["encapsulated"] == f"req-hdr=0, null-body={len(GET)}"
     assert rest == GET
 
@@ -224,4 +242,5 @@ def test_the_unchanged_request_goes_back_byte_for_byte() -> None:
 def test_204_and_errors() -> None:
     assert parse_answer(p.no_content_response('"t"'))[0] == "ICAP/1.0 204 No Content"
     line, h, _ = parse_answer(p.error_response(400, '"t"'))
-    assert line == "ICAP/1.0 400 Bad Request" and h["connection"] == "close"
+    assert line == "ICAP/1.0 400 Bad Request"
+    assert h["connection"] == "close"

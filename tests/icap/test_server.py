@@ -70,12 +70,16 @@ async def test_options_then_requests_on_one_connection(server: IcapServer,
     c = await Client.open(server)
     await c.send(OPTIONS)
     line, h, _ = await c.answer()
-    assert line == "ICAP/1.0 200 OK" and h["methods"] == "REQMOD" and h["preview"] == "0"
-    assert h["max-connections"] == "1024" and h["istag"].startswith('"writ-')
+    assert line == "ICAP/1.0 200 OK"
+    assert h["methods"] == "REQMOD"
+    assert h["preview"] == "0"
+    assert h["max-connections"] == "1024"
+    assert h["istag"].startswith('"writ-')
     # blocked: the proxy's 451, naming the order
     await c.send(reqmod(http_get("http://blocked.example/a", "blocked.example")))
     line, h, rest = await c.answer()
-    assert line == "ICAP/1.0 200 OK" and h["encapsulated"].startswith("res-hdr=0, res-body=")
+    assert line == "ICAP/1.0 200 OK"
+    assert h["encapsulated"].startswith("res-hdr=0, res-body=")
     assert rest.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons\r\n")
     assert b"Cache-Control: no-store" in rest
     assert b'Link: <https://isp.example/blocking>; rel="blocked-by"' in rest
@@ -83,7 +87,8 @@ async def test_options_then_requests_on_one_connection(server: IcapServer,
     # the kept URL of a restored host: 451; another URL there: 204
     await c.send(reqmod(http_get("http://videohost.example/v/136071201", "videohost.example")))
     line, _, rest = await c.answer()
-    assert b" 451 " in rest.split(b"\r\n")[0] and b"EX-2015-0928-VH-R" in rest
+    assert b" 451 " in rest.split(b"\r\n")[0]
+    assert b"EX-2015-0928-VH-R" in rest
     await c.send(reqmod(http_get("http://videohost.example/v/1", "videohost.example")))
     assert (await c.answer())[0] == "ICAP/1.0 204 No Content"
     c.close()
@@ -108,7 +113,8 @@ async def test_without_allow_204_the_request_goes_back_unchanged(server: IcapSer
     c = await Client.open(server)
     await c.send(reqmod(GET, extra=b""))
     line, h, rest = await c.answer()
-    assert line == "ICAP/1.0 200 OK" and h["encapsulated"] == f"req-hdr=0, null-body={len(GET)}"
+    assert line == "ICAP/1.0 200 OK"
+    assert h["encapsulated"] == f"req-hdr=0, null-body={len(GET)}"
     assert rest == GET
     body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     await c.send(reqmod(POST, body, extra=b""))

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -76,7 +77,7 @@ def squid_bin() -> str:
 
 
 class _Origin(http.server.BaseHTTPRequestHandler):
-    seen: list[str] = []  # noqa: RUF012 (one origin per module, reset by the fixture)
+    seen: ClassVar[list[str]] = []  # one origin per module, reset by its fixture
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -88,7 +89,7 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
-    do_GET = do_POST = _answer  # noqa: N815
+    do_GET = do_POST = _answer
 
     def log_message(self, *args: object) -> None:
         pass
@@ -166,9 +167,11 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         assert status == 451, page[:300]
         assert headers["Link"] == '<https://isp.example/blocking>; rel="blocked-by"'
         assert headers["Cache-Control"] == "no-store"
-        assert b"ORD-BLOCKED" in page and b"Northgate District Court" in page
+        assert b"ORD-BLOCKED" in page
+        assert b"Northgate District Court" in page
         status, _, page = fetch(squid, f"http://videohost.example{o}/v/136071201")
-        assert status == 451 and b"EX-VH-R" in page  # kept blocked on a restored host
+        assert status == 451
+        assert b"EX-VH-R" in page
         status, _, page = fetch(squid, f"http://videohost.example{o}/v/1")
         assert (status, page) == (200, b"origin: ")
         status, _, page = fetch(squid, f"http://fine.example{o}/up", b"hello body")
@@ -187,7 +190,8 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         # writ down, bypass=off: Squid refuses (its ICAP error), nothing reaches the origin
         seen = len(_Origin.seen)
         status, headers, _ = fetch(squid, f"http://fine.example{o}/after")
-        assert status == 500 and headers.get("X-Squid-Error", "").startswith("ERR_ICAP_FAILURE")
+        assert status == 500
+        assert headers.get("X-Squid-Error", "").startswith("ERR_ICAP_FAILURE")
         assert len(_Origin.seen) == seen
     finally:
         squid.stop()
@@ -206,7 +210,8 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         (f"CONNECT fine.example{o}", "allow", "pass"),
     ]
     clients = {r["client"] for r in records if r.get("event") == "writ.http.decision"}
-    assert len(clients) == 1 and "127.0.0.1" not in clients  # pseudonymised
+    assert len(clients) == 1
+    assert "127.0.0.1" not in clients
     verify = subprocess.run([sys.executable, "-m", "writ.cli", "audit", "verify", *map(str, logs)],
                             capture_output=True, text=True, check=False,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))

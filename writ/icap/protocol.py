@@ -26,9 +26,10 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum, auto
+from typing import ClassVar
 
 __all__ = [
     "MAX_CHUNK_LINE",
@@ -141,6 +142,8 @@ class Parser:
     One request at a time on a persistent connection: after the last event
     of one request the next ICAP head is read. Raises IcapError."""
 
+    _steps: ClassVar[dict[_State, Callable[[Parser], Event | None]]]
+
     def __init__(self) -> None:
         self._buf = bytearray()
         self._state = _State.HEAD
@@ -172,30 +175,23 @@ class Parser:
             self._state = _State.HEAD
 
     def next_event(self) -> Event | None:
+        # Each step consumes what it can; it returns an event, or None having
+        # either changed state (go on) or found too few bytes (stop).
         while True:
             state = self._state
-            if state is _State.HEAD:
-                return self._head()
-            if state is _State.HTTP_HEAD:
-                return self._http_head()
             if state is _State.WAIT:
                 return None
-            if state is _State.CHUNK_SIZE:
-                ev = self._chunk_size()
-                if ev is not None or self._state is _State.CHUNK_SIZE:
-                    return ev
-                continue
-            if state is _State.CHUNK_DATA:
-                return self._chunk_data()
-            if state is _State.CHUNK_CRLF:
-                if len(self._buf) < 2:
-                    return None
-                if self._buf[:2] != b"\r\n":
-                    raise IcapError(400, "a chunk's data is not followed by CRLF")
-                del self._buf[:2]
-                self._state = _State.CHUNK_SIZE
-                continue
-            return self._trailer()
+            event = self._steps[state](self)
+            if event is not None or self._state is state:
+                return event
+
+    def _chunk_crlf(self) -> None:
+        if len(self._buf) < 2:
+            return
+        if self._buf[:2] != b"\r\n":
+            raise IcapError(400, "a chunk's data is not followed by CRLF")
+        del self._buf[:2]
+        self._state = _State.CHUNK_SIZE
 
     # -- the ICAP head ---------------------------------------------------------
 
@@ -297,6 +293,16 @@ class Parser:
         if not preview_end:
             self.in_preview = False
         return BodyEnd(self._ieof)
+
+
+Parser._steps = {
+    _State.HEAD: Parser._head,
+    _State.HTTP_HEAD: Parser._http_head,
+    _State.CHUNK_SIZE: Parser._chunk_size,
+    _State.CHUNK_DATA: Parser._chunk_data,
+    _State.CHUNK_CRLF: Parser._chunk_crlf,
+    _State.TRAILER: Parser._trailer,
+}
 
 
 def _parse_icap_head(head: bytes) -> IcapRequest:
