@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -162,6 +163,12 @@ def direct_rtt(icap: int, url: str, n: int) -> list[float]:
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -199,6 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "--audit-log", str(work / "audit" / "decisions.log")],
             cwd=work, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
             stderr=subprocess.DEVNULL))
+        writ_pid = procs[-1].pid
         hosts = ("news7.example", "mirror7.host7.example")
         plain = Squid(binary, icap_url=None, names=hosts, replace_writ_block=plain_block(work))
         with_writ = Squid(binary, icap_url=f"127.0.0.1:{icap}/writ", names=hosts,
@@ -236,11 +244,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 order.reverse()
             row: dict[str, Any] = {}
             for name, sq in order:
+                assert sq.proc is not None
+                pids = {"squid": sq.proc.pid, **({"writ": writ_pid} if name == "icap" else {})}
+                before = {k: cpu_s(pid) for k, pid in pids.items()}
                 row[name] = wrk(sq.port, url, seconds, work)
+                done = row[name]["rps"] * seconds  # requests served in the run
+                for k, pid in pids.items():  # CPU per request, in microseconds
+                    row[name][f"{k}_cpu_us"] = (cpu_s(pid) - before[k]) / done * 1e6
             row["ratio"] = row["icap"]["rps"] / row["plain"]["rps"]
             rows.append(row)
-            print(f"bench_icap: pair {i + 1}: plain {row['plain']['rps']:,.0f} req/s, "
-                  f"icap {row['icap']['rps']:,.0f} req/s, ratio {row['ratio']:.2f}", flush=True)
+            print(f"bench_icap: pair {i + 1}: plain {row['plain']['rps']:,.0f} req/s "
+                  f"(squid {row['plain']['squid_cpu_us']:.0f} us CPU/req), "
+                  f"icap {row['icap']['rps']:,.0f} req/s (squid "
+                  f"{row['icap']['squid_cpu_us']:.0f} + writ {row['icap']['writ_cpu_us']:.0f} "
+                  f"us CPU/req), ratio {row['ratio']:.2f}", flush=True)
         time.sleep(1.5)  # Squid's access/icap logs are buffered
         tr = [float(x) for x in (with_writ.dir / "icap.log").read_text().split()
               if re.fullmatch(r"\d+(\.\d+)?", x)]
@@ -252,6 +269,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "icap_tr_ms": {"n": len(tr), "p50": _pct(tr, 0.5), "p99": _pct(tr, 0.99),
                            "max": max(tr) if tr else float("nan")},
             "direct_rtt_ms": {"n": len(rtt), "p50": _pct(rtt, 0.5), "p99": _pct(rtt, 0.99)},
+            "cpu_us_per_req": {
+                "plain_squid": statistics.median(r["plain"]["squid_cpu_us"] for r in rows),
+                "icap_squid": statistics.median(r["icap"]["squid_cpu_us"] for r in rows),
+                "icap_writ": statistics.median(r["icap"]["writ_cpu_us"] for r in rows)},
             "non_2xx": sum(r[k]["non_2xx"] for r in rows for k in ("plain", "icap")),
         }
         print(json.dumps({k: v for k, v in result.items() if k != "pairs"}, indent=1))

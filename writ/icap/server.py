@@ -1,22 +1,28 @@
-"""The asyncio ICAP server: reads bytes into writ.icap.protocol, writes its answers.
+"""The asyncio ICAP server: bytes into writ.icap.protocol, its answers out.
 
-One task per ICAP connection; connections are persistent (Squid keeps a pool).
-Every REQMOD is judged by writ.icap.verdict (the proxy's `judge`) and
-recorded like the proxy's decisions: component `http`, the client address
-Squid forwards in `X-Client-IP` (pseudonymised by the audit log), counted in
-the metrics always, written unless it is an allow the policy does not log.
+An `asyncio.Protocol` per ICAP connection: the parser's events are handled
+as the bytes arrive, in `data_received`, so the common case (a head in, a
+`204` out) costs no task, no future and no timer. Connections are persistent
+(Squid keeps a pool). Every REQMOD is judged by writ.icap.verdict (the
+proxy's `judge`) and recorded like the proxy's decisions: component `http`,
+the client address Squid forwards in `X-Client-IP` (pseudonymised by the
+audit log), counted in the metrics always, written unless it is an allow the
+policy does not log.
 
 Invariants:
 - Never a crash: a framing error is answered with its ICAP status and the
   connection closed; a bug while judging answers as the policy's fail mode
-  says (503 page, or 204 when failing open) and is recorded as `error`.
+  says (503 page, or 204 when failing open) and is recorded as `error`; a
+  bug anywhere else closes that one connection, logged.
 - Bounded: at most `icap.max_connections` connections (more are answered
-  `503 Service Overloaded` and closed); idle connections close after
-  `icap.idle_timeout` seconds; heads are bounded by the protocol module.
+  `503 Service Overloaded` and closed); a connection that sends nothing for
+  `icap.idle_timeout` seconds is closed; heads are bounded by the protocol
+  module; an echoed body stops being read while the client does not read
+  (transport flow control), so nothing piles up.
 - Bodies never cross for a verdict: OPTIONS asks for `Preview: 0`, so the
-  answer (204, or the 451) comes after the head. Without a preview and
-  without `Allow: 204`, an allowed request goes back unchanged, its body
-  streamed through chunk by chunk (never buffered whole).
+  answer (204, or the 451) comes after the head; `100 Continue` is never
+  sent. Without a preview and without `Allow: 204`, an allowed request goes
+  back unchanged, its body passed through chunk by chunk as it arrives.
 - ISTag changes whenever the holder's index does (a new version, or a fold
   at an order's `effective`/`expires`), so a client drops cached answers.
 """
@@ -28,8 +34,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from writ.audit import DecisionSink
 from writ.blocklist import Index
@@ -43,7 +50,6 @@ from writ.proxy.judge import Outcome
 __all__ = ["IcapServer", "run_icap"]
 
 log = logging.getLogger("writ.icap")
-_READ = 64 * 1024
 
 
 class _Tag:
@@ -74,8 +80,8 @@ class IcapServer:
     sink: DecisionSink | None = None
     metrics: Metrics = field(default_factory=Metrics)
     servers: list[asyncio.Server] = field(default_factory=list)
-    connections: set[asyncio.Task[None]] = field(default_factory=set)
-    _tag: _Tag = field(default_factory=_Tag)
+    connections: set[_Connection] = field(default_factory=set)
+    tag: _Tag = field(default_factory=_Tag)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -84,95 +90,20 @@ class IcapServer:
 
     async def start(self, listen: str | None = None) -> None:
         host, port = split_hostport(listen or self.policy.icap.listen, 1344)
-        self.servers.append(await asyncio.start_server(self._accept, host, port,
-                                                       limit=p.MAX_HTTP_HEAD))
+        loop = asyncio.get_running_loop()
+        self.servers.append(await loop.create_server(lambda: _Connection(self), host, port))
 
     async def shutdown(self) -> None:
         for srv in self.servers:
             srv.close()
-        for task in list(self.connections):
-            task.cancel()
+        for conn in list(self.connections):
+            conn.close()
         for srv in self.servers:
             with contextlib.suppress(Exception):
                 await srv.wait_closed()
         self.servers.clear()
 
-    # -- connections ---------------------------------------------------------------
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self.connections) >= self.policy.icap.max_connections:
-            writer.write(p.error_response(503, self._tag.value))
-            await self._close(writer)
-            return
-        self.connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # never a crash of the node: log, close this connection
-            log.exception("writ.icap: internal error on a connection")
-        finally:
-            self.connections.discard(task)
-            await self._close(writer)
-
-    @staticmethod
-    async def _close(writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            writer.close()
-            await writer.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        parser = p.Parser()
-        timeout = self.policy.icap.idle_timeout
-        peer = writer.get_extra_info("peername")
-        while True:
-            try:
-                event = parser.next_event()
-                if event is None:
-                    data = await asyncio.wait_for(reader.read(_READ), timeout)
-                    if not data:
-                        return
-                    parser.feed(data)
-                elif isinstance(event, p.IcapRequest):
-                    await self._request(event, parser, reader, writer)
-                # (Data / BodyEnd outside _request: a body nobody waits for is skipped.)
-            except p.IcapError as e:  # in a head or in a body: answer, then close
-                log.info("writ.icap.bad_request from %s: %s", peer, e)
-                writer.write(p.error_response(e.status, self._tag.value))
-                await writer.drain()
-                return
-
-    async def _request(self, req: p.IcapRequest, parser: p.Parser,
-                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = self.holder.index if self.holder is not None else None
-        istag = self._tag.of(index)
-        if req.service != self.policy.icap.service:
-            writer.write(p.error_response(404, istag))
-            await writer.drain()
-            raise ConnectionResetError("unknown ICAP service")  # closes the connection
-        if req.method == "OPTIONS":
-            writer.write(p.options_response(istag, max_connections=self.policy.icap.max_connections,
-                                            options_ttl=self.policy.icap.options_ttl))
-            await writer.drain()
-            return
-        judged = self._judge(index, req)
-        client = req.headers.get("x-client-ip", "")
-        if judged.outcome.action == "pass":
-            await self._allow(req, parser, reader, writer, istag)
-        else:
-            accept = req.http.get("accept") if req.http is not None else None
-            page = page_for(judged, index, self.policy, accept)
-            await self._skip_body(req, parser, reader)
-            writer.write(p.http_response(istag, page.status, page.reason, page.headers,
-                                         page.body))
-            await writer.drain()
-        self.record(client, judged, index)
-
-    def _judge(self, index: Index | None, req: p.IcapRequest) -> Judged:
+    def judge(self, index: Index | None, req: p.IcapRequest) -> Judged:
         try:
             return judge_icap(index, req, self.policy)
         except Exception:  # a bug: the fail mode answers, never open by accident
@@ -191,54 +122,131 @@ class IcapServer:
                          rule=d.rule if d is not None else None,
                          blocklist_version=index.version if index is not None else None)
 
-    # -- answers -------------------------------------------------------------------
 
-    async def _allow(self, req: p.IcapRequest, parser: p.Parser, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter, istag: str) -> None:
-        """RFC 3507 §4.6: 204 with `Allow: 204` or after a preview (the rest of
-        the body never crosses); otherwise the request goes back unchanged."""
-        if req.has_body and (req.preview is not None or req.allow_204):
-            await self._skip_body(req, parser, reader)
-            writer.write(p.no_content_response(istag))
-        elif req.allow_204 or req.http is None:  # (fail open, unreadable head)
-            writer.write(p.no_content_response(istag))
-        else:
-            assert req.http is not None  # (an unreadable head is never passed)
-            writer.write(p.unchanged_response(istag, req.http, req.has_body))
-            if req.has_body:
-                async for data in self._body(parser, reader):
-                    writer.write(p.chunk(data))
-                    await writer.drain()
-                writer.write(p.last_chunk())
-        await writer.drain()
+class _Connection(asyncio.Protocol):
+    """One ICAP connection: the parser's events in, answers out, in order."""
 
-    async def _body(self, parser: p.Parser, reader: asyncio.StreamReader) -> Any:
-        """Body bytes up to the next zero-length chunk (a preview's end or the body's)."""
-        while True:
-            event = parser.next_event()
-            if event is None:
-                data = await asyncio.wait_for(reader.read(_READ),
-                                              self.policy.icap.idle_timeout)
-                if not data:
-                    raise ConnectionResetError("ICAP client closed mid-body")
-                parser.feed(data)
-                continue
-            if isinstance(event, p.Data):
-                yield event.data
-            elif isinstance(event, p.BodyEnd):
-                return
-            else:  # pragma: no cover (the parser yields a head only between requests)
-                raise p.IcapError(400, "a new request inside a body")
+    def __init__(self, server: IcapServer) -> None:
+        self.server = server
+        self.parser = p.Parser()
+        self.transport: asyncio.Transport | None = None
+        self.echo = False  # the current request's body goes back chunk by chunk
+        self.after_body = b""  # else: what to answer once its body (or preview) is read
+        self.last_seen = time.monotonic()
+        self.timer: asyncio.TimerHandle | None = None
 
-    async def _skip_body(self, req: p.IcapRequest, parser: p.Parser,
-                         reader: asyncio.StreamReader) -> None:
-        """A refused request: its preview (or whole body) is read and dropped,
-        never echoed; after a preview the rest never comes."""
-        if not req.has_body:
+    # -- asyncio callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's is no subclass)
+        transport = self.transport
+        server = self.server
+        if len(server.connections) >= server.policy.icap.max_connections:
+            transport.write(p.error_response(503, server.tag.value))
+            transport.close()
             return
-        async for _ in self._body(parser, reader):
-            pass
-        parser.finish()
+        server.connections.add(self)
+        self._arm(server.policy.icap.idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def pause_writing(self) -> None:  # the client is not reading what we echo
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+        self.parser.feed(data)
+        try:
+            while (event := self.parser.next_event()) is not None:
+                self._event(event)
+        except p.IcapError as e:  # in a head or in a body: answer, then close
+            log.info("writ.icap.bad_request from %s: %s", self._peer(), e)
+            self._send(p.error_response(e.status, self.server.tag.value))
+            self.close()
+        except Exception:  # never a crash of the node: this connection only
+            log.exception("writ.icap: internal error on a connection")
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- idle connections ---------------------------------------------------------
+
+    def _arm(self, delay: float) -> None:
+        self.timer = asyncio.get_running_loop().call_later(delay, self._idle)
+
+    def _idle(self) -> None:
+        # One timer per connection, re-armed for the rest of the time when the
+        # connection spoke meanwhile (no timer reset per packet).
+        idle = self.server.policy.icap.idle_timeout
+        left = self.last_seen + idle - time.monotonic()
+        if left > 0:
+            self._arm(left)
+        else:
+            self.close()
+
+    # -- events ---------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _peer(self) -> Any:
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    def _event(self, event: p.IcapRequest | p.Data | p.BodyEnd) -> None:
+        if isinstance(event, p.Data):
+            if self.echo:
+                self._send(p.chunk(event.data))
+        elif isinstance(event, p.BodyEnd):
+            # The end of the body, or of a preview: its rest never comes (no 100 Continue).
+            self.parser.finish()
+            self._send(p.last_chunk() if self.echo else self.after_body)
+            self.echo, self.after_body = False, b""
+        else:
+            self._request(event)
+
+    def _request(self, req: p.IcapRequest) -> None:
+        server = self.server
+        index = server.holder.index if server.holder is not None else None
+        istag = server.tag.of(index)
+        if req.service != server.policy.icap.service:
+            raise p.IcapError(404, f"no ICAP service {req.service[:40]!r}")
+        if req.method == "OPTIONS":
+            icap = server.policy.icap
+            self._send(p.options_response(istag, max_connections=icap.max_connections,
+                                          options_ttl=icap.options_ttl))
+            return
+        judged = server.judge(index, req)
+        if judged.outcome.action != "pass":
+            accept = req.http.get("accept") if req.http is not None else None
+            page = page_for(judged, index, server.policy, accept)
+            self._answer(req, p.http_response(istag, page.status, page.reason, page.headers,
+                                              page.body))
+        elif req.allow_204 or req.preview is not None or req.http is None:
+            # RFC 3507 §4.6: 204 with `Allow: 204` or after a preview.
+            # (An unreadable head passes only failing open, and gets a 204.)
+            self._answer(req, p.no_content_response(istag))
+        else:  # the request goes back unchanged, its body (if any) as it comes
+            self._send(p.unchanged_response(istag, req.http, req.has_body))
+            self.echo = req.has_body
+        server.record(req.headers.get("x-client-ip", ""), judged, index)
+
+    def _answer(self, req: p.IcapRequest, answer: bytes) -> None:
+        """Now, or once the body (or preview) the client is sending has been read."""
+        if req.has_body:
+            self.after_body = answer
+        else:
+            self._send(answer)
 
 
 async def run_icap(holder: Any, policy: Policy, sink: DecisionSink | None, *,
