@@ -8,6 +8,9 @@ Invariants:
 - A request is judged on every name it carries: the request-target's
   authority (Squid sends absolute-form: `GET http://host/path`, `CONNECT
   host:443`) and every Host header.
+- A CONNECT marked `X-Writ-Check: sni` (writ's SNI helper, writ.icap.sni)
+  is a TLS hello: `tls-refused` for a blocked name (answered with the 451
+  page all the same), `unenforceable` for a host with URL rules.
 - A CONNECT to a host with URL rules passes (Squid tunnels it unopened) and
   is recorded `unenforceable`: nothing inside the tunnel is judged behind
   Squid without interception (docs/operator.md, "writ behind Squid").
@@ -65,6 +68,12 @@ def judge_icap(index: Index | None, req: IcapRequest, policy: Policy) -> Judged:
         out = judge(index, Facts(Kind.REQUEST, (), invalid=str(e)), fail_open=fail_open)
         return Judged(out, f"{http.method} {http.target[:200]}", http.target[:200])
     hosts = http.get_all("host")
+    if http.method == "CONNECT" and req.headers.get("x-writ-check") == "sni":
+        # writ's SNI helper (writ.icap.sni) asking for Squid about a peeked
+        # ClientHello: judged and recorded as the proxy judges a TLS hello.
+        out = judge(index, Facts(Kind.TLS, (authority,)), fail_open=fail_open)
+        host = (authority or "").rpartition(":")[0] or authority or ""
+        return Judged(out, f"TLS {shown(host)}", f"https://{host}/")
     if http.method == "CONNECT":
         out = judge(index, Facts(Kind.CONNECT, (authority,)), fail_open=fail_open)
         if out.decision == "url-rules":  # nothing inside the tunnel is seen behind Squid
@@ -80,7 +89,7 @@ def page_for(judged: Judged, index: Index | None, policy: Policy,
              accept: str | None) -> Page:
     """The HTTP answer to a refused request, as the proxy gives it."""
     out = judged.outcome
-    if out.action == "451" and out.d is not None and index is not None:
+    if out.action in ("451", "tls-refused") and out.d is not None and index is not None:
         return blocked_page(out.d, index.acts, policy, judged.url, accept=accept,
                             blocklist_version=index.version)
     if out.action == "400":
