@@ -1,6 +1,7 @@
 """Throughput cost of the writ addon in mitmproxy, with a 1,000,000-rule blocklist.
 
     python bench/bench_proxy.py [--quick] [--names N] [--seconds S] [--rounds R]
+                                [--upload-only] [--addon-root DIR]
 
 Goals: the addon costs ≤ 5% of throughput (issue 5); a 300 MB upload to a
 blocked URL raises the proxy's RSS by < 10 MB (issue 10: the 451 goes out
@@ -194,7 +195,7 @@ def _blocked_upload(port: int, expect: bool) -> tuple[bytes, int]:
     return first, sent
 
 
-def upload_rss(origin: int, work: Path) -> dict[str, Any]:
+def upload_rss(origin: int, work: Path, addon_root: Path = ROOT) -> dict[str, Any]:
     """Two 300 MB uploads to a blocked URL through mitmdump + writ: the
     proxy's peak RSS before and after (after a warm-up: one blocked upload
     with Expect: 100-continue, which must be answered 451 at once)."""
@@ -203,10 +204,10 @@ def upload_rss(origin: int, work: Path) -> dict[str, Any]:
            "--mode", f"reverse:http://127.0.0.1:{origin}",
            "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
            "--set", f"confdir={work / 'mitm'}",
-           "-s", str(ROOT / "writ/proxy/mitmdump_addon.py"),
+           "-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
            "--set", f"writ_orders={work / 'orders'}",
            "--set", f"writ_audit_log={work / 'audit' / 'upload.log'}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(addon_root)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         wait_ready(port, timeout=180)
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--names", type=int, default=None, help="domain rules (default 1,000,000)")
     ap.add_argument("--seconds", type=int, default=None, help="wrk duration per run (10)")
     ap.add_argument("--rounds", type=int, default=None, help="plain/writ pairs (3)")
+    ap.add_argument("--upload-only", action="store_true", help="only the 300 MB uploads")
+    ap.add_argument("--addon-root", type=Path, default=ROOT,
+                    help="checkout whose writ/ the upload part loads (e.g. an older commit)")
     args = ap.parse_args(argv)
     names = args.names or (200_000 if args.quick else 1_000_000)
     seconds = args.seconds or (3 if args.quick else 10)
@@ -282,8 +286,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         origin = subprocess.Popen([sys.executable, "-c", ORIGIN, str(origin_port)])
         try:
             wait_ready(origin_port, 10)
-            upload = upload_rss(origin_port, work)
+            upload = upload_rss(origin_port, work, args.addon_root)
             print(f"  300 MB uploads to a blocked URL: {json.dumps(upload)}", flush=True)
+            if args.upload_only:
+                return {"upload": upload}
             runs: dict[str, list[dict[str, float]]] = {"plain": [], "writ": []}
             for _ in range(rounds):
                 for variant in ("plain", "writ"):

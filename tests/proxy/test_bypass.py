@@ -338,3 +338,68 @@ async def test_tls_records_name_the_sni_canonically(proxy: ProxyHandle, origin: 
     await c.rest()
     c.close()
     assert ("tls-refused", "tls-refused", "TLS www.blocked.example") in decisions(sink)
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET / HTTP/1.1\r\nHost fine.example\r\n\r\n",  # a header line without a colon
+    b"GET / HTTP/9\r\nHost: fine.example\r\n\r\n",  # no such HTTP version
+])
+async def test_a_head_mitmproxy_cannot_parse_is_recorded(
+        proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink, request_head: bytes) -> None:
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(request_head)
+    head = await c.head()
+    c.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert origin.requests == []
+    assert ("invalid", "400", f"HTTP 127.0.0.1:{origin.port}") in decisions(sink)
+
+
+async def test_a_head_mitmproxy_cannot_parse_is_recorded_on_the_proxy_port(
+        proxy: ProxyHandle, sink: MemorySink) -> None:
+    c = await RawClient.open(proxy.port)
+    await c.send(b"GET http://fine.example/ HTTP/1.1\r\nHost fine.example\r\n\r\n")
+    head = await c.head()
+    c.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert [r["decision"] for r in sink.records] == ["invalid"]
+
+
+async def test_blocked_http2_upload_is_answered_before_its_body(
+        tmp_path: Path, origin: RawOrigin) -> None:
+    """Inside intercepted TLS with HTTP/2: the 451 comes on the stream at once."""
+    import ssl
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    from writ.policies import TlsMode
+
+    handle = await run_proxy(holder(), policy(tls=TlsMode.INTERCEPT), MemorySink(),
+                             listen="127.0.0.1:0", mode="regular", confdir=str(tmp_path))
+    try:
+        c = await tunnel(handle, "news.example:443")  # a host with URL rules: intercepted
+        tls_ctx = ssl.create_default_context()
+        tls_ctx.check_hostname, tls_ctx.verify_mode = False, ssl.CERT_NONE
+        tls_ctx.set_alpn_protocols(["h2"])
+        await asyncio.wait_for(c.writer.start_tls(tls_ctx, server_hostname="news.example"), 10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/watch?v=abc"),
+                              (":authority", "news.example"), (":scheme", "https"),
+                              ("content-length", "314572800")])
+        conn.send_data(1, b"x" * 16384)
+        await c.send(conn.data_to_send())
+        status = None
+        while status is None:
+            data = await asyncio.wait_for(c.reader.read(65536), 10)
+            assert data, "the proxy closed without answering"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == 1:
+                    status = dict(event.headers)[b":status"]
+            await c.send(conn.data_to_send())
+        c.close()
+        assert status == b"451"
+    finally:
+        await handle.shutdown()

@@ -1,8 +1,9 @@
-"""The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md, HTTP).
+"""The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md §4 HTTP).
 
 Each hook gathers the facts of what it sees, asks `judge.judge` for the
-outcome, and hands it to `_apply`, the one place an outcome becomes an
-answer (a page, a refused handshake, a closed connection) and a record.
+ruling (`verdict`), and applies it: `apply_request` and `apply_tls` turn a
+ruling into an answer (a page, a refused handshake) and a record;
+`next_layer` does the same for bytes that are neither (a closed connection).
 The steer listeners' hooks live in `writ.proxy.steered`, the `mitmdump -s`
 lifecycle in `writ.proxy.lifecycle`, the layer-stack work in
 `writ.proxy.stack`, the readers of mitmproxy objects in `writ.proxy.facts`.
@@ -28,7 +29,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer
@@ -42,14 +43,16 @@ from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy import stack
 from writ.proxy.facts import (
+    JUDGED,
     STREAM_THRESHOLD,
     client_of,
+    fails_closed,
     has_body,
     shown,
     streams,
     unreadable,
 )
-from writ.proxy.judge import Facts, Kind, Outcome, authority_of, judge
+from writ.proxy.judge import Facts, Kind, Ruling, authority_of, judge
 from writ.proxy.steer import SteerKind, kind_of
 from writ.proxy.steered import SteerAddon
 
@@ -59,26 +62,6 @@ log = logging.getLogger("writ.proxy")
 
 _FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")  # refused at startup if on
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
-_JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
-
-
-Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData, layer.NextLayer)
-
-
-def fails_closed(hook: Callable[[Any, Hooked], None]) -> Callable[[Any, Hooked], None]:
-    """A bug in a judging hook must not let the connection through unjudged
-    (mitmproxy logs an addon's exception and carries on): the policy's fail
-    mode answers, and it is logged and recorded as an `error` decision."""
-
-    @functools.wraps(hook)
-    def guarded(self: Any, obj: Hooked) -> None:
-        try:
-            hook(self, obj)
-        except Exception:  # any bug: the fail mode decides, not mitmproxy
-            log.exception("writ: internal error in %s", hook.__name__)
-            self.core.internal_error(obj)
-
-    return guarded
 
 
 class WritAddon:
@@ -108,9 +91,9 @@ class WritAddon:
     def steer_tls_port(self, port: int) -> None:
         self.steered.steer_tls_port = port
 
-    # -- the one place outcomes are recorded ---------------------------------
+    # -- the one place rulings are recorded ---------------------------------
 
-    def record(self, conn: Any, target: str | Callable[[], str], out: Outcome,
+    def record(self, conn: Any, target: str | Callable[[], str], out: Ruling,
                version: str | None) -> None:
         """Count a decision, and write it unless it is an allow the policy does
         not log (raw-tcp relays are always written). `target` may be a function:
@@ -129,7 +112,7 @@ class WritAddon:
     def index(self) -> Index | None:
         return self.holder.index if self.holder is not None else None
 
-    def verdict(self, facts: Facts) -> tuple[Outcome, str | None]:
+    def verdict(self, facts: Facts) -> tuple[Ruling, str | None]:
         index = self.index()
         out = judge(index, facts, fail_open=self.policy.fail is FailMode.OPEN,
                     intercept=self.policy.proxy.tls is TlsMode.INTERCEPT)
@@ -161,7 +144,7 @@ class WritAddon:
         if flow.error is None:
             self.apply_request(flow, out, version)
         else:  # mitmproxy answers its own 400: only the record is ours
-            flow.metadata[_JUDGED] = True
+            flow.metadata[JUDGED] = True
             self.record(conn, self.request_target(flow), out, version)
 
     def request_target(self, flow: http.HTTPFlow) -> str:
@@ -171,9 +154,9 @@ class WritAddon:
         scheme = req.scheme or ("https" if flow.client_conn.tls else "http")
         return f"{req.method} {scheme}://{shown(authority)}{req.path}"
 
-    def apply_request(self, flow: http.HTTPFlow, out: Outcome, version: str | None) -> None:
-        """An outcome on a request: its answer (if refused) and its record."""
-        flow.metadata[_JUDGED] = True
+    def apply_request(self, flow: http.HTTPFlow, out: Ruling, version: str | None) -> None:
+        """A ruling on a request: its answer (if refused) and its record."""
+        flow.metadata[JUDGED] = True
         req = flow.request
         if out.action == "pass" and req.method not in _BODYLESS and has_body(req.headers) \
                 and streams(req.headers):
@@ -182,7 +165,7 @@ class WritAddon:
             self.answer(flow, self._page(flow, out, version))
         self.record(flow.client_conn, lambda: self.request_target(flow), out, version)
 
-    def _page(self, flow: http.HTTPFlow, out: Outcome, version: str | None) -> Page:
+    def _page(self, flow: http.HTTPFlow, out: Ruling, version: str | None) -> Page:
         accept = flow.request.headers.get("accept")
         index = self.index()
         if out.action == "451" and out.d is not None and index is not None:
@@ -230,7 +213,7 @@ class WritAddon:
         req = flow.request
         index = self.index()
         target = f"{req.method} {req.scheme}://{shown(req.host_header or req.host)}{req.path}"
-        self.record(flow.client_conn, target, Outcome("unenforceable", "502"),
+        self.record(flow.client_conn, target, Ruling("unenforceable", "502"),
                     index.version if index is not None else None)
         body = (b"writ: the upstream switched to a protocol other than WebSocket; what "
                 b"follows on this connection could not be judged, so it is refused.\n")
@@ -260,7 +243,7 @@ class WritAddon:
         out, version = self.verdict(Facts(Kind.TLS, (sni, dest)))
         self.apply_tls(data, out, f"TLS {shown(sni or dest or '')}", version)
 
-    def apply_tls(self, data: tls.ClientHelloData, out: Outcome, target: str,
+    def apply_tls(self, data: tls.ClientHelloData, out: Ruling, target: str,
                   version: str | None) -> None:
         if out.action == "intercept":
             return  # terminated: requestheaders judges each URL inside TLS
@@ -273,22 +256,25 @@ class WritAddon:
     @fails_closed
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         chosen = stack.decided(nextlayer, ctx.master.addons)
+        context, address = nextlayer.context, nextlayer.context.server.address
+        names = (authority_of(address[0]) if address else None, context.client.sni)
+        where = f"{shown(names[0] or '')}:{address[1] if address else ''}"
+        unreadable = functools.partial(self.record, context.client, f"HTTP {where}",
+                                       Ruling("invalid", "400"), None)
         if not isinstance(chosen, TCPLayer):  # TLS, HTTP: judged by their own hooks
-            stack.adopt(chosen)  # (HTTP layers learn to answer refused uploads early)
+            stack.adopt(chosen, unreadable)  # (HTTP layers learn the early answer)
             return
         data: bytes = nextlayer.data_client()  # type: ignore[no-untyped-call]
         first = stack.classify(data)
         if first == "http":  # blank lines before a request line
-            stack.as_http(nextlayer)
+            stack.as_http(nextlayer, unreadable)
             return
-        context, address = nextlayer.context, nextlayer.context.server.address
-        names = (authority_of(address[0]) if address else None, context.client.sni)
-        target = f"TCP {shown(names[0] or '')}:{address[1] if address else ''}"
+        target = f"TCP {where}"
         if first == "wait":  # more bytes within stack.WAIT_SECONDS, or closed and recorded
             index = self.index()
             stack.replace(nextlayer, stack.Wait(context, functools.partial(
                 self.record, context.client, target,
-                Outcome("invalid", "closed", reason="first bytes too slow"),
+                Ruling("invalid", "closed", reason="first bytes too slow"),
                 index.version if index is not None else None)))
             return
         out, version = self.verdict(Facts(Kind.TCP, names))  # opaque bytes
@@ -317,20 +303,20 @@ class WritAddon:
 
     def internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData | layer.NextLayer) -> None:
         opened = self.policy.fail is FailMode.OPEN
-        out = Outcome("error", "pass")
+        out = Ruling("error", "pass")
         # The answer first, the record after: the recording may be what failed.
         if isinstance(obj, http.HTTPFlow):
             if not opened:
-                out = Outcome("error", "503")
+                out = Ruling("error", "503")
                 self.answer(obj, self._page(obj, out, None))
         elif isinstance(obj, tls.ClientHelloData):
             if opened:
                 obj.ignore_connection = True
             else:
-                out = Outcome("error", "tls-refused")
+                out = Ruling("error", "tls-refused")
                 self.refuse_handshake(obj)
         elif not opened or obj.layer is None:
-            out = Outcome("error", "closed")
+            out = Ruling("error", "closed")
             obj.layer = stack.Close(obj.context)
         with contextlib.suppress(Exception):
             if isinstance(obj, http.HTTPFlow):

@@ -1,21 +1,31 @@
-"""What a hook sees, read for judging and recording (docs/design.md, HTTP).
+"""What a hook sees, read for judging and recording (docs/design.md §4 HTTP).
 
 Small pure readers of mitmproxy objects: whether a message has or streams a
 body, why a request cannot be read, how a record shows an authority and a
-client. No decisions here (judge.py), no answers (addon.py).
+client; and `fails_closed`, the guard on every judging hook. No decisions
+here (judge.py), no answers (addon.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from mitmproxy import http
+from mitmproxy import http, tls
 from mitmproxy.net.http.http1 import expected_http_body_size
+from mitmproxy.proxy import layer
 
 from writ.blocklist import CanonError
 from writ.proxy.judge import host_of
 
-__all__ = ["STREAM_THRESHOLD", "client_of", "has_body", "shown", "streams", "unreadable"]
+__all__ = ["JUDGED", "STREAM_THRESHOLD", "client_of", "fails_closed", "has_body", "shown",
+           "streams", "unreadable"]
+
+log = logging.getLogger("writ.proxy")
+
+JUDGED = "writ.judged"  # flow.metadata: a decision was recorded for this request
 
 # Bodies above this size (or of unknown size) are streamed, never buffered.
 STREAM_THRESHOLD = 256 * 1024
@@ -63,3 +73,22 @@ def unreadable(req: http.Request) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData, layer.NextLayer)
+
+
+def fails_closed(hook: Callable[[Any, Hooked], None]) -> Callable[[Any, Hooked], None]:
+    """A bug in a judging hook must not let the connection through unjudged
+    (mitmproxy logs an addon's exception and carries on): the policy's fail
+    mode answers, and it is logged and recorded as an `error` decision."""
+
+    @functools.wraps(hook)
+    def guarded(self: Any, obj: Hooked) -> None:
+        try:
+            hook(self, obj)
+        except Exception:  # any bug: the fail mode decides, not mitmproxy
+            log.exception("writ: internal error in %s", hook.__name__)
+            self.core.internal_error(obj)
+
+    return guarded

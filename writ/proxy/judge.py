@@ -1,8 +1,9 @@
-"""The verdict: what the proxy saw → what it does (docs/design.md, HTTP).
+"""The verdict: what the proxy saw → what it does (docs/design.md §4 HTTP).
 
 Pure: an Index (or None before the first load) and the facts of one request
-or connection in, one Outcome out. The addon gathers the facts, applies the
-outcome in one place and records it; nothing here touches mitmproxy.
+or connection in, one Ruling out (named so as not to be confused with the
+audit record's decision field). The addon gathers the facts, applies the
+ruling in one place and records it; nothing here touches mitmproxy.
 
 Invariants:
 - Blocked if any name is blocked: the request-target's host, its own
@@ -14,7 +15,7 @@ Invariants:
   strict IDNA refuses never gets a request refused that no order names.
   Paths are canonicalised only for hosts with URL rules, and matched in
   both readings (`separator_reading`: `%2F`, `%5C`, `;params`).
-- Every outcome says what to do and how to record it: the action is the
+- Every ruling says what to do and how to record it: the action is the
   refusal that fits the kind (451 for a request, `tls-refused` for a TLS
   hello, `closed` for raw bytes), or `pass`, `intercept`, `raw-tcp`.
 - Raw TCP goes on only to a destination no order touches (`raw-tcp`);
@@ -42,7 +43,7 @@ from writ.blocklist import (
     separator_reading,
 )
 
-__all__ = ["Facts", "Kind", "Outcome", "authority_of", "host_of", "judge", "judge_names",
+__all__ = ["Facts", "Kind", "Ruling", "authority_of", "host_of", "judge", "judge_names",
            "judge_request"]
 
 
@@ -61,7 +62,7 @@ class Facts:
     invalid: str | None = None  # why the request cannot be read (found by the shell)
 
 
-class Outcome(NamedTuple):
+class Ruling(NamedTuple):
     decision: str  # the audit decision (docs/auditor.md)
     action: str  # pass | intercept | raw-tcp | 451 | 400 | 503 | tls-refused | closed
     d: Decision | None = None
@@ -77,27 +78,27 @@ _UNAVAILABLE = {Kind.REQUEST: "503", Kind.CONNECT: "503", Kind.TLS: "tls-refused
 
 
 def judge(index: Index | None, facts: Facts, *, fail_open: bool = False,
-          intercept: bool = False) -> Outcome:
+          intercept: bool = False) -> Ruling:
     """The one verdict for every hook (see the module docstring)."""
     kind = facts.kind
     if index is None:
-        return Outcome("no-blocklist", "pass" if fail_open else _UNAVAILABLE[kind])
+        return Ruling("no-blocklist", "pass" if fail_open else _UNAVAILABLE[kind])
     if facts.invalid is not None:
-        return Outcome("invalid", _BAD[kind], reason=facts.invalid)
+        return Ruling("invalid", _BAD[kind], reason=facts.invalid)
     try:
         d, rule_hosts = _decide_hosts(index, canonical_hosts(facts.names))
         if d.decision is Verdict.URL_RULES and kind is Kind.REQUEST:
             d = _decide_path(index, rule_hosts, facts.path)  # block or allow
     except CanonError as e:
-        return Outcome("invalid", _BAD[kind], reason=str(e))
+        return Ruling("invalid", _BAD[kind], reason=str(e))
     if d.decision is Verdict.BLOCK:  # (a refused hello keeps its own audit name)
-        return Outcome("tls-refused" if kind is Kind.TLS else "block", _BLOCKED[kind], d)
+        return Ruling("tls-refused" if kind is Kind.TLS else "block", _BLOCKED[kind], d)
     if d.decision is Verdict.ALLOW:
-        return Outcome("allow", "raw-tcp" if kind is Kind.TCP else "pass", d)
+        return Ruling("allow", "raw-tcp" if kind is Kind.TCP else "pass", d)
     # A host with URL rules, seen without a URL:
     decision, action = ("url-rules", "intercept") if kind is Kind.TLS and intercept else \
         _URL_RULES_ONLY[kind]  # intercepted: each request inside is judged
-    return Outcome(decision, action, d)
+    return Ruling(decision, action, d)
 
 
 # What a host with URL rules gets when no URL is visible: a tunnel opens (what

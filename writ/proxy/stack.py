@@ -1,4 +1,4 @@
-"""Where writ steps into mitmproxy's layer stack (docs/design.md, HTTP).
+"""Where writ steps into mitmproxy's layer stack (docs/design.md §4 HTTP).
 
 Two things the hooks alone cannot do:
 
@@ -15,8 +15,13 @@ Two things the hooks alone cannot do:
   REFUSE_EARLY) is answered right after its headers and, for HTTP/1, the
   connection closed: the body is never read nor buffered.
 
-mitmproxy's own HttpLayer is kept; only its per-request stream learns the
-early answer (`adopt` swaps the class of the layer NextLayer built).
+- **Unparseable heads.** mitmproxy answers 400 itself to an HTTP/1 request
+  head it cannot parse, before any flow exists: no hook sees it. The HTTP/1
+  server connection calls `on_unreadable` then, so that it is recorded.
+
+mitmproxy's own HttpLayer is kept; only its per-request stream and its
+HTTP/1 server connection learn these (`adopt` swaps the class of the layer
+NextLayer built).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Literal
 
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers.http import HttpLayer, HTTPMode, HttpStream
+from mitmproxy.proxy.layers.http._http1 import Http1Server
 
 __all__ = ["REFUSE_EARLY", "WAIT_SECONDS", "Close", "Wait", "adopt", "as_http", "classify",
            "decided", "replace", "strip_blank_lines"]
@@ -70,12 +76,12 @@ def replace(nextlayer: layer.NextLayer, new: layer.Layer | None) -> None:
     nextlayer.layer = new
 
 
-def as_http(nextlayer: layer.NextLayer) -> None:
+def as_http(nextlayer: layer.NextLayer, on_unreadable: Callable[[], None] | None = None) -> None:
     """HTTP after blank lines: the lines dropped, mitmproxy's HTTP layer next."""
     replace(nextlayer, None)
     strip_blank_lines(nextlayer)
     http_layer = HttpLayer(nextlayer.context, HTTPMode.transparent)
-    adopt(http_layer)
+    adopt(http_layer, on_unreadable)
     nextlayer.layer = http_layer
 
 
@@ -164,18 +170,43 @@ class _Stream(HttpStream):
         yield from ()
 
 
+class _Http1Server(Http1Server):
+    on_unreadable: Callable[[], None] | None = None
+
+    def read_headers(self, event: events.ConnectionEvent) -> Commands:
+        yield from super().read_headers(event)
+        if self.state == self.done and self.request is None and self.on_unreadable:
+            self.on_unreadable()  # mitmproxy answered 400 to a head it could not parse
+
+
 class _HttpLayer(HttpLayer):
+    on_unreadable: Callable[[], None] | None = None
+
+    def _handle_event(self, event: events.Event) -> Commands:
+        yield from super()._handle_event(event)
+        conn: Any = self.connections.get(self.context.client)
+        if isinstance(event, events.Start) and type(conn) is Http1Server:
+            server: Any = conn  # (a class swap, which mypy does not follow)
+            server.__class__ = _Http1Server
+            server.on_unreadable = self.on_unreadable
+            if server.state.__func__ is Http1Server.read_headers:
+                server.state = server.read_headers  # the bound method of the new class
+
     def make_stream(self, stream_id: int) -> Commands:
         ctx = self.context.fork()
         self.streams[stream_id] = _Stream(ctx, stream_id)
         yield from self.event_to_child(self.streams[stream_id], events.Start())
 
 
-def adopt(top: layer.Layer | None) -> None:
-    """Give every HttpLayer in a freshly built stack the early answer."""
+def adopt(top: layer.Layer | None, on_unreadable: Callable[[], None] | None = None) -> None:
+    """Give every HttpLayer in a freshly built stack the early answer, and
+    `on_unreadable` to call when mitmproxy answers 400 to an HTTP/1 request
+    head it could not parse (no flow exists, so no hook would see it)."""
     seen = 0
     while top is not None and seen < 8:
         if type(top) is HttpLayer:
             top.__class__ = _HttpLayer
+        if isinstance(top, _HttpLayer):
+            top.on_unreadable = on_unreadable
         top = getattr(top, "child_layer", None)
         seen += 1

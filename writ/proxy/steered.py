@@ -17,7 +17,8 @@ from mitmproxy import http, tls
 from writ.blocklist import CanonError, Verdict
 from writ.blockpage import unavailable_page
 from writ.policies import TlsMode
-from writ.proxy.judge import Facts, Kind, Outcome, judge_names
+from writ.proxy.facts import JUDGED, fails_closed, shown, unreadable
+from writ.proxy.judge import Facts, Kind, Ruling, judge_names
 from writ.proxy.steer import (
     DEFAULT_PORT,
     NOT_STEERED,
@@ -39,24 +40,28 @@ class SteerAddon:
         # Where steered TLS goes on the host named by SNI: 443 (tests use a free port).
         self.steer_tls_port = DEFAULT_PORT[SteerKind.TLS]
 
+    @fails_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         kind = kind_of(self.core.steer, flow.client_conn)
-        if kind is None or flow.response is not None:
-            return
-        try:
+        if kind is not None and flow.response is None:
             self._request(flow, kind)
-        except Exception:  # noqa: BLE001 - a bug: the fail mode decides (addon.fails_closed)
-            self.core.internal_error(flow)
 
     def _request(self, flow: http.HTTPFlow, kind: SteerKind) -> None:
         core, req, conn = self.core, flow.request, flow.client_conn
         is_tls = bool(conn.tls)
+        if flow.error is not None:  # mitmproxy refuses it itself (400): the record is ours
+            flow.metadata[JUDGED] = True
+            index = core.index()
+            core.record(conn, core.request_target(flow),
+                        Ruling("invalid", "400", reason=flow.error.msg),
+                        index.version if index is not None else None)
+            return
         if core.index() is None:
             # Nothing is steered without a blocklist: no destination to fail open to.
             core.answer(flow, unavailable_page("No blocklist is loaded yet.",
                                                req.headers.get("accept")))
             core.record(conn, core.request_target(flow),
-                        Outcome("no-blocklist", "503"), None)
+                        Ruling("no-blocklist", "503"), None)
             return
         if kind is SteerKind.TLS and not is_tls:
             self._misdirected(flow, "This address serves TLS only.")
@@ -71,9 +76,9 @@ class SteerAddon:
             out, version = core.verdict(Facts(Kind.REQUEST, (), invalid=str(e)))
             core.apply_request(flow, out, version)
             return
-        out, version = core.verdict(Facts(Kind.REQUEST, (req.host_header,
-                                                         conn.sni if is_tls else None),
-                                          req.path))
+        # Every name: the Host, an absolute-form target's own authority, the SNI.
+        names = (req.host_header, req.authority or None, conn.sni if is_tls else None)
+        out, version = core.verdict(Facts(Kind.REQUEST, names, req.path, unreadable(req)))
         # Point the flow at the named host (the Host header stays as the client
         # sent it); a flow answered below is never sent anywhere.
         host_header = req.host_header
@@ -96,33 +101,30 @@ class SteerAddon:
         index = self.core.index()
         self.core.answer(flow, misdirected_page(message))
         self.core.record(flow.client_conn, self.core.request_target(flow),
-                         Outcome(NOT_STEERED, "421"),
+                         Ruling(NOT_STEERED, "421"),
                          index.version if index is not None else None)
 
+    @fails_closed
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         kind = kind_of(self.core.steer, data.context.client)
-        if kind is None:
-            return
-        try:
+        if kind is not None:
             self._tls(data, kind, data.client_hello.sni)
-        except Exception:  # noqa: BLE001 - as above
-            self.core.internal_error(data)
 
     def _tls(self, data: tls.ClientHelloData, kind: SteerKind, sni: str | None) -> None:
         core = self.core
-        target = f"TLS {sni or ''}"
+        target = f"TLS {shown(sni) if sni else ''}"
         if kind is not SteerKind.TLS or not sni:
             # TLS on the HTTP address, or no SNI: no host to steer to.
             index = core.index()
-            core.apply_tls(data, Outcome(NOT_STEERED, "tls-refused"), target,
+            core.apply_tls(data, Ruling(NOT_STEERED, "tls-refused"), target,
                            index.version if index is not None else None)
             return
         out, version = core.verdict(Facts(Kind.TLS, (sni,)))
         if out.action in ("pass", "intercept") and out.decision != "no-blocklist" \
                 and not self._steerable(sni):
-            out = Outcome(NOT_STEERED, "tls-refused")
+            out = Ruling(NOT_STEERED, "tls-refused")
         elif out.decision == "no-blocklist":
-            out = Outcome("no-blocklist", "tls-refused")  # no destination to fail open to
+            out = Ruling("no-blocklist", "tls-refused")  # no destination to fail open to
         if out.action in ("pass", "intercept"):
             data.context.server.address = (sni, self.steer_tls_port)
         if out.action == "intercept" and core.policy.proxy.tls is TlsMode.INTERCEPT:
