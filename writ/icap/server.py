@@ -45,7 +45,7 @@ from writ.icap import protocol as p
 from writ.icap.verdict import Judged, judge_icap, page_for
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy
-from writ.proxy.judge import Outcome
+from writ.proxy.judge import Ruling
 
 __all__ = ["IcapServer", "run_icap"]
 
@@ -109,10 +109,10 @@ class IcapServer:
         except Exception:  # a bug: the fail mode answers, never open by accident
             log.exception("writ.icap: internal error judging a request")
             action = "pass" if self.policy.fail is FailMode.OPEN else "503"
-            return Judged(Outcome("error", action), "HTTP (internal error)", "")
+            return Judged(Ruling("error", action), "HTTP (internal error)", "")
 
     def record(self, client: str, judged: Judged, index: Index | None) -> None:
-        out, d = judged.outcome, judged.outcome.d
+        out, d = judged.ruling, judged.ruling.d
         orders = d.orders if d is not None else ()
         self.metrics.count("http", out.decision, out.action, orders)
         if self.sink is None or (out.decision == "allow" and not self.policy.audit.log_allowed):
@@ -227,7 +227,7 @@ class _Connection(asyncio.Protocol):
                                           options_ttl=icap.options_ttl))
             return
         judged = server.judge(index, req)
-        if judged.outcome.action != "pass":
+        if judged.ruling.action != "pass":
             accept = req.http.get("accept") if req.http is not None else None
             page = page_for(judged, index, server.policy, accept)
             self._answer(req, p.http_response(istag, page.status, page.reason, page.headers,

@@ -26,14 +26,14 @@ from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_pag
 from writ.icap.protocol import HttpHead, IcapRequest
 from writ.policies import FailMode, Policy
 from writ.proxy.facts import shown
-from writ.proxy.judge import Facts, Kind, Outcome, judge
+from writ.proxy.judge import Facts, Kind, Ruling, judge
 
 __all__ = ["Judged", "judge_icap", "page_for"]
 
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    outcome: Outcome
+    ruling: Ruling
     target: str  # as the audit record names it (the proxy's form)
     url: str  # as the block page names it
 
@@ -88,7 +88,7 @@ def judge_icap(index: Index | None, req: IcapRequest, policy: Policy) -> Judged:
 def page_for(judged: Judged, index: Index | None, policy: Policy,
              accept: str | None) -> Page:
     """The HTTP answer to a refused request, as the proxy gives it."""
-    out = judged.outcome
+    out = judged.ruling
     if out.action in ("451", "tls-refused") and out.d is not None and index is not None:
         return blocked_page(out.d, index.acts, policy, judged.url, accept=accept,
                             blocklist_version=index.version)
