@@ -109,6 +109,21 @@ async def test_a_forged_host_header_does_not_slip_through(server: IcapServer) ->
     c.close()
 
 
+async def test_userinfo_tricks_in_the_url_do_not_hide_a_blocked_host(
+        server: IcapServer) -> None:
+    """WHATWG reads `\\` as a path separator: `http://blocked.example\\@fine.example/`
+    is blocked.example to a browser; `http://fine.example@blocked.example/` is
+    blocked.example to everyone. Neither may be answered 204."""
+    c = await Client.open(server)
+    for target in ("http://blocked.example\\@fine.example/", "http://fine.example@blocked.example/",
+                   "http://a:b@blocked.example/"):
+        await c.send(reqmod(http_get(target, "fine.example")))
+        line, _, rest = await c.answer()
+        assert line == "ICAP/1.0 200 OK", target
+        assert rest.split(b" ")[1] in (b"451", b"400"), target
+    c.close()
+
+
 async def test_without_allow_204_the_request_goes_back_unchanged(server: IcapServer) -> None:
     c = await Client.open(server)
     await c.send(reqmod(GET, extra=b""))

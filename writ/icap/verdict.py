@@ -51,7 +51,12 @@ def _split(http: HttpHead) -> tuple[str | None, str, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return parts.netloc.rpartition("@")[2], parts.scheme.lower(), path
+    userinfo, at, authority = parts.netloc.rpartition("@")
+    if at and "\\" in userinfo:
+        # WHATWG reads `\` as a path separator: `a.example\@b.example` is
+        # a.example to a browser; judged whole, it is refused as unreadable.
+        authority = parts.netloc
+    return authority, parts.scheme.lower(), path
 
 
 def judge_icap(index: Index | None, req: IcapRequest, policy: Policy) -> Judged:
