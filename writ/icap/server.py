@@ -239,7 +239,8 @@ class _Connection(asyncio.Protocol):
         else:  # the request goes back unchanged, its body (if any) as it comes
             self._send(p.unchanged_response(istag, req.http, req.has_body))
             self.echo = req.has_body
-        server.record(req.headers.get("x-client-ip", ""), judged, index)
+        # X-Client-IP is what the ICAP client says (a trusted Squid): kept short.
+        server.record(req.headers.get("x-client-ip", "")[:64], judged, index)
 
     def _answer(self, req: p.IcapRequest, answer: bytes) -> None:
         """Now, or once the body (or preview) the client is sending has been read."""
