@@ -5,7 +5,8 @@ loopback ports, logs in a temporary folder); `writ icap` runs as a
 subprocess. Blocked URLs and hosts get writ's 451 (plain HTTP and CONNECT),
 the kept URL of a restored host too, other URLs reach the origin; every
 decision is in an audit log that `writ audit verify` accepts; with writ down
-Squid refuses (bypass=off, the default here) or passes unjudged (bypass=on).
+Squid refuses (bypass=off, the default here) or passes unjudged (bypass=on),
+and asks again as soon as writ is back.
 
 Without a squid binary the tests skip locally; in CI (CI=true, .ci/run
 installs squid) they fail.
@@ -113,6 +114,21 @@ def _icap_answers(port: int) -> bool:
         return False
 
 
+def start_writ(workdir: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writ.cli", "icap", "--orders", str(workdir / "orders"),
+         "--policy", str(workdir / "policy.yaml"), "--listen", f"127.0.0.1:{port}"],
+        cwd=workdir, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not _icap_answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"writ icap did not start: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
 @pytest.fixture
 def writ_icap(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     (tmp_path / "orders").mkdir()
@@ -121,17 +137,7 @@ def writ_icap(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
         "node: squid-e2e\ntransparency_url: https://isp.example/blocking\n"
         "audit:\n  log_allowed: true\n")
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "writ.cli", "icap", "--orders", str(tmp_path / "orders"),
-         "--policy", str(tmp_path / "policy.yaml"), "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not _icap_answers(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"writ icap did not start: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.1)
+    proc = start_writ(tmp_path, port)
     try:
         yield port, proc
     finally:
@@ -193,6 +199,15 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         assert status == 500
         assert headers.get("X-Squid-Error", "").startswith("ERR_ICAP_FAILURE")
         assert len(_Origin.seen) == seen
+        # writ back on its port: Squid asks it again at once (failure_limit -1)
+        again = start_writ(tmp_path, port)
+        try:
+            status, _, page = fetch(squid, f"http://blocked.example{o}/again")
+            assert status == 451
+            assert b"ORD-BLOCKED" in page
+        finally:
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(timeout=20) == 0
     finally:
         squid.stop()
 
@@ -208,6 +223,7 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         (f"POST http://blocked.example{o}/up", "block", "451"),
         ("CONNECT blocked.example:443", "block", "451"),
         (f"CONNECT fine.example{o}", "allow", "pass"),
+        (f"GET http://blocked.example{o}/again", "block", "451"),  # after the restart
     ]
     clients = {r["client"] for r in records if r.get("event") == "writ.http.decision"}
     assert len(clients) == 1
