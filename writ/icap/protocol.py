@@ -331,10 +331,7 @@ def _parse_icap_head(head: bytes) -> IcapRequest:
         raise IcapError(400, f"bad ICAP URI {uri[:80]!r}")
     path = uri[7:].partition("/")[2].partition("?")[0]
     if not _FIELDS.fullmatch(block):
-        for f in fields:
-            name, sep, _ = f.partition(":")
-            if not sep or not _TOKEN.fullmatch(name):
-                raise IcapError(400, f"bad ICAP header line {f[:80]!r}")
+        _name_bad_line(fields)
     headers: dict[str, str] = {}
     for f in fields:
         name, _, value = f.partition(":")
@@ -348,6 +345,13 @@ def _parse_icap_head(head: bytes) -> IcapRequest:
             raise IcapError(400, f"bad Preview {headers['preview'][:20]!r}")
         preview = int(headers["preview"])
     return IcapRequest(method, uri, path, headers, preview=preview)
+
+
+def _name_bad_line(fields: list[str]) -> None:
+    for f in fields:
+        name, sep, _ = f.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise IcapError(400, f"bad ICAP header line {f[:80]!r}")
 
 
 def _reqmod_layout(encapsulated: str | None) -> tuple[int, bool]:
