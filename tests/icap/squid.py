@@ -38,18 +38,18 @@ class Squid:
         config's writ block (the benchmark's plain-Squid ACLs); `extra`: lines
         appended (@RUN_DIR@ is filled in there too)."""
         self.binary = binary
-        # Squid started as root runs as `proxy`: the folder must be open to it
-        # (tmp_path's parents are not), and it is removed in stop().
-        self.dir = Path(tempfile.mkdtemp(prefix="writ-squid-"))
-        self.dir.chmod(0o777)
-        self.port = free_port()
-        (self.dir / "hosts").write_text(f"127.0.0.1 {' '.join(names) or 'localhost'}\n")
         text = CONF.read_text()
         if replace_writ_block is not None:
             start = text.index("# --- writ")
             end = text.index("\n# ---", start) + 1  # the closing rule line stays
             text = text[:start] + replace_writ_block + "\n" + text[end:]
         text += extra
+        # Squid started as root runs as `proxy`: the folder must be open to it
+        # (tmp_path's parents are not), and it is removed in stop().
+        self.dir = Path(tempfile.mkdtemp(prefix="writ-squid-"))
+        self.dir.chmod(0o777)
+        self.port = free_port()
+        (self.dir / "hosts").write_text(f"127.0.0.1 {' '.join(names) or 'localhost'}\n")
         text = (text.replace("@HTTP_PORT@", str(self.port))
                 .replace("@ICAP_URL@", icap_url or "127.0.0.1:1/none")
                 .replace("@BYPASS@", "on" if bypass else "off")
@@ -71,20 +71,24 @@ class Squid:
         check = subprocess.run([self.binary, "-k", "parse", "-f", str(self.conf)],
                                capture_output=True, text=True, check=False)
         if check.returncode != 0:
+            self.stop()
             raise RuntimeError(f"squid -k parse: {check.stderr[-2000:]}")
         self.proc = subprocess.Popen([self.binary, "-N", "-f", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"squid exited {self.proc.returncode}: {self.log()}")
+                message = f"squid exited {self.proc.returncode}: {self.log()}"
+                self.stop()
+                raise RuntimeError(message)
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.1)
+        message = f"squid did not listen on {self.port}: {self.log()}"
         self.stop()
-        raise RuntimeError(f"squid did not listen on {self.port}: {self.log()}")
+        raise RuntimeError(message)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
