@@ -62,6 +62,7 @@ class NodeOptions:
     dns_listen: tuple[tuple[str, int], ...] = ()
     proxy_listen: str | None = None
     proxy_mode: str | None = None
+    icap_listen: str | None = None  # "icap" in components: the policy's icap.listen if None
     web_listen: str | None = None
     confdir: str | None = None
     audit: bool = True
@@ -84,6 +85,7 @@ class Node:
     audit: Any = None
     dns: Any = None
     proxy: Any = None
+    icap: Any = None
     web: Any = None
     addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
@@ -110,6 +112,8 @@ class Node:
                 await self._start_dns()
             if "proxy" in opts.components:
                 await self._start_proxy()
+            if "icap" in opts.components:
+                await self._start_icap()
         except BaseException:
             await self.stop()
             raise
@@ -154,7 +158,8 @@ class Node:
             out.update(self.audit.stats())
         # Each shell's recorder (writ.audit.Recorder) counts the allows it did not log.
         recorders = [part.recorder for part in (self.dns and self.dns.server,
-                                                self.proxy and self.proxy.addon) if part]
+                                                self.proxy and self.proxy.addon, self.icap)
+                     if part]
         out["allows_not_logged"] = float(sum(r.allows_not_logged for r in recorders))
         if self.dns is not None:
             out.update(self.dns.stats())  # writ.dns.transport.Listeners.stats
@@ -194,9 +199,17 @@ class Node:
             if steered:
                 self.addresses[f"steer-{kind.value}"] = steered
 
+    async def _start_icap(self) -> None:
+        from writ.icap import run_icap
+
+        # Like the addon, the ICAP server counts every decision itself (allows too).
+        self.icap = await run_icap(self.holder, self.policy, self.sink, metrics=self.metrics,
+                                   listen=self.options.icap_listen)
+        self.addresses["icap"] = self.icap.addresses
+
     async def stop(self) -> None:
         # Reverse order: listeners drain, then the store, then the log is sealed.
-        for name in ("proxy", "dns", "web"):
+        for name in ("icap", "proxy", "dns", "web"):
             part = getattr(self, name)
             if part is None:
                 continue

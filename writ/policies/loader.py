@@ -29,6 +29,7 @@ from writ.policies.model import (
     DnsAction,
     DnsPolicy,
     FailMode,
+    IcapPolicy,
     OverLimit,
     PagesPolicy,
     Policy,
@@ -92,6 +93,14 @@ _PROXY: dict[str, _Key] = {
     "steer_http": _Key(c.endpoint(), many=True),
     "steer_tls": _Key(c.endpoint(), many=True),
 }
+_ICAP: dict[str, _Key] = {
+    "enabled": _Key(c.boolean),
+    "listen": _Key(c.endpoint()),
+    "service": _Key(c.node_name),  # the same alphabet: letters, digits, . _ -
+    "max_connections": _Key(c.integer(1, 65536)),
+    "idle_timeout": _Key(c.seconds),
+    "options_ttl": _Key(c.integer(1, 86400)),
+}
 _WEB: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
     "token_file": _Key(c.optional(c.text)),
@@ -130,6 +139,7 @@ _TRUST: dict[str, _Key] = {
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
+    "icap": (IcapPolicy, _ICAP),
     "web": (WebPolicy, _WEB),
     "pages": (PagesPolicy, _PAGES),
     "audit": (AuditPolicy, _AUDIT),
@@ -280,6 +290,8 @@ class _Reader:
         # A wildcard address (0.0.0.0, ::) takes the port on every address.
         tcp = [("dns.listen", e) for e in d.listen]
         tcp += [("proxy.listen", p.proxy.listen), ("web.listen", p.web.listen)]
+        if p.icap.enabled or "icap" in self.lines:
+            tcp.append(("icap.listen", p.icap.listen))
         tcp += [("proxy.steer_http", e) for e in p.proxy.steer_http]
         tcp += [("proxy.steer_tls", e) for e in p.proxy.steer_tls]
         for i, later in enumerate(tcp):

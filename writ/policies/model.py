@@ -113,6 +113,19 @@ class ProxyPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class IcapPolicy:
+    # The ICAP service (writ behind Squid, docs/operator.md). `writ icap` always
+    # runs it; `writ serve` only with `enabled: true`. Bind it to loopback or a
+    # private address: whoever can connect names the client (X-Client-IP).
+    enabled: bool = False
+    listen: str = "127.0.0.1:1344"
+    service: str = "writ"  # icap://HOST:PORT/writ
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    options_ttl: int = 60  # seconds a client may keep the OPTIONS answer (and its ISTag)
+
+
+@dataclass(frozen=True, slots=True)
 class WebPolicy:
     listen: str = "127.0.0.1:8451"
     token_file: str | None = None  # bearer token for the admin API
@@ -176,6 +189,7 @@ class Policy:
     fail: FailMode = FailMode.CLOSED
     dns: DnsPolicy = field(default_factory=DnsPolicy)
     proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    icap: IcapPolicy = field(default_factory=IcapPolicy)
     web: WebPolicy = field(default_factory=WebPolicy)
     pages: PagesPolicy = field(default_factory=PagesPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
