@@ -108,6 +108,12 @@ class SetGuard:
         kept = self.kept
         sw = judge_switch(mdata, msig, files, self.keyring.current(),
                           in_force=kept.in_force if kept else None, at=now)
+        name = f"version/{vid}"
+        if (sw.manifest is not None and sw.alarm in (None, Alarm.FILE_MISSING)
+                and name not in dict(sw.manifest.files)):
+            signer = f" (signed by {sw.signer.id})" if sw.signer else ""
+            return Refusal(Alarm.FILE_UNLISTED, f"manifest {sw.manifest.sequence}{signer}: "
+                           f"{name}, the version the pointer names, is not listed in it")
         if sw.alarm is not None:
             return Refusal(sw.alarm, sw.message)
         if sw.same:  # the manifest in force, offered again: its files must still match
