@@ -347,8 +347,8 @@ class AuditLog:
                 self._emit(ERROR, self.clock(), what=what, count=count, error=message)
             out.carried_errors.update(errors)
         while self._controls:
-            event, ts, fields = self._controls.popleft()
-            self._emit(event, ts, **fields)
+            name, when, fields = self._controls.popleft()
+            self._emit(name, when, **fields)
         # The decision loop runs the same structlog processors as self._log, called
         # directly: a BoundLogger would copy an empty context and dispatch per
         # record, ~12% of the writer's time, for nothing a decision needs.

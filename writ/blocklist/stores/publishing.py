@@ -170,6 +170,6 @@ async def _switch(registry: Registry, vid: str, expected: str | None, *,
     from redis.exceptions import RedisError
 
     try:
-        return await registry.switch(vid, expected, entry, keep, now.timestamp(), signed)
+        return await registry.switch(vid, expected, entry, keep, now.timestamp(), signed=signed)
     except (TimeoutError, RedisError, OSError) as e:
         raise SwitchUncertainError(vid, expected, e) from e

@@ -299,12 +299,12 @@ class Registry:
     async def manifest(self) -> tuple[bytes, bytes, int] | None:
         """The manifest in force: (data, sig, sequence), or None."""
         data, sig, seq = await self.client.hmget(self.keys.manifest, ["data", "sig", "sequence"])
-        if data is None or sig is None or seq is None:
+        if not isinstance(data, bytes) or not isinstance(sig, bytes) or seq is None:
             return None
-        return bytes(data), bytes(sig), int(seq)
+        return data, sig, int(seq)
 
     async def switch(self, vid: str, expected: str | None, entry: dict[str, Any],
-                     keep: int, now: float, signed: SignedSet | None = None) -> Switched:
+                     keep: int, now: float, *, signed: SignedSet | None = None) -> Switched:
         """Compare-and-set the pointer to `vid` (and, with `signed`, the manifest, if
         the one in force is still the one it follows), record history, notify, prune."""
         k = self.keys

@@ -32,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -237,7 +237,9 @@ class RedisStore(StoreState):
         if isinstance(verdict, Refusal):
             self._refuse_set(seen, guard, verdict)
             return
-        assert data is not None and mdata is not None and msig is not None
+        assert data is not None
+        assert mdata is not None
+        assert msig is not None
         try:
             if self._blocklist is not None and vid == self._version:
                 blocklist = self._blocklist  # a renewed manifest over the same set
@@ -273,7 +275,7 @@ class RedisStore(StoreState):
         self._refused_set, self._stale = seen, True
         guard.refused += 1
         self._last_error = f"refused set ({why.alarm}): {why.message}"
-        log.error("writ.store.refused_set", alarm=str(why.alarm),  # noqa: TRY400
+        log.error("writ.store.refused_set", alarm=str(why.alarm),
                   reason=why.message, keeping=self._version)
 
     async def _fetch(self, registry: Registry, vid: str) -> tuple[Blocklist, Encoded | None]:

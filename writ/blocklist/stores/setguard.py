@@ -70,7 +70,7 @@ class KeyringFile:
             why = "; ".join(str(e) for e in errors)
             if self._ring is None:
                 raise KeyringError(f"keyring {self.path}: {why}")
-            log.error("writ.store.keyring_invalid", path=str(self.path),  # noqa: TRY400
+            log.error("writ.store.keyring_invalid", path=str(self.path),
                       errors=[str(e) for e in errors][:20], keeping="the last good keyring")
         else:
             self._ring = ring
@@ -153,7 +153,8 @@ class SetGuard:
 
     def control_fields(self, vid: str, sw: Switch) -> dict[str, Any]:
         """The audit control record for a switch (docs/auditor.md)."""
-        assert sw.manifest is not None and sw.digest is not None
+        assert sw.manifest is not None
+        assert sw.digest is not None
         m = sw.manifest
         return {"blocklist_version": vid, "manifest_sequence": m.sequence,
                 "manifest_digest": sw.digest, "signers": [sw.signer.id] if sw.signer else [],
