@@ -45,6 +45,7 @@ from writ.blocklist.stores.publishing import (
     Published,
     SwitchUncertainError,
     publish,
+    renew,
     repair,
     rollback,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "read_blocklist",
     "read_published",
     "redact",
+    "renew",
     "repair",
     "rollback",
     "rule_changes",
