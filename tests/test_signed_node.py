@@ -116,5 +116,5 @@ async def test_a_node_without_its_keyring_does_not_start(tmp_path: Path) -> None
                     trust=TrustPolicy(keyring=str(tmp_path / "missing.yaml")))
     node = Node(policy, NodeOptions(orders=REPO / "court_orders", state_dir=tmp_path / "s",
                                     components=frozenset()))
-    with pytest.raises(StartError, match="trust.keyring"):
+    with pytest.raises(StartError, match=r"trust\.keyring"):
         await node.start()
