@@ -107,3 +107,12 @@ def test_explain_from_redis_answers_the_published_version(redis_url: str) -> Non
              "www.forum.example")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["orders"] == ["EX-2016-0314-RVSD"]
+
+
+def test_explain_from_redis_names_who_signed_each_act(redis_url: str) -> None:
+    keyring = str(ROOT / "keys" / "demo-DO-NOT-USE" / "keyring.yaml")
+    r = writ("orders", "apply", ORDERS, "--redis", redis_url, "--keyring", keyring)
+    assert r.returncode == 0, r.stderr
+    r = writ("explain", "--redis", redis_url, "--at", "2016-04-01", "www.forum.example")
+    assert r.returncode == 0, r.stderr
+    assert "signed by demo-issuer" in r.stdout
