@@ -111,3 +111,25 @@ def test_a_key_that_may_not_publish_publishes_nothing(
     assert "--publisher-key" in err
     assert key in err
     assert _live(redis_url) is None
+
+
+@pytest.mark.parametrize("verb", ["apply", "rollback"])
+def test_once_sets_are_signed_an_unsigned_switch_is_refused(
+    signed: Path, redis_url: str, verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ["--publisher-key", "keys/demo-publisher"]
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url]) == 0
+    first = _live(redis_url)
+    (signed / "court_orders" / "ex-2017-0724-blog-appeal.yaml").unlink()
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url, *key]) == 0
+    live = _live(redis_url)
+    capsys.readouterr()
+    (signed / "court_orders" / "ex-2017-0510-blog.yaml").unlink()
+    argv = (["orders", "apply", "court_orders"] if verb == "apply"
+            else ["orders", "rollback", str(first, "ascii")])
+    code = main([*argv, "--redis", redis_url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "a signed manifest (sequence 1) is in force" in err
+    assert _live(redis_url) == live
+    assert _manifest(redis_url)[b"sequence"] == b"1"

@@ -223,6 +223,8 @@ def _summary(e: dict[str, Any]) -> str:
     for key, sign in (("added", "+"), ("removed", "-"), ("changed", "~")):
         if e.get(key):
             parts.append(f"{key} {', '.join(sign + str(i) for i in e[key])}")
+    if e.get("manifest"):
+        parts.append(f"signed manifest {e['manifest']}")
     return "; ".join(parts)
 
 
@@ -249,6 +251,7 @@ async def _apply(args: argparse.Namespace) -> int:
         if refused:
             _err("apply", f"{refused}; nothing was changed — check the folder, or give "
                           f"--allow-removals if this is meant")
+        if refused or (signer is None and await _unsigned_refused("apply", registry)):
             return 1
         try:
             done = await publish(registry, new, by=_by(args), keep=args.keep, expected=base,
@@ -272,6 +275,19 @@ def _report(done: Published, new: Blocklist) -> None:
     if done.pruned:
         _say(f"removed old versions: {', '.join(done.pruned)}")
     _say_manifest(done)
+
+
+async def _unsigned_refused(verb: str, registry: Registry) -> bool:
+    """Once sets are signed, an unsigned switch would be refused by every node
+    with a keyring: refuse it here instead (docs/regulator.md §9)."""
+    current = await registry.manifest()
+    if current is None:
+        return False
+    _err(verb, f"a signed manifest (sequence {current[2]}) is in force under "
+               f"{registry.keys.manifest}: give --publisher-key KEY (or the policy's "
+               f"trust.publisher_key); nodes with a keyring would refuse an unsigned "
+               f"version; nothing was changed")
+    return True
 
 
 def _say_manifest(done: Published) -> None:
@@ -412,6 +428,8 @@ async def _rollback(args: argparse.Namespace) -> int:
         if len(matches) != 1:
             why = "is ambiguous" if matches else "is not a kept version"
             _err("rollback", f"{args.version} {why}; kept: {', '.join(kept) or 'none'}")
+            return 1
+        if signer is None and await _unsigned_refused("rollback", registry):
             return 1
         try:
             done = await rollback(registry, matches[0], by=_by(args), keep=args.keep,
