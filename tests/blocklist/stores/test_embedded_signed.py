@@ -78,3 +78,32 @@ async def test_an_unsigned_folder_is_not_loaded_at_all(tmp_path: Path) -> None:
         assert "error(s) in the orders" in str(store.status().last_error)
     finally:
         await store.stop()
+
+
+async def test_a_list_swapped_between_two_signed_orders_is_refused(
+        signed: Path, started: tuple[EmbeddedStore, BlocklistHolder],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from writ.cli import main
+
+    store, holder = started
+    orders = signed / "orders"
+    write(orders / "ex-2099-x.yaml", "id: EX-2099-X\ncourt: Example District Court\n"
+          "case: '9/2099'\nissued: 2016-01-01\ntargets:\n  - file: lists/x.txt\n")
+    write(orders / "lists" / "x.txt", "# acts: EX-2099-X\nlawful-news.example\n")
+    key = str(REPO / "keys" / "demo-DO-NOT-USE" / "demo-issuer")
+    assert main(["orders", "sign", str(orders / "ex-2099-x.yaml"),
+                 str(orders / "lists" / "x.txt"), "--key", key]) == 0
+    await wait_for(lambda: holder.index is not None
+                   and "EX-2099-X" in holder.index.acts, timeout=5)
+    good = store.status().version
+    # Swap: the other order's list (and its valid signature) put in place of the mirrors list.
+    mirrors = orders / "lists" / "ex-2016-0314-mirrors.txt"
+    write(mirrors, (orders / "lists" / "x.txt").read_text())
+    write(Path(f"{mirrors}.sig"), (orders / "lists" / "x.txt.sig").read_text())
+    await wait_for(lambda: store.status().stale, timeout=5)
+    st = store.status()
+    assert st.version == good
+    assert "1 error(s)" in str(st.last_error)
+    logged = capsys.readouterr().out
+    assert "ex-2016-0314-mirrors.txt: signature:" in logged
+    assert "not for EX-2016-0314-RVSD" in logged
