@@ -311,3 +311,17 @@ async def test_two_publishers_cannot_sign_the_same_sequence(
     with pytest.raises(ConflictError, match="manifest 1"):
         await registry.switch(B.version, A.version, {}, 10, 0.0, signed=stale)
     assert await registry.current() == A.version
+
+
+async def test_a_node_whose_keyring_is_unreadable_enforces_nothing(
+        registry: Registry, world: World, redis_url: str, tmp_path: Path) -> None:
+    await signed_publish(registry, world, A)
+    store = RedisStore(redis_url, prefix="writtest", state_dir=tmp_path / "k",
+                       keyring=tmp_path / "missing.yaml")
+    holder = BlocklistHolder()
+    await store.start(holder)
+    try:
+        assert holder.index is None
+        assert "missing.yaml" in str(store.status().last_error)
+    finally:
+        await store.stop()

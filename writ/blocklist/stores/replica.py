@@ -54,7 +54,7 @@ from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
 from writ.blocklist.stores.connection import connect, redact
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.registry import Registry
-from writ.blocklist.stores.setguard import KeyringFile, Refusal, SetGuard
+from writ.blocklist.stores.setguard import KeyringError, KeyringFile, Refusal, SetGuard
 
 __all__ = ["RedisStore"]
 
@@ -233,7 +233,10 @@ class RedisStore(StoreState):
             return
         data, sha = await registry.fetch(vid)
         now = self._clock()
-        verdict = await asyncio.to_thread(guard.judge, vid, mdata, msig, data, now)
+        try:
+            verdict = await asyncio.to_thread(guard.judge, vid, mdata, msig, data, now)
+        except KeyringError as e:  # never loaded (the node checks it at start): refuse
+            verdict = Refusal("keyring", str(e))
         if isinstance(verdict, Refusal):
             self._refuse_set(seen, guard, verdict)
             return
