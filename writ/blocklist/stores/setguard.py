@@ -65,7 +65,7 @@ class KeyringFile:
         if self._ring is not None and stamp == self._stamp:
             return self._ring
         ring, errors = (load_keyring(self.path) if stamp is not None
-                        else (None, [f"{self.path}: no such file"]))
+                        else (None, ["no such file"]))
         if ring is None:
             why = "; ".join(str(e) for e in errors)
             if self._ring is None:
