@@ -35,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from writ.audit import RecordSink
+from writ.audit.record import SIGNED_SET
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
@@ -101,8 +102,10 @@ class Node:
         self.holder.on_swap(lambda _index: gc.freeze())
         try:
             # 2. the blocklist, before any listener opens
+            keyring = self._keyring()
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
-                                    tz=ZoneInfo(policy.timezone), prefix=opts.prefix)
+                                    tz=ZoneInfo(policy.timezone), prefix=opts.prefix,
+                                    keyring=keyring, on_switch=self._switched)
             await self.store.start(self.holder)
             self._require_blocklist()
             # 3. the shells
@@ -128,6 +131,25 @@ class Node:
         self.audit = AuditLog.from_policy(self.policy, path=opts.audit_path,
                                           redis_url=opts.redis_url, prefix=opts.prefix).start()
         self.sink = self.audit
+
+    def _keyring(self) -> Path | None:
+        """The policy's trust.keyring, checked now: a node told to demand signatures
+        must not start without a keyring it can read (docs/operator.md)."""
+        if not self.policy.trust.keyring:
+            return None
+        from writ.blocklist.stores.setguard import KeyringError, KeyringFile
+
+        path = Path(self.policy.trust.keyring)
+        try:
+            KeyringFile(path).current()
+        except KeyringError as e:
+            raise StartError(f"trust.keyring: {e}") from None
+        return path
+
+    def _switched(self, fields: dict[str, Any]) -> None:
+        """A signed set went into force: tie it into the audit chain (docs/auditor.md)."""
+        if self.audit is not None:
+            self.audit.control(SIGNED_SET, **fields)
 
     def _require_blocklist(self) -> None:
         """With --orders, no valid folder and no last good copy: refuse to start

@@ -77,6 +77,9 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "condition": a.condition,
         "allow_public_suffix": a.allow_public_suffix,
         "@": _pos(a.pos),
+        # Who signed it (key ids, docs/regulator.md §10): shown by `writ explain --redis`,
+        # not part of the version id (see version_of).
+        **({"signers": list(a.signers)} if a.signers else {}),
     }
     # Written only when set, so that an unchanged folder keeps its version
     # (version_of hashes this dict) across the upgrade that added them.
@@ -119,6 +122,7 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         condition=d.get("condition"),
         allow_public_suffix=bool(d.get("allow_public_suffix", False)),
         pos=_unpos(d.get("@")),
+        signers=tuple(str(k) for k in d.get("signers", ())),
     )
 
 
@@ -152,6 +156,7 @@ def version_of(acts: Sequence[Act]) -> str:
     """Content address of an act set: independent of file order and positions."""
     h = hashlib.sha256()
     for d in sorted((_strip_positions(act_to_dict(a)) for a in acts), key=lambda d: d["id"]):
+        d.pop("signers", None)  # who signed is not what is ordered
         h.update(json.dumps(d, sort_keys=True, separators=(",", ":")).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()[:16]

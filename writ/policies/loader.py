@@ -135,6 +135,8 @@ _PUBLISH: dict[str, _Key] = {
 }
 _TRUST: dict[str, _Key] = {
     "keyring": _Key(c.optional(c.text)),
+    "publisher_key": _Key(c.optional(c.text)),
+    "manifest_lifetime": _Key(c.integer(60, 366 * 86400)),
 }
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),

@@ -178,6 +178,12 @@ class TrustPolicy:
     # one, every act file and bulk list must carry a valid in-scope issuer
     # signature (FILE.sig). None: signatures are not checked.
     keyring: str | None = None
+    # `writ orders apply/rollback`: the publisher's OpenSSH private key that signs
+    # each published set's manifest (--publisher-key overrides). None: no manifest.
+    publisher_key: str | None = None
+    # How long a signed manifest stays valid (seconds, default 7 days). Past it a
+    # node keeps enforcing the set and raises the `expired` alarm (docs/operator.md).
+    manifest_lifetime: int = 7 * 86400
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,9 +143,13 @@ def _store_detail(app: web.Application) -> dict[str, Any]:
     if status_fn is None:
         return {}
     st = status_fn()
-    return {"source": st.source, "stale": st.stale, "last_error": st.last_error,
-            "loaded_at": st.loaded_at.isoformat() if st.loaded_at else None,
-            "location": st.location}
+    detail = {"source": st.source, "stale": st.stale, "last_error": st.last_error,
+              "loaded_at": st.loaded_at.isoformat() if st.loaded_at else None,
+              "location": st.location}
+    if st.manifest_sequence is not None or st.sets_refused:  # signed sets (trust.keyring)
+        detail.update(alarm=st.alarm, manifest_sequence=st.manifest_sequence,
+                      sets_refused=st.sets_refused)
+    return detail
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -162,8 +166,11 @@ async def readyz(request: web.Request) -> web.Response:
         return _json({"ready": False, "store": store,
                       "detail": "the audit log cannot be written: decisions are not recorded "
                                 "(see writ_audit_write_errors and the node's log)"}, 503)
+    # Past its manifest's expiry the set stays in force (still ready) and says
+    # `expired`: the publisher must sign a fresh manifest (docs/operator.md).
+    expired = {"expired": True} if store.get("alarm") == "expired" else {}
     return _json({"ready": True, "blocklist_version": index.version, "rules": len(index),
-                  "stale": bool(store.get("stale")), "store": store})
+                  "stale": bool(store.get("stale")), **expired, "store": store})
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -174,6 +181,10 @@ async def metrics_page(request: web.Request) -> web.Response:
     store = _store_detail(app)
     if store:
         extra["store_stale"] = 1.0 if store["stale"] else 0.0
+        if "alarm" in store:
+            extra["manifest_expired"] = 1.0 if store["alarm"] == "expired" else 0.0
+            extra["manifest_sequence"] = float(store["manifest_sequence"] or 0)
+            extra["sets_refused"] = float(store["sets_refused"])
     text = prom.render(app[METRICS], app[HOLDER].index, clock(), extra or None)
     return web.Response(body=text.encode(), headers={"Content-Type": prom.CONTENT_TYPE})
 
