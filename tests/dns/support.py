@@ -229,6 +229,28 @@ def tcp_exchange(port: int, queries: list[bytes], timeout: float = 3.0) -> list[
         return out
 
 
+def tcp_ask_from(port: int, name: str, source: str) -> bytes | None:
+    """One A query over a new TCP connection from `source` (a loopback address):
+    the answer, or None when the resolver refuses, resets or stays silent."""
+    with socket.socket() as s:
+        s.settimeout(3)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        q = bytes(make_query(name).pack())
+        s.sendall(struct.pack("!H", len(q)) + q)
+        try:
+            n = struct.unpack("!H", s.recv(2))[0]
+            body = b""
+            while len(body) < n:
+                chunk = s.recv(n - len(body))
+                if not chunk:
+                    return None
+                body += chunk
+        except (struct.error, ConnectionError, TimeoutError):
+            return None
+        return body
+
+
 async def dig(port: int, name: str, qtype: str = "A", **kw: object) -> DNSRecord:
     q = make_query(name, qtype, **kw)  # type: ignore[arg-type]
     raw = await asyncio.to_thread(udp_exchange, port, bytes(q.pack()))

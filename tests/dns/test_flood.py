@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
-from tests.dns.support import StandIn, ede_of, make_query
+from tests.dns.support import StandIn, ede_of, make_query, tcp_ask_from
 
 ORDER = """\
 id: {id}
@@ -107,24 +107,6 @@ def _hold(port: int, n: int) -> list[socket.socket]:
     return held
 
 
-def _tcp_ask(port: int, name: str, source: str) -> DNSRecord | None:
-    with socket.socket() as s:
-        s.settimeout(3)
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        q = bytes(make_query(name).pack())
-        s.sendall(struct.pack("!H", len(q)) + q)
-        try:
-            head = s.recv(2)
-            n = struct.unpack("!H", head)[0]
-            body = b""
-            while len(body) < n:
-                body += s.recv(n - len(body))
-        except (struct.error, ConnectionError, TimeoutError):
-            return None
-        return DNSRecord.parse(body)
-
-
 def _udp_blocked(port: int, name: str) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.3)
@@ -179,8 +161,9 @@ async def test_floods_do_not_take_the_node_down(tmp_path: Path, standin: StandIn
         # max_tcp_conns); a new client is still served over TCP.
         held = await asyncio.to_thread(_hold, port, 1100)
         try:
-            r = await asyncio.to_thread(_tcp_ask, port, "videohost.example", "127.0.0.2")
-            assert r is not None
+            raw = await asyncio.to_thread(tcp_ask_from, port, "videohost.example", "127.0.0.2")
+            assert raw is not None
+            r = DNSRecord.parse(raw)
             assert [str(a.rdata) for a in r.rr] == ["127.0.0.1"]
         finally:
             for s in held:
