@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests import chromium
+from tests.children import wait_http
 from tests.ports import free_port
 
 HERE = Path(__file__).parent
@@ -75,20 +75,6 @@ return low;
 """
 
 
-def _wait(url: str, proc: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"writ web exited {proc.returncode}: {proc.stderr.read()}")  # type: ignore[union-attr]
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`writ web` as a process, serving the sample orders and the register."""
@@ -108,7 +94,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--state-dir", "state"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(f"{base}/orders", proc)
+        wait_http(f"{base}/orders", proc, time.monotonic() + 30, "writ web")
         yield base
     finally:
         proc.terminate()
