@@ -53,6 +53,16 @@ ACTS = (
             (url("restored.example", "/v/136071201"),)),
 )
 
+# An order blocking videohost.example (as ACTS' first does), for a `writ dns` process
+ORDER = """\
+id: EX-2015-0907-VH
+court: Test District Court
+case: "1/2015"
+issued: 2015-09-07
+targets:
+  - domain: videohost.example
+"""
+
 
 @dataclass
 class StandIn:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import resource
 import signal
 import socket
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
+from tests.children import listening_port
 from tests.dns.support import StandIn, ede_of, make_query, tcp_ask_from
 
 ORDER = """\
@@ -68,14 +68,14 @@ def _start(tmp_path: Path, upstream: int) -> tuple[subprocess.Popen[str], int]:
          "--audit-log", str(tmp_path / "audit" / "decisions.log")],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=tmp_path, preexec_fn=_limit_fds)  # noqa: PLW1509 (setrlimit only, before exec)
+    try:
+        port = listening_port(proc, lines=40)
+    except AssertionError:
+        proc.kill()
+        raise
     assert proc.stderr is not None
-    for _ in range(40):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
-            return proc, int(m.group(1))
-    proc.kill()
-    raise AssertionError("writ dns never said where it listens")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
+    return proc, port
 
 
 def _pipeline_without_reading(port: int, seconds: float) -> None:
