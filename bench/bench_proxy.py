@@ -56,6 +56,7 @@ targets:
   - file: lists/names.txt
 """
 
+
 def wait_ready(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     req = b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -71,6 +72,23 @@ def wait_ready(port: int, timeout: float) -> None:
     raise RuntimeError(f"nothing answered 200 on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def mitmdump(port: int, origin: int, work: Path, addon_root: Path | None,
+             audit_log: str) -> subprocess.Popen[bytes]:
+    """mitmdump in reverse mode on 127.0.0.1:`port` in front of the origin; with
+    `addon_root`, that checkout's writ addon loaded, on work/orders, auditing to
+    work/audit/`audit_log`."""
+    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+           "--mode", f"reverse:http://127.0.0.1:{origin}",
+           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
+           "--set", f"confdir={work / 'mitm'}"]
+    if addon_root is not None:
+        cmd += ["-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
+                "--set", f"writ_orders={work / 'orders'}",
+                "--set", f"writ_audit_log={work / 'audit' / audit_log}"]
+    env = {**os.environ, "PYTHONPATH": str(addon_root or ROOT)}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
 def wrk(port: int, seconds: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency",
@@ -81,17 +99,8 @@ def wrk(port: int, seconds: int) -> dict[str, float]:
 
 def run_variant(writ: bool, origin: int, work: Path, seconds: int) -> dict[str, float]:
     port = free_port()
-    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
-           "--mode", f"reverse:http://127.0.0.1:{origin}",
-           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
-           "--set", f"confdir={work / 'mitm'}"]
-    if writ:
-        cmd += ["-s", str(ROOT / "writ/proxy/mitmdump_addon.py"),
-                "--set", f"writ_orders={work / 'orders'}",
-                "--set", f"writ_audit_log={work / 'audit' / 'decisions.log'}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    proc = mitmdump(port, origin, work, ROOT if writ else None, "decisions.log")
     try:
         wait_ready(port, timeout=180)
         startup = time.perf_counter() - t0
@@ -166,15 +175,7 @@ def upload_rss(origin: int, work: Path, addon_root: Path = ROOT) -> dict[str, An
     proxy's peak RSS before and after (after a warm-up: one blocked upload
     with Expect: 100-continue, which must be answered 451 at once)."""
     port = free_port()
-    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
-           "--mode", f"reverse:http://127.0.0.1:{origin}",
-           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
-           "--set", f"confdir={work / 'mitm'}",
-           "-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
-           "--set", f"writ_orders={work / 'orders'}",
-           "--set", f"writ_audit_log={work / 'audit' / 'upload.log'}"]
-    env = {**os.environ, "PYTHONPATH": str(addon_root)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    proc = mitmdump(port, origin, work, addon_root, "upload.log")
     try:
         wait_ready(port, timeout=180)
         # Warm-up: the first block page and record load code and fill caches.
