@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bulk_orders import write_bulk_order  # noqa: E402
+from bench.http_load import parse_wrk, start_origin, stop  # noqa: E402
 from tests.icap.squid import Squid, squid_binary  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
@@ -53,24 +53,6 @@ issued: 2025-01-01
 summary: N mirror names and U URL rules on 100 news hosts
 targets:
   - file: lists/names.txt
-"""
-
-ORIGIN = r"""
-import asyncio, sys
-BODY = b"x" * 1024
-RESP = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
-        % len(BODY)) + BODY
-class P(asyncio.Protocol):
-    def connection_made(self, t): self.t, self.buf = t, b""
-    def data_received(self, d):
-        self.buf += d
-        while b"\r\n\r\n" in self.buf:
-            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
-            self.t.write(RESP)
-async def main():
-    srv = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]))
-    async with srv: await srv.serve_forever()
-asyncio.run(main())
 """
 
 ICAP_LOG = """
@@ -125,9 +107,6 @@ def get_status(proxy: int, url: str) -> int:
         return int(c.recv(64).split(b" ")[1])
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
 def wrk(proxy: int, url: str, seconds: int, work: Path) -> dict[str, float]:
     script = work / "absolute.lua"
     host = url.split("/")[2]
@@ -135,11 +114,7 @@ def wrk(proxy: int, url: str, seconds: int, work: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{proxy}/"], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p99_ms": float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan"),
-            "non_2xx": float(bad.group(1)) if bad else 0.0}
+    return parse_wrk(out)
 
 
 def direct_rtt(icap: int, url: str, n: int) -> list[float]:
@@ -197,8 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         write_rules(work, names, args.urls)
         origin = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-c", ORIGIN, str(origin)],
-                                      stderr=subprocess.DEVNULL))
+        procs.append(start_origin(origin, 1024, stderr=subprocess.DEVNULL))
         icap = free_port()
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "writ.cli", "icap", "--orders", str(work / "orders"),
@@ -281,11 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for sq in squids:
             sq.stop()
         for p in procs:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
         shutil.rmtree(work, ignore_errors=True)
 
 

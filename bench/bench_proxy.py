@@ -38,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bulk_orders import write_bulk_order  # noqa: E402
+from bench.http_load import parse_wrk, start_origin, stop  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -55,29 +56,6 @@ targets:
   - file: lists/names.txt
 """
 
-# A minimal keep-alive HTTP/1.1 origin: the proxy, not the origin, must be the bottleneck.
-ORIGIN = r"""
-import asyncio, sys
-BODY = b"x" * 512
-RESP = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
-        % len(BODY)) + BODY
-class P(asyncio.Protocol):
-    def connection_made(self, t): self.t, self.buf = t, b""
-    def data_received(self, d):
-        self.buf += d
-        while b"\r\n\r\n" in self.buf:
-            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
-            self.t.write(RESP)
-async def main():
-    srv = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]))
-    async with srv: await srv.serve_forever()
-asyncio.run(main())
-"""
-
-
-
-
-
 
 def wait_ready(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
@@ -94,7 +72,21 @@ def wait_ready(port: int, timeout: float) -> None:
     raise RuntimeError(f"nothing answered 200 on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+def mitmdump(port: int, origin: int, work: Path, addon_root: Path | None,
+             audit_log: str) -> subprocess.Popen[bytes]:
+    """mitmdump in reverse mode on 127.0.0.1:`port` in front of the origin; with
+    `addon_root`, that checkout's writ addon loaded, on work/orders, auditing to
+    work/audit/`audit_log`."""
+    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+           "--mode", f"reverse:http://127.0.0.1:{origin}",
+           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
+           "--set", f"confdir={work / 'mitm'}"]
+    if addon_root is not None:
+        cmd += ["-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
+                "--set", f"writ_orders={work / 'orders'}",
+                "--set", f"writ_audit_log={work / 'audit' / audit_log}"]
+    env = {**os.environ, "PYTHONPATH": str(addon_root or ROOT)}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
 def wrk(port: int, seconds: int) -> dict[str, float]:
@@ -102,26 +94,13 @@ def wrk(port: int, seconds: int) -> dict[str, float]:
         ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency",
          f"http://127.0.0.1:{port}/watch?v=other&t=1"],
         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99 = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p99_ms": p99, "non_2xx": float(bad.group(1)) if bad else 0.0}
+    return parse_wrk(out)
 
 
 def run_variant(writ: bool, origin: int, work: Path, seconds: int) -> dict[str, float]:
     port = free_port()
-    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
-           "--mode", f"reverse:http://127.0.0.1:{origin}",
-           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
-           "--set", f"confdir={work / 'mitm'}"]
-    if writ:
-        cmd += ["-s", str(ROOT / "writ/proxy/mitmdump_addon.py"),
-                "--set", f"writ_orders={work / 'orders'}",
-                "--set", f"writ_audit_log={work / 'audit' / 'decisions.log'}"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    proc = mitmdump(port, origin, work, ROOT if writ else None, "decisions.log")
     try:
         wait_ready(port, timeout=180)
         startup = time.perf_counter() - t0
@@ -142,11 +121,7 @@ def run_variant(writ: bool, origin: int, work: Path, seconds: int) -> dict[str, 
         result["startup_s"] = startup
         return result
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 UPLOAD = 300 * 1024 * 1024
@@ -200,15 +175,7 @@ def upload_rss(origin: int, work: Path, addon_root: Path = ROOT) -> dict[str, An
     proxy's peak RSS before and after (after a warm-up: one blocked upload
     with Expect: 100-continue, which must be answered 451 at once)."""
     port = free_port()
-    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
-           "--mode", f"reverse:http://127.0.0.1:{origin}",
-           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
-           "--set", f"confdir={work / 'mitm'}",
-           "-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
-           "--set", f"writ_orders={work / 'orders'}",
-           "--set", f"writ_audit_log={work / 'audit' / 'upload.log'}"]
-    env = {**os.environ, "PYTHONPATH": str(addon_root)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    proc = mitmdump(port, origin, work, addon_root, "upload.log")
     try:
         wait_ready(port, timeout=180)
         # Warm-up: the first block page and record load code and fill caches.
@@ -222,11 +189,7 @@ def upload_rss(origin: int, work: Path, addon_root: Path = ROOT) -> dict[str, An
         time.sleep(0.5)
         after = _rss_kb(proc.pid)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return {"expect_answer": expect_answer.decode("latin-1"), "answers": answers,
             "client_sent_mb": [round(n / 2**20, 1) for n in sent],
             "rss_before_mb": round(before["VmRSS"] / 1024, 1),
@@ -283,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  addon requestheaders: {hook_us:.1f} us per allowed request "
               f"({names} domain rules)", flush=True)
         origin_port = free_port()
-        origin = subprocess.Popen([sys.executable, "-c", ORIGIN, str(origin_port)])
+        origin = start_origin(origin_port, 512)
         try:
             wait_ready(origin_port, 10)
             upload = upload_rss(origin_port, work, args.addon_root)

@@ -16,8 +16,8 @@ import redis
 from dnslib import DNSRecord
 
 from tests.blocklist.stores.test_sentinel import sentinel_url  # noqa: F401 - a fixture
-from tests.dns.support import ede_of, make_query, udp_exchange
-from tests.dns.test_cli import ORDER, _port_of
+from tests.children import listening_port
+from tests.dns.support import ORDER, ede_of, make_query, udp_exchange
 from writ.cli import main
 
 
@@ -44,7 +44,7 @@ def test_a_sentinel_node_pushes_checkpoints_and_seals_its_log(
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=tmp_path)
     try:
-        port = _port_of(proc)
+        port = listening_port(proc)
         for i in range(20):
             raw = udp_exchange(port, bytes(make_query(f"h{i}.videohost.example").pack()))
             assert raw is not None

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from dnslib import EDNS0, QTYPE, DNSRecord
 
+from tests.children import ChildExited, wait_http
 from tests.conftest import free_dns_port, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,26 +43,6 @@ class _Origin(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-class _PortTaken(Exception):
-    pass
-
-
-def _wait_http(url: str, deadline: float, proc: subprocess.Popen[str]) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr else ""
-            if "address already in use" in err.lower():
-                raise _PortTaken(err)
-            raise AssertionError(f"writ serve exited {proc.returncode}:\n{err}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.fixture
@@ -96,10 +77,14 @@ def _serve(tmp_path: Path, env: dict[str, str], up_port: int,
              "--confdir", str(tmp_path / "mitmproxy")],
             cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_http(f"http://127.0.0.1:{ports['web']}/healthz", time.monotonic() + 30, proc)
+            wait_http(f"http://127.0.0.1:{ports['web']}/healthz", proc, time.monotonic() + 30,
+                      "writ serve")
             break
-        except _PortTaken:
-            continue
+        except ChildExited as e:
+            if "address already in use" in e.stderr.lower():
+                continue
+            proc.kill()
+            raise
         except BaseException:
             proc.kill()
             raise

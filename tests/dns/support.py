@@ -53,6 +53,16 @@ ACTS = (
             (url("restored.example", "/v/136071201"),)),
 )
 
+# An order blocking videohost.example (as ACTS' first does), for a `writ dns` process
+ORDER = """\
+id: EX-2015-0907-VH
+court: Test District Court
+case: "1/2015"
+issued: 2015-09-07
+targets:
+  - domain: videohost.example
+"""
+
 
 @dataclass
 class StandIn:
@@ -227,6 +237,28 @@ def tcp_exchange(port: int, queries: list[bytes], timeout: float = 3.0) -> list[
             out.append(buf[2 : 2 + n])
             buf = buf[2 + n :]
         return out
+
+
+def tcp_ask_from(port: int, name: str, source: str) -> bytes | None:
+    """One A query over a new TCP connection from `source` (a loopback address):
+    the answer, or None when the resolver refuses, resets or stays silent."""
+    with socket.socket() as s:
+        s.settimeout(3)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        q = bytes(make_query(name).pack())
+        s.sendall(struct.pack("!H", len(q)) + q)
+        try:
+            n = struct.unpack("!H", s.recv(2))[0]
+            body = b""
+            while len(body) < n:
+                chunk = s.recv(n - len(body))
+                if not chunk:
+                    return None
+                body += chunk
+        except (struct.error, ConnectionError, TimeoutError):
+            return None
+        return body
 
 
 async def dig(port: int, name: str, qtype: str = "A", **kw: object) -> DNSRecord:

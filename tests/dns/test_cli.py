@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,16 +12,8 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
-from tests.dns.support import ede_of, make_query, udp_exchange
-
-ORDER = """\
-id: EX-2015-0907-VH
-court: Test District Court
-case: "1/2015"
-issued: 2015-09-07
-targets:
-  - domain: videohost.example
-"""
+from tests.children import listening_port
+from tests.dns.support import ORDER, ede_of, make_query, udp_exchange
 
 
 @pytest.mark.slow
@@ -38,7 +29,7 @@ def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
          "--audit-log", str(log)],
         stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
-        port = _port_of(proc)
+        port = listening_port(proc)
         for i in range(20):
             raw = udp_exchange(port, bytes(make_query(f"h{i}.videohost.example").pack()))
             assert raw is not None
@@ -53,16 +44,6 @@ def test_workers_share_one_port_and_one_audit_chain(tmp_path: Path) -> None:
         f"h{i}.videohost.example. A" for i in range(20))
     seqs = [r["seq"] for r in records]
     assert seqs == list(range(seqs[0], seqs[0] + len(records)))  # one chain, no gaps
-
-
-def _port_of(proc: subprocess.Popen[str]) -> int:
-    assert proc.stderr is not None
-    for _ in range(20):  # store log lines may come first
-        line = proc.stderr.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            return int(m.group(1))
-    raise AssertionError("writ dns never said where it listens")
 
 
 @pytest.mark.slow
@@ -86,7 +67,7 @@ def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> No
         return raw is not None and (ede_of(DNSRecord.parse(raw)) or (0,))[0] == 16
 
     try:
-        port = _port_of(proc)
+        port = listening_port(proc)
         assert blocked("videohost.example")
         assert not blocked("forum.example")  # upstream 127.0.0.1:9 is down: SERVFAIL
         (orders / "forum.yaml").write_text(

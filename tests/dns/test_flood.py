@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import resource
 import signal
 import socket
@@ -24,7 +23,8 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
-from tests.dns.support import StandIn, ede_of, make_query
+from tests.children import listening_port
+from tests.dns.support import StandIn, ede_of, make_query, tcp_ask_from
 
 ORDER = """\
 id: {id}
@@ -68,14 +68,14 @@ def _start(tmp_path: Path, upstream: int) -> tuple[subprocess.Popen[str], int]:
          "--audit-log", str(tmp_path / "audit" / "decisions.log")],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=tmp_path, preexec_fn=_limit_fds)  # noqa: PLW1509 (setrlimit only, before exec)
+    try:
+        port = listening_port(proc, lines=40)
+    except AssertionError:
+        proc.kill()
+        raise
     assert proc.stderr is not None
-    for _ in range(40):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
-            return proc, int(m.group(1))
-    proc.kill()
-    raise AssertionError("writ dns never said where it listens")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep it drained
+    return proc, port
 
 
 def _pipeline_without_reading(port: int, seconds: float) -> None:
@@ -105,24 +105,6 @@ def _hold(port: int, n: int) -> list[socket.socket]:
         except OSError:
             break  # refused or reset: the resolver defends itself
     return held
-
-
-def _tcp_ask(port: int, name: str, source: str) -> DNSRecord | None:
-    with socket.socket() as s:
-        s.settimeout(3)
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        q = bytes(make_query(name).pack())
-        s.sendall(struct.pack("!H", len(q)) + q)
-        try:
-            head = s.recv(2)
-            n = struct.unpack("!H", head)[0]
-            body = b""
-            while len(body) < n:
-                body += s.recv(n - len(body))
-        except (struct.error, ConnectionError, TimeoutError):
-            return None
-        return DNSRecord.parse(body)
 
 
 def _udp_blocked(port: int, name: str) -> bool:
@@ -179,8 +161,9 @@ async def test_floods_do_not_take_the_node_down(tmp_path: Path, standin: StandIn
         # max_tcp_conns); a new client is still served over TCP.
         held = await asyncio.to_thread(_hold, port, 1100)
         try:
-            r = await asyncio.to_thread(_tcp_ask, port, "videohost.example", "127.0.0.2")
-            assert r is not None
+            raw = await asyncio.to_thread(tcp_ask_from, port, "videohost.example", "127.0.0.2")
+            assert raw is not None
+            r = DNSRecord.parse(raw)
             assert [str(a.rdata) for a in r.rr] == ["127.0.0.1"]
         finally:
             for s in held:

@@ -14,7 +14,14 @@ import time
 
 from dnslib import RCODE, DNSRecord
 
-from tests.dns.support import StandIn, ede_of, make_query, start_resolver, udp_exchange
+from tests.dns.support import (
+    StandIn,
+    ede_of,
+    make_query,
+    start_resolver,
+    tcp_ask_from,
+    udp_exchange,
+)
 from writ.policies import OverLimit
 
 
@@ -59,20 +66,6 @@ async def test_a_client_that_never_reads_is_bounded_then_aborted(standin: StandI
         await res.listeners.stop()
 
 
-def _tcp_query(port: int, name: str, source: str = "127.0.0.1") -> bytes | None:
-    with socket.socket() as s:
-        s.settimeout(3)
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        q = bytes(make_query(name).pack())
-        s.sendall(struct.pack("!H", len(q)) + q)
-        try:
-            n = struct.unpack("!H", s.recv(2))[0]
-        except (struct.error, ConnectionError):
-            return None
-        return s.recv(n)
-
-
 async def test_one_address_cannot_take_every_tcp_connection(standin: StandIn) -> None:
     res = await start_resolver(standin, client_tcp_conns=4)
     held = []
@@ -83,7 +76,7 @@ async def test_one_address_cannot_take_every_tcp_connection(standin: StandIn) ->
         await asyncio.sleep(0.2)
         assert res.listeners.conns == 4
         # another client (127.0.0.2, loopback) is served
-        raw = await asyncio.to_thread(_tcp_query, res.port, "videohost.example", "127.0.0.2")
+        raw = await asyncio.to_thread(tcp_ask_from, res.port, "videohost.example", "127.0.0.2")
         assert raw is not None
         assert DNSRecord.parse(raw).rr
         assert res.listeners.stats()["dns_tcp_refused"] == 6

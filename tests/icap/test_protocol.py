@@ -13,20 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.icap.messages import GET, POST, parse_answer, reqmod
 from writ.icap import protocol as p
-
-GET = b"GET http://a.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n"
-POST = b"POST http://a.example/up HTTP/1.1\r\nHost: a.example\r\nContent-Length: 11\r\n\r\n"
-
-
-def reqmod(http: bytes, body: bytes | None = None, *, preview: int | None = None,
-           extra: bytes = b"Allow: 204\r\n") -> bytes:
-    section = b"req-body" if body is not None else b"null-body"
-    head = (b"REQMOD icap://127.0.0.1:1344/writ ICAP/1.0\r\nHost: 127.0.0.1\r\n"
-            b"X-Client-IP: 10.0.0.7\r\n" + extra
-            + (b"Preview: %d\r\n" % preview if preview is not None else b"")
-            + b"Encapsulated: req-hdr=0, " + section + b"=%d\r\n\r\n" % len(http))
-    return head + http + (body or b"")
 
 
 def events(data: bytes, parser: p.Parser | None = None, step: int = 0) -> list[object]:
@@ -193,12 +181,6 @@ def test_any_bytes_give_events_or_an_icap_error(data: bytes, step: int) -> None:
 
 
 # -- answers -------------------------------------------------------------------
-
-
-def parse_answer(data: bytes) -> tuple[str, dict[str, str], bytes]:
-    head, _, rest = data.partition(b"\r\n\r\n")
-    line, *fields = head.decode().split("\r\n")
-    return line, {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}, rest
 
 
 def test_options_answer_names_what_the_service_needs() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.icap.test_protocol import reqmod
+from tests.icap.messages import reqmod
 from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from tests.icap.conftest import ACTS, icap_policy, make_holder
-from tests.icap.test_protocol import GET, POST, parse_answer, reqmod
+from tests.icap.messages import GET, POST, parse_answer, reqmod
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.icap import IcapServer, run_icap

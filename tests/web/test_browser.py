@@ -5,21 +5,20 @@ the page's origin, no console errors, no horizontal overflow, the order ids
 and court names are on the page. Screenshots go to the folder named by
 WRIT_SCREENSHOTS (default: the test's temporary folder; the path is printed).
 
-Chromium resolves only the names the test maps to 127.0.0.1 (everything else
-is NOTFOUND) and its background services are off: nothing leaves loopback.
-Selenium drives the system chromedriver (SE_OFFLINE=1: Selenium Manager never
-downloads anything). With CI=true a missing chromium fails instead of skipping.
+Chromium (tests/chromium.py) resolves only the names the test maps to
+127.0.0.1 (everything else is NOTFOUND) and its background services are off:
+nothing leaves loopback. Selenium drives the system chromedriver (SE_OFFLINE:
+Selenium Manager never downloads anything). With CI=true a missing chromium
+fails instead of skipping.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests import chromium
+from tests.children import wait_http
 from tests.ports import free_port
 
 HERE = Path(__file__).parent
-CHROMIUM = os.environ.get("WRIT_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("WRIT_CHROMEDRIVER", "/usr/bin/chromedriver")
 LANGS = ("kk", "ru", "en")
 WIDTHS = (360, 1280)
 BLOCKED_HOST = "streams.example"
@@ -76,28 +75,6 @@ return low;
 """
 
 
-def _need(path: str, package: str) -> None:
-    if Path(path).exists():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{path} is missing: install Debian's {package} (.ci/run does)")
-    pytest.skip(f"{path} not installed (Debian package {package})")
-
-
-def _wait(url: str, proc: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"writ web exited {proc.returncode}: {proc.stderr.read()}")  # type: ignore[union-attr]
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`writ web` as a process, serving the sample orders and the register."""
@@ -117,7 +94,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
          "--state-dir", "state"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(f"{base}/orders", proc)
+        wait_http(f"{base}/orders", proc, time.monotonic() + 30, "writ web")
         yield base
     finally:
         proc.terminate()
@@ -126,29 +103,9 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(web: str) -> Iterator[Any]:
-    _need(CHROMIUM, "chromium")
-    _need(CHROMEDRIVER, "chromium-driver")
-    os.environ["SE_OFFLINE"] = "1"  # never let Selenium Manager fetch a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-default-apps", "--metrics-recording-only",
-                "--disable-features=Translate,OptimizationHints,MediaRouter",
-                f"--host-resolver-rules=MAP {BLOCKED_HOST} 127.0.0.1, MAP * ~NOTFOUND,"
-                " EXCLUDE 127.0.0.1",
-                "--window-size=1280,900"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    try:
+    rules = f"MAP {BLOCKED_HOST} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    with chromium.browser(width=1280, height=900, resolver=rules, extra=()) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -157,15 +114,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {folder}")
     return folder
-
-
-def _requests(driver: Any) -> list[str]:
-    urls = []
-    for entry in driver.get_log("performance"):
-        msg = json.loads(entry["message"])["message"]
-        if msg["method"] == "Network.requestWillBeSent":
-            urls.append(msg["params"]["request"]["url"])
-    return urls
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -200,7 +148,7 @@ def test_page(browser: Any, web: str, shots: Path, page: str, lang: str, width: 
     inner = browser.execute_script("return window.innerWidth")
     assert scroll <= inner, f"{page} [{lang}] overflows {width}px: {scroll}px wide"
 
-    requests = _requests(browser)
+    requests = chromium.requests_made(browser)
     assert requests, "the performance log saw no request"
     foreign = [u for u in requests
                if not u.startswith("data:") and _origin(u) != _origin(url)]

@@ -89,7 +89,8 @@ class Clock:
         self.now = dt.timestamp()
 
 
-def _policy(folder: Path) -> AuditPolicy:
+def audit_policy(folder: Path) -> AuditPolicy:
+    """A node's audit settings with every file in `folder` (no fsync: tests)."""
     return dataclasses.replace(
         AuditPolicy(), path=str(folder / "decisions.log"), key_file=str(folder / "client.key"),
         signing_key_file=str(folder / "signing.key"),
@@ -117,7 +118,7 @@ def _every_2h(a: datetime, b: datetime) -> list[datetime]:
 def edge1(folder: Path, v1: str = "v1", v2: str = "v2") -> list[Path]:
     clock = Clock()
     times = _every_2h(START, EDGE1_END)
-    log = AuditLog(_policy(folder), "edge-1", clock=clock).start()
+    log = AuditLog(audit_policy(folder), "edge-1", clock=clock).start()
     crashed = False
     for t in times:
         if t >= CRASH_RESTART and not crashed:
@@ -125,7 +126,7 @@ def edge1(folder: Path, v1: str = "v1", v2: str = "v2") -> list[Path]:
             log.close()
             _unseal(folder)  # what a crash leaves: the file never got its seal
             clock.at(t)
-            log = AuditLog(_policy(folder), "edge-1", clock=clock).start()
+            log = AuditLog(audit_policy(folder), "edge-1", clock=clock).start()
             crashed = True
         version = v1 if t < REVOKED else v2
         if t < REVOKED:
@@ -140,13 +141,13 @@ def edge1(folder: Path, v1: str = "v1", v2: str = "v2") -> list[Path]:
 
 def edge2(folder: Path, v1: str = "v1") -> list[Path]:
     clock = Clock()
-    log = AuditLog(_policy(folder), "edge-2", clock=clock).start()
+    log = AuditLog(audit_policy(folder), "edge-2", clock=clock).start()
     for t in _every_2h(START, EDGE2_END):
         if t == EDGE2_RESTART:
             clock.at(t - timedelta(minutes=30))
             log.close()
             clock.at(t)
-            log = AuditLog(_policy(folder), "edge-2", clock=clock).start()
+            log = AuditLog(audit_policy(folder), "edge-2", clock=clock).start()
         if t == EDGE2_DROPS:
             clock.at(t)  # first: the writer may write the count down at once
             log.note_dropped(3)

@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.audit.htmlreport.chromium import browser, requests_made, screenshot
 from tests.audit.htmlreport.scenario import build
+from tests.chromium import browser, requests_made, screenshot
 from writ.cli import main
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.htmlreport.chromium import browser, requests_made
 from tests.audit.htmlreport.scenario import build
+from tests.chromium import browser, requests_made
 from writ.cli import main
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit.htmlreport.page import table
-from tests.audit.htmlreport.scenario import build
+from tests.audit.htmlreport.scenario import audit_policy, build
 from writ.audit.recorder import Outcome, Record
 from writ.cli import main
 
@@ -146,18 +146,12 @@ def test_a_hostile_target_or_node_name_is_text_not_markup(tmp_path: Path,
                                                           logs: tuple[list[Path], Path]) -> None:
     """A target is whatever a client sent and a node name whatever the operator set:
     both land in the page (as the example of a finding) and must stay text."""
-    import dataclasses
-
     from writ.audit import AuditLog
     from writ.audit.files import chain_files
-    from writ.policies import AuditPolicy
 
     d = tmp_path / "hostile"
-    pol = dataclasses.replace(AuditPolicy(), path=str(d / "decisions.log"),
-                              key_file=str(d / "client.key"),
-                              signing_key_file=str(d / "signing.key"),
-                              checkpoint_file=str(d / "cp.log"), fsync="never")
-    with AuditLog(pol, f"edge{HOSTILE}", clock=lambda: 1441000000.0) as log:  # 2015-08-31
+    # one record on 2015-08-31, before EX-A is effective
+    with AuditLog(audit_policy(d), f"edge{HOSTILE}", clock=lambda: 1441000000.0) as log:
         log.record(component="http", client="192.0.2.1", target=f"GET http://x.example/{HOSTILE}",
                    decision="block", action="451", orders=("EX-A", f"X{HOSTILE}"),
                    rule=f"domain {HOSTILE}", blocklist_version=HOSTILE)
@@ -170,18 +164,11 @@ def test_a_hostile_target_or_node_name_is_text_not_markup(tmp_path: Path,
 
 
 def test_past_forty_orders_the_rest_are_rows_not_charts(tmp_path: Path) -> None:
-    import dataclasses
-
     from writ.audit import AuditLog
     from writ.audit.files import chain_files
-    from writ.policies import AuditPolicy
 
     d = tmp_path / "many"
-    pol = dataclasses.replace(AuditPolicy(), path=str(d / "decisions.log"),
-                              key_file=str(d / "client.key"),
-                              signing_key_file=str(d / "signing.key"),
-                              checkpoint_file=str(d / "cp.log"), fsync="never")
-    with AuditLog(pol, "edge-1", clock=lambda: 1441584000.0) as log:
+    with AuditLog(audit_policy(d), "edge-1", clock=lambda: 1441584000.0) as log:
         for i in range(45):
             for _ in range(45 - i):  # EX-00 most decisions, EX-44 fewest
                 log.record(component="dns", client="192.0.2.1", target=f"s{i}.example. A",
@@ -224,18 +211,11 @@ def test_dollar_signs_in_log_fields_are_text_not_mathtext(tmp_path: Path,
                                                           logs: tuple[list[Path], Path]) -> None:
     """matplotlib reads `$…$` as TeX math; a node, action or order named with dollar
     signs must be drawn as written, not crash the report."""
-    import dataclasses
-
     from writ.audit import AuditLog
     from writ.audit.files import chain_files
-    from writ.policies import AuditPolicy
 
     d = tmp_path / "dollars"
-    pol = dataclasses.replace(AuditPolicy(), path=str(d / "decisions.log"),
-                              key_file=str(d / "client.key"),
-                              signing_key_file=str(d / "signing.key"),
-                              checkpoint_file=str(d / "cp.log"), fsync="never")
-    with AuditLog(pol, "edge$\\frac{", clock=lambda: 1441584000.0) as log:
+    with AuditLog(audit_policy(d), "edge$\\frac{", clock=lambda: 1441584000.0) as log:
         # An action no writ writes (a log from elsewhere, or edited): enqueued as
         # it stands, since AuditLog.record() only takes writ's own actions.
         log.enqueue(Record(1441584000.0, "dns", "192.0.2.1", "x.example. A", Outcome.BLOCK,

@@ -1,10 +1,14 @@
 """Debian's headless Chromium, driven by Selenium through the system chromedriver.
 
-Never Selenium Manager (it would download a browser and a driver): the
-driver's path is given explicitly and SE_OFFLINE is set. Every host name
-resolves to nothing (`--host-resolver-rules`), so even a page that tried could
-not reach past this machine; the DevTools network log says what it tried.
-Without Chromium the tests skip locally and fail in CI (CI=true), like Redis.
+Shared by the audit report's tests (tests/audit/htmlreport) and the public
+pages' tests (tests/web/test_browser.py). Never Selenium Manager (it would
+download a browser and a driver): the driver's path is given explicitly and
+SE_OFFLINE is set. Every host name resolves to nothing (`--host-resolver-rules`)
+unless the caller maps one to loopback, so even a page that tried could not
+reach past this machine; the DevTools network log says what it tried, the
+browser log what the console said. WRIT_CHROMIUM / WRIT_CHROMEDRIVER name other
+binaries. Without Chromium the tests skip locally and fail in CI (CI=true),
+like Redis.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 DRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 
 
-def _first(paths: tuple[str, ...], name: str) -> str | None:
+def _first(paths: tuple[str, ...], name: str, env: str) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env] if os.access(os.environ[env], os.X_OK) else None
     for p in paths:
         if os.access(p, os.X_OK):
             return p
@@ -32,7 +38,8 @@ def _first(paths: tuple[str, ...], name: str) -> str | None:
 
 
 def binaries() -> tuple[str, str]:
-    browser, driver = _first(CHROMIUM, "chromium"), _first(DRIVER, "chromedriver")
+    browser, driver = (_first(CHROMIUM, "chromium", "WRIT_CHROMIUM"),
+                       _first(DRIVER, "chromedriver", "WRIT_CHROMEDRIVER"))
     if browser is None or driver is None:
         why = "Chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
         if os.environ.get("CI") == "true":
@@ -42,7 +49,13 @@ def binaries() -> tuple[str, str]:
 
 
 @contextmanager
-def browser(width: int = 1100, height: int = 900) -> Iterator[Any]:
+def browser(width: int = 1100, height: int = 900, resolver: str = "MAP * ~NOTFOUND",
+            extra: tuple[str, ...] = ("--hide-scrollbars", "--force-device-scale-factor=1"),
+            ) -> Iterator[Any]:
+    """A headless Chromium whose names resolve only as `resolver` says.
+
+    `extra` are further switches; the default ones keep screenshots the same
+    from run to run."""
     browser_bin, driver_bin = binaries()
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not fetch anything
     from selenium import webdriver
@@ -51,12 +64,13 @@ def browser(width: int = 1100, height: int = 900) -> Iterator[Any]:
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser_bin
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--metrics-recording-only",
-                "--host-resolver-rules=MAP * ~NOTFOUND", f"--window-size={width},{height}",
-                "--hide-scrollbars", "--force-device-scale-factor=1"):
+                "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-default-apps", "--metrics-recording-only",
+                "--disable-features=Translate,OptimizationHints,MediaRouter",
+                f"--host-resolver-rules={resolver}", f"--window-size={width},{height}", *extra):
         opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(executable_path=driver_bin))
     try:
         yield driver
