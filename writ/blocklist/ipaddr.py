@@ -22,7 +22,6 @@ Invariants:
 from __future__ import annotations
 
 import ipaddress
-import socket
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -35,7 +34,9 @@ __all__ = [
     "Prefix",
     "canonical_ip",
     "guard_problem",
+    "int_to_text",
     "looks_like_ip",
+    "parse_address",
     "parse_prefix",
 ]
 
@@ -86,40 +87,51 @@ class Prefix(NamedTuple):
 
 def int_to_text(family: int, value: int) -> str:
     if family == 4:
-        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
-    text = socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
-    if "." in text:  # glibc's ::a.b.c.d forms; RFC 5952 hex groups instead
-        text = ipaddress.IPv6Address(value).compressed
-    return text
+        return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+    return ipaddress.IPv6Address(value).compressed
 
 
-def _parse_address(text: str) -> tuple[int, int]:
+def _v4(text: str) -> int | None:
+    """Dotted decimal, four parts, no leading zeros; None otherwise. (Not
+    socket.inet_pton: the core imports no network library.)"""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    v = 0
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (
+                len(part) > 1 and part[0] == "0"):
+            return None
+        n = int(part)
+        if n > 255:
+            return None
+        v = v << 8 | n
+    return v
+
+
+def parse_address(text: str) -> tuple[int, int]:
     """(family, int) for one address in an accepted spelling. Raises IpError."""
     if ":" in text:
         if "%" in text:
             raise IpError(f"{text!r}: a zone id (%…) names a local interface, not an address")
         try:
-            v = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-        except OSError:
+            v = int(ipaddress.IPv6Address(text))
+        except ValueError:
             raise IpError(f"{text!r} is not an IPv6 address") from None
         if v >> 32 == 0xFFFF:
             return 4, v & 0xFFFFFFFF
         return 6, v
-    try:
-        v = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except OSError:
+    v4 = _v4(text)
+    if v4 is None:
         parts = text.split(".")
-        if len(parts) == 4 and all(p.isdigit() and p.isascii() for p in parts):
-            if any(len(p) > 1 and p[0] == "0" for p in parts) and all(
-                int(p) < 256 for p in parts
-            ):
-                raise IpError(
-                    f"{text!r}: a part with a leading zero is ambiguous (browsers read "
-                    "it as octal); write the address in plain decimal"
-                ) from None
+        if len(parts) == 4 and all(p.isdigit() and p.isascii() and int(p) < 256 for p in parts):
+            raise IpError(
+                f"{text!r}: a part with a leading zero is ambiguous (browsers read "
+                "it as octal); write the address in plain decimal"
+            )
         raise IpError(f"{text!r} is not an IPv4 address (write four decimal parts, "
-                      "e.g. 203.0.113.7)") from None
-    return 4, v
+                      "e.g. 203.0.113.7)")
+    return 4, v4
 
 
 def parse_prefix(text: str, prefix: bool) -> Prefix:
@@ -130,7 +142,7 @@ def parse_prefix(text: str, prefix: bool) -> Prefix:
         raise IpError(f"{text!r} is a prefix: write it as ip_prefix: {text}")
     if prefix and not slash:
         raise IpError(f"{text!r} has no /LENGTH (for one address use ip: {text})")
-    family, value = _parse_address(addr)
+    family, value = parse_address(addr)
     if not slash:
         return Prefix(family, value, _V4_BITS if family == 4 else _V6_BITS)
     if not (length.isascii() and length.isdigit()) or len(length) > 3:

@@ -20,12 +20,11 @@ Invariants:
 
 from __future__ import annotations
 
-import socket
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 
-from writ.blocklist.ipaddr import Prefix
+from writ.blocklist.ipaddr import IpError, Prefix, parse_address
 
 __all__ = ["IpTable", "RuleHit"]
 
@@ -36,15 +35,13 @@ def _parse(text: str) -> tuple[int, int, int]:
     """(family, net, plen) of a canonical rule text."""
     addr, slash, length = text.partition("/")
     try:
-        if ":" in addr:
-            family, bits = 6, 128
-            net = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
-        else:
-            family, bits = 4, 32
-            net = int.from_bytes(socket.inet_pton(socket.AF_INET, addr), "big")
-    except OSError:
+        family, net = parse_address(addr)
+    except IpError:
         raise ValueError(f"not a canonical address or prefix: {text!r}") from None
-    plen = int(length) if slash else bits
+    if family == 4 and ":" in addr:
+        raise ValueError(f"not a canonical address or prefix: {text!r}")
+    bits = 32 if family == 4 else 128
+    plen = int(length) if slash and length.isdigit() else -1 if slash else bits
     if not 0 <= plen <= bits or net & ((1 << (bits - plen)) - 1):
         raise ValueError(f"not a canonical prefix: {text!r}")
     return family, net, plen

@@ -200,3 +200,15 @@ def network(value: object) -> Network:
             f"{net} would make an open resolver; list the client networks you serve"
         )
     return net
+
+
+def ip_range(value: object) -> str:
+    """A prefix (or one address) the ip collateral guard allows: its canonical text."""
+    from writ.blocklist.ipaddr import IpError, canonical_ip
+
+    if not isinstance(value, str):
+        raise BadValueError(f"expected a prefix like 127.0.0.0/8, got {_kind(value)}")
+    try:
+        return str(canonical_ip(value))
+    except IpError as e:
+        raise BadValueError(str(e)) from None

@@ -29,6 +29,7 @@ from writ.policies.model import (
     DnsAction,
     DnsPolicy,
     FailMode,
+    IpPolicy,
     Policy,
     ProxyPolicy,
     TlsMode,
@@ -101,12 +102,18 @@ _AUDIT: dict[str, _Key] = {
 _TRUST: dict[str, _Key] = {
     "keyring": _Key(c.optional(c.text)),
 }
+_IP: dict[str, _Key] = {
+    "max_prefix_ipv4": _Key(c.integer(0, 32)),
+    "max_prefix_ipv6": _Key(c.integer(0, 128)),
+    "allow_ranges": _Key(c.ip_range, many=True),
+}
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
     "web": (WebPolicy, _WEB),
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
+    "ip": (IpPolicy, _IP),
 }
 _TOP: dict[str, _Key] = {
     "node": _Key(c.node_name),
