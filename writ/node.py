@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from writ.audit import DecisionSink
 from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.commands._common import UsageError
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
@@ -58,7 +59,8 @@ class InvalidOrdersError(Exception):
 
 
 def load_blocklist(
-    orders: Path | None, redis_url: str | None, prefix: str = "writ", tz: str = "UTC"
+    orders: Path | None, redis_url: str | None, prefix: str = "writ", tz: str = "UTC",
+    limits: IpLimits = DEFAULT_LIMITS,
 ) -> Blocklist:
     """A one-shot read of the act set (for explain, export, diff)."""
     if redis_url is not None:
@@ -70,7 +72,7 @@ def load_blocklist(
             raise UsageError(str(e)) from None
     if orders is None or not orders.is_dir():
         raise UsageError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(tz))
+    result = load_orders(orders, ZoneInfo(tz), limits=limits)
     if not result.ok:
         raise InvalidOrdersError(result.errors)
     return Blocklist(result.acts)
@@ -80,7 +82,8 @@ def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> B
     """A holder filled once, synchronously (for `writ dns` before it forks workers)."""
     holder = BlocklistHolder()
     try:
-        blocklist = load_blocklist(orders, redis_url, tz=policy.timezone)
+        blocklist = load_blocklist(orders, redis_url, tz=policy.timezone,
+                                   limits=policy.ip.limits())
     except InvalidOrdersError as e:
         raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
     holder.set(blocklist, datetime.now(UTC))
@@ -163,7 +166,8 @@ class Node:
         try:
             # 2. the blocklist, before any listener opens
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
-                                    tz=ZoneInfo(policy.timezone), prefix=opts.prefix)
+                                    tz=ZoneInfo(policy.timezone), prefix=opts.prefix,
+                                    limits=policy.ip.limits())
             await self.store.start(self.holder)
             self._require_blocklist()
             # 3. the shells

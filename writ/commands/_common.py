@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from writ.blocklist import Blocklist, LoadResult
+    from writ.blocklist.ipaddr import IpLimits
     from writ.blocklist.signed.sigcheck import OrderTrust
 
 __all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
@@ -32,8 +33,8 @@ def parse_instant(text: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None
-                ) -> LoadResult:
+def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None,
+                limits: IpLimits | None = None) -> LoadResult:
     """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
     errors are in the result; with `trust`, signature errors too). UsageError
     for no such folder or zone."""
@@ -47,7 +48,9 @@ def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = 
         zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--tz: unknown time zone {tz!r}") from None
-    return load_orders(directory, zone, trust)
+    if limits is None:
+        return load_orders(directory, zone, trust)
+    return load_orders(directory, zone, trust, limits)
 
 
 def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
@@ -62,7 +65,7 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
     if trust is not None and args.redis is None:
         from writ.blocklist import Blocklist
 
-        result = load_folder("explain", args.orders, tz, trust)
+        result = load_folder("explain", args.orders, tz, trust, _limits(args))
         if not result.ok:
             for e in result.errors:
                 print(e, file=sys.stderr)
@@ -71,6 +74,10 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             return None
         return Blocklist(result.acts)
     try:
+        limits = _limits(args)
+        if limits is not None:
+            return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                                  tz=tz, limits=limits)
         return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                               tz=tz)
     except InvalidOrdersError as e:
@@ -78,3 +85,9 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             print(line, file=sys.stderr)
         print(f"writ: {len(e.errors)} error(s) in the orders; {nothing}", file=sys.stderr)
         return None
+
+
+def _limits(args: argparse.Namespace) -> IpLimits | None:
+    from writ.commands._ipreport import ip_limits
+
+    return ip_limits(args)

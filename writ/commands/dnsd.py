@@ -44,7 +44,7 @@ def _preflight(args: argparse.Namespace, policy: Policy) -> None:
     from writ.blocklist import load_orders
     from writ.blocklist.stores import LocalCache
 
-    result = load_orders(args.orders, ZoneInfo(policy.timezone))
+    result = load_orders(args.orders, ZoneInfo(policy.timezone), limits=policy.ip.limits())
     if result.ok or LocalCache(args.state_dir, "orders").path.exists():
         return
     lines = "\n".join(str(e) for e in result.errors)
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     def store() -> Any:  # called in each worker, on its own loop
         return open_store(args.orders, args.redis, state_dir=args.state_dir,
-                          tz=ZoneInfo(policy.timezone), prefix=args.prefix)
+                          tz=ZoneInfo(policy.timezone), prefix=args.prefix,
+                          limits=policy.ip.limits())
 
     def sink() -> tuple[DecisionSink, Callable[[], None]]:  # called in the parent, after fork
         log = open_audit_log(policy, args.redis, args.prefix)

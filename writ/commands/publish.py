@@ -39,7 +39,9 @@ from writ.blocklist.stores import (
     rule_changes,
 )
 from writ.blocklist.stores.publishing import publish, rollback
+from writ.blocklist.ipcount import address_changes, rules_in_force_ip
 from writ.commands._common import UsageError, load_folder, parse_instant
+from writ.commands._ipreport import ip_limits
 
 __all__ = ["configure_verb", "run_verb"]
 
@@ -93,7 +95,7 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace, verb: str) -> Blocklist | None:
-    result = load_folder(verb, args.dir, args.tz)
+    result = load_folder(verb, args.dir, args.tz, limits=ip_limits(args))
     if result.errors:
         for e in result.errors:
             print(e, file=sys.stderr)
@@ -175,6 +177,11 @@ async def _diff(args: argparse.Namespace) -> int:
     rules = rule_changes(old.acts if old else (), new.acts, at)
     print(f"at {at.isoformat()}: {len(rules.blocked)} newly blocked, "
           f"{len(rules.released)} released")
+    addresses = address_changes(rules_in_force_ip(old.acts if old else (), at),
+                                rules_in_force_ip(new.acts, at))
+    if addresses.added.ipv4 or addresses.added.ipv6 or addresses.lifted.ipv4 \
+            or addresses.lifted.ipv6:
+        print(f"addresses: +{addresses.added} blocked, -{addresses.lifted} lifted")
     for r in rules.blocked:
         print(f"  + {r}")
     for r in rules.released:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from datetime import tzinfo
 from pathlib import Path
 
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, rule_changes
@@ -71,7 +72,7 @@ __all__ = [
 
 def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | None,
                tz: tzinfo | None = None, prefix: str = "writ", clock: Clock = utc_now,
-               poll_interval: float = 5.0) -> Store:
+               poll_interval: float = 5.0, limits: IpLimits = DEFAULT_LIMITS) -> Store:
     """The store for a node: Redis when `redis_url` is given, else the orders folder.
     Raises ValueError for a malformed Redis URL or when neither is given."""
     if redis_url:
@@ -79,4 +80,4 @@ def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | 
                           poll_interval=poll_interval)
     if orders is None:
         raise ValueError("no blocklist source: give --orders DIR or --redis URL")
-    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock)
+    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, limits=limits)

@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.loader import load_orders
 from writ.blocklist.stores.base import (
     Clock,
@@ -63,9 +64,10 @@ def folder_snapshot(root: Path) -> Snapshot:
 class EmbeddedStore(StoreState):
     def __init__(self, orders: Path, *, tz: tzinfo | None = None,
                  state_dir: Path | None = None, clock: Clock = utc_now,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, limits: IpLimits = DEFAULT_LIMITS) -> None:
         self.orders = orders
         self.tz = tz
+        self.limits = limits  # the policy's ip collateral guard
         self.interval = interval
         super().__init__(clock, LocalCache(state_dir, "orders") if state_dir else None)
         self._task: asyncio.Task[None] | None = None
@@ -102,7 +104,8 @@ class EmbeddedStore(StoreState):
             self._problem(f"{self.orders}: no such folder", [])
             return
         try:
-            result = await asyncio.to_thread(load_orders, self.orders, self.tz)
+            result = await asyncio.to_thread(load_orders, self.orders, self.tz, None,
+                                             self.limits)
         # A loader bug must not kill the watcher: keep the last good version.
         except Exception as e:  # noqa: BLE001
             self._problem(f"{self.orders}: loading failed: {type(e).__name__}: {e}", [])

@@ -1,0 +1,70 @@
+"""The ip collateral guard for commands: the policy's limits (`--policy FILE`)
+and the cost report `writ orders check` prints for ip/ip_prefix targets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from writ.commands._common import UsageError
+
+if TYPE_CHECKING:
+    from writ.blocklist import Act
+    from writ.blocklist.ipaddr import IpLimits
+
+__all__ = ["ip_limits", "ip_report"]
+
+BULK_SHOWN = 20  # prefixes listed per bulk list without --prefixes
+
+
+def ip_limits(args: argparse.Namespace) -> IpLimits | None:
+    """The `ip:` limits of `--policy FILE`, or None (the defaults)."""
+    path: Path | None = getattr(args, "policy", None)
+    if path is None:
+        return None
+    from writ.policies import PolicyError, load_policy
+
+    try:
+        return load_policy(path).ip.limits()
+    except PolicyError as e:
+        raise UsageError("invalid policy:\n" + "\n".join(e.errors)) from None
+
+
+def _line(text: str, where: str) -> str:
+    from writ.blocklist.ipaddr import canonical_ip
+
+    n = canonical_ip(text).size
+    return f"  ip_prefix {text}: {n:,} address{'es' if n != 1 else ''}  [{where}]"
+
+
+def ip_report(acts: tuple[Act, ...], every: bool) -> list[str]:
+    """One line per prefix (how many addresses it covers), per act, then the
+    union of everything. Bulk lists show their widest BULK_SHOWN prefixes
+    unless `every`."""
+    from writ.blocklist.ipaddr import canonical_ip
+    from writ.blocklist.ipcount import coverage
+
+    out: list[str] = []
+    texts: list[str] = []
+    for a in acts:
+        for t in a.targets:
+            if t.is_ip:
+                texts.append(t.host)
+                if "/" in t.host:
+                    out.append(_line(t.host, a.id))
+        for b in a.bulk:
+            if not b.ips:
+                continue
+            texts.extend(b.ips)
+            prefixes = [p for p in b.ips if "/" in p]
+            shown = prefixes if every else sorted(
+                prefixes, key=lambda p: canonical_ip(p).size, reverse=True)[:BULK_SHOWN]
+            out.extend(_line(p, f"{a.id} {b.file}") for p in shown)
+            if len(shown) < len(prefixes):
+                out.append(f"  … {len(prefixes) - len(shown):,} more prefixes in {b.file} "
+                           "(--prefixes lists every one)")
+    if not texts:
+        return []
+    return [f"ip targets: {len(texts):,}, covering {coverage(texts)} "
+            "(overlaps counted once):", *out]
