@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.blocklist.builders import T0, act, domain, url
-from writ.blocklist import Blocklist, BlocklistHolder
+from writ.blocklist import Blocklist, BlocklistHolder, Target, TargetKind
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.web import WebHandle, WebStartError, read_token, run_web
@@ -19,7 +19,9 @@ TOKEN = "s3cret-token-for-tests-0123456789"
 ACTS = (
     act("ORD-1", court="<b>Court</b>", reference="https://court.example/1",
         targets=(domain("blocked.example"), url("http://mixed.example/bad?id=1"))),
-    act("ORD-2", targets=(domain("blocked.example"),)),
+    act("ORD-2", targets=(domain("blocked.example"),
+                          Target(TargetKind.IP_PREFIX, "198.51.100.0/24"),
+                          Target(TargetKind.IP, "2001:db8::7"))),
 )
 
 
@@ -122,6 +124,7 @@ async def test_metrics(server: Server) -> None:
     assert f'writ_blocklist_info{{version="{server.holder.index.version}"}} 1' in lines
     assert 'writ_blocklist_rules{kind="domain"} 1' in lines
     assert 'writ_blocklist_rules{kind="url"} 1' in lines
+    assert 'writ_blocklist_rules{kind="ip"} 2' in lines  # ip and ip_prefix rules
     assert "writ_audit_drops 0" in lines
     assert any(line.startswith("writ_blocklist_age_seconds ") for line in lines)
 
