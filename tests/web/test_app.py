@@ -156,7 +156,7 @@ async def test_version_orders_explain(server: Server) -> None:
     _, _, body, _ = await get(server.url("/v1/version"), **AUTH)
     v = json.loads(body)
     assert v["blocklist_version"] == server.holder.index.version
-    assert v["rules"] == 2
+    assert v["rules"] == 4  # a domain, a url, an ip and an ip_prefix
     _, _, body, _ = await get(server.url("/v1/orders"), **AUTH)
     assert [o["id"] for o in json.loads(body)["orders"]] == ["ORD-1", "ORD-2"]
     _, _, body, _ = await get(
