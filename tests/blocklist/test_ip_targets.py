@@ -265,17 +265,31 @@ def test_a_prefix_query_names_every_order_covering_any_part() -> None:
     assert not index.decide_ip("198.51.101.0/24").blocked
 
 
-@given(st.lists(st.tuples(st.ip_addresses(v=4), st.integers(20, 32)), max_size=20),
-       st.lists(st.ip_addresses(v=4), max_size=20))
+_BASE = int(ipaddress.IPv4Address("198.51.96.0"))
+_near = st.integers(0, 4095).map(lambda i: ipaddress.IPv4Address(_BASE + i))  # nesting galore
+
+
+@given(st.lists(st.tuples(st.one_of(_near, st.ip_addresses(v=4)), st.integers(20, 32)),
+                max_size=30),
+       st.lists(st.one_of(_near, st.ip_addresses(v=4)), max_size=30))
 def test_the_table_agrees_with_a_linear_scan(
         rules: list[tuple[ipaddress.IPv4Address, int]],
         probes: list[ipaddress.IPv4Address]) -> None:
     nets = [ipaddress.ip_network(f"{a}/{n}", strict=False) for a, n in rules]
     acts = [act(f"A{i}", targets=(ip(str(n)),)) for i, n in enumerate(nets)]
     index = Blocklist(acts).at(LATER)
-    for a in probes + [n.network_address for n in nets] + [n.broadcast_address for n in nets]:
+    edges = [n.network_address for n in nets] + [n.broadcast_address for n in nets]
+    edges += [a + 1 for a in edges if int(a) < 2**32 - 1] + [a - 1 for a in edges if int(a)]
+    for a in probes + edges:
         want = sorted({f"A{i}" for i, n in enumerate(nets) if a in n})
-        assert list(index.decide_packed(a.packed).orders) == want
+        d = index.decide_packed(a.packed)
+        assert list(d.orders) == want
+        if want:  # the most specific rule comes first
+            assert d.rule is not None and int(d.rule.rpartition("/")[2] if "/" in d.rule
+                                                 else 32) == max(n.prefixlen for n in nets if a in n)
+    for n in nets[:5]:  # a prefix query names every rule overlapping it
+        want = sorted({f"A{i}" for i, m in enumerate(nets) if m.overlaps(n)})
+        assert list(index.decide_ip(str(n)).orders) == want
 
 
 def test_urls_on_a_blocked_address_are_blocked() -> None:

@@ -21,9 +21,11 @@ Invariants:
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from writ.blocklist._ipfast import bulk_keys, canonical_key, guard_clear
 from writ.blocklist._psl import any_public, candidates
 from writ.blocklist._targets import TargetError, domain_target, ip_target, url_target
 from writ.blocklist.canon import MAX_LABEL, MAX_NAME
@@ -50,6 +52,7 @@ class ListResult:
     urls: tuple[Target, ...]
     errors: tuple[tuple[int, str, str], ...]  # (line, field, message)
     ips: tuple[str, ...] = ()
+    ip_keys: object = None  # bulk_keys(ips), when the fast path read the list
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,10 @@ def read_list(path: Path, display: str, allow_public_suffix: bool,
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         return ListResult((), (), ((line, "file", "not UTF-8 text"),))
+    del data
+    fast = _fast_ips(text, limits, acknowledged)
+    if fast is not None:
+        return ListResult((), (), (), *fast)
     return _read_lines(text.removeprefix("\ufeff"), display, allow_public_suffix,
                        _IpRules(limits, acknowledged))
 
@@ -120,6 +127,23 @@ def _fast_names(data: bytes) -> list[str] | None:
     return names
 
 
+def _fast_ips(text: str, limits: IpLimits, acknowledged: bool
+              ) -> tuple[tuple[str, ...], object] | None:
+    """The lines of a list of canonical addresses and prefixes (blank lines and
+    whole-line comments allowed) that all pass the guard; or None, and the
+    exact path reads the list."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    body = [line for line in text.removeprefix("\ufeff").split("\n") if line and line[0] != "#"]
+    if not body or not body[0][:1].isalnum():
+        return None
+    w4, w6 = (0, 0) if acknowledged else (limits.max_prefix_ipv4, limits.max_prefix_ipv6)
+    keys = bulk_keys(body, w4, w6)
+    if keys is None:
+        return None
+    return tuple(body), (array("Q", keys[0]), keys[1])
+
+
 def _drop_comment_lines(low: bytes) -> bytes | None:
     """`low` without `#` comments (whole lines, or after a blank on a line);
     None if a `#` sticks to a target (a URL fragment: the exact path decides)."""
@@ -145,6 +169,9 @@ def _drop_comment_lines(low: bytes) -> bytes | None:
 def _read_lines(text: str, display: str, allow_public_suffix: bool,
                 ip_rules: _IpRules | None = None) -> ListResult:
     ip_rules = ip_rules or _IpRules()
+    limits = ip_rules.limits
+    widest = (0, 0) if ip_rules.acknowledged else (limits.max_prefix_ipv4,
+                                                    limits.max_prefix_ipv6)
     domains: list[str] = []
     urls: list[Target] = []
     ips: list[str] = []
@@ -157,6 +184,10 @@ def _read_lines(text: str, display: str, allow_public_suffix: bool,
             continue
         if "#" in line:
             line = _INLINE_COMMENT.split(line, maxsplit=1)[0].rstrip()
+        key = canonical_key(line)  # a register of canonical addresses: no detour
+        if key is not None and guard_clear(*key, widest[key[0] == 6]):
+            ips.append(line)
+            continue
         field = "domain"
         problem: str | None = None
         try:

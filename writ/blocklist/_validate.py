@@ -366,4 +366,4 @@ def _bulk_list(d: _Doc, rel: str, allow_ps: bool, pos: Position, ack: bool) -> B
     shown = d.lists.display(inner)
     for line, name, message in got.errors:
         d.err(line, name, message, file=shown)
-    return BulkList(inner.as_posix(), got.domains, got.urls, pos, got.ips)
+    return BulkList(inner.as_posix(), got.domains, got.urls, pos, got.ips, got.ip_keys)

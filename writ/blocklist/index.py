@@ -11,7 +11,8 @@ every covering rule reported).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ from enum import StrEnum
 from writ.blocklist.canon import CanonicalURL, canonical_name, canonical_url
 from writ.blocklist.fold import Fold
 from writ.blocklist.ipaddr import IpError, Prefix, canonical_ip
-from writ.blocklist.iptable import IpTable, RuleHit
+from writ.blocklist.iptable import Group, IpTable, RuleHit
 from writ.blocklist.model import Act, Target, TargetKind
 
 __all__ = ["ALLOW", "Decision", "Index", "Verdict"]
@@ -105,7 +106,7 @@ class Index:
         hosts: dict[str, _HostRules] = {}
         self.restored: dict[str, tuple[str, ...]] = {}  # lifted host -> restoration ids
         url_count = 0
-        ip_rules: list[tuple[str, tuple[str, ...]]] = []
+        ip_rules: list[Group] = []
         for f in fold.in_force:
             oid = (f.act.id,)
             for host in f.lifted:
@@ -118,8 +119,15 @@ class Index:
             for t in f.act.url_targets():
                 self._add_url(hosts, t, oid)
                 url_count += 1
-            lifted = f.lifted
-            ip_rules.extend((text, oid) for text in f.act.ip_targets() if text not in lifted)
+            ip_rules.append(([t.host for t in f.act.targets if t.is_ip and t.host not in f.lifted],
+                             oid, None))
+            for b in f.act.bulk:
+                if not b.ips:
+                    continue
+                if f.lifted and not f.lifted.isdisjoint(b.ips):
+                    ip_rules.append(([t for t in b.ips if t not in f.lifted], oid, None))
+                else:
+                    ip_rules.append((b.ips, oid, b.ip_keys))  # type: ignore[arg-type]
         for k in fold.kept:
             self._add_url(hosts, k.target, tuple(sorted(k.orders)))
             url_count += 1
@@ -170,7 +178,13 @@ class Index:
         hot path of response-IP policy: a miss is one bisect and allocates nothing."""
         ips = self._ips
         fam = ips.v4 if family == 4 else ips.v6
-        pid = fam.find(value)
+        # IpTable._Family.find, inlined: this runs for every address of every answer.
+        bucket = fam.bucket
+        b = value >> fam.shift
+        pid = bisect_right(fam.nets, value, bucket[b], bucket[b + 1]) - 1
+        lasts, parent = fam.lasts, fam.parent
+        while pid >= 0 and lasts[pid] < value:
+            pid = parent[pid]
         if pid < 0:
             if family == 6 and value >> 32 == 0xFFFF:  # IPv4-mapped: the IPv4 host
                 return self.decide_address(4, value & 0xFFFFFFFF)

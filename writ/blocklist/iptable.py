@@ -21,18 +21,25 @@ Invariants:
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, compress
+from operator import le
 
+from writ.blocklist._ipfast import bulk_keys, canonical_key
 from writ.blocklist.ipaddr import IpError, Prefix, parse_address
 
 __all__ = ["IpTable", "RuleHit"]
 
-RuleHit = tuple[str, tuple[str, ...]]  # (rule text such as `ip_prefix 198.51.100.0/24`, orders)
+RuleHit = tuple[str, tuple[str, ...]]
+Group = tuple[Sequence[str], tuple[str, ...], "tuple[Sequence[int], Sequence[int]] | None"]  # (rule text such as `ip_prefix 198.51.100.0/24`, orders)
 
 
 def _parse(text: str) -> tuple[int, int, int]:
     """(family, net, plen) of a canonical rule text."""
+    key = canonical_key(text)
+    if key is not None:
+        return key
     addr, slash, length = text.partition("/")
     try:
         family, net = parse_address(addr)
@@ -56,65 +63,65 @@ def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class _Family:
-    """One family's prefixes and segments."""
+    """One family's prefixes, sorted by network (wider first at one network),
+    each with its last address and its parent: the nearest wider rule prefix
+    containing it (-1: none)."""
 
-    __slots__ = ("bits", "first", "keys", "last", "orders", "parent", "top")
+    __slots__ = ("bits", "bucket", "lasts", "nets", "orders", "parent", "plens", "shift")
 
     def __init__(self, bits: int, prefixes: dict[int, tuple[str, ...]]) -> None:
         self.bits = bits
         # key = net << 8 | plen: sorting keys sorts by network, wider prefix first.
         keys = sorted(prefixes)
-        self.keys = keys
-        self.orders = [prefixes[k] for k in keys]
-        n = len(keys)
-        self.parent = array("i", bytes(4 * n)) if n else array("i")
-        first: list[int] = []
-        last: list[int] = []
-        top = array("i")
-        lasts: list[int] = []  # the open prefixes' last addresses, parallel to `stack`
+        self.orders = list(map(prefixes.__getitem__, keys))
+        nets = [k >> 8 for k in keys]
+        self.plens = plens = bytes(k & 0xFF for k in keys)
+        del keys
+        lasts = [n | ((1 << (bits - p)) - 1) for n, p in zip(nets, plens, strict=True)]
+        # Lookups bisect only within the bucket of the address's top 16 bits:
+        # a handful of comparisons on a contiguous array instead of twenty
+        # cache misses across a million int objects.
+        self.shift = bits - 16
+        self.bucket = _buckets(nets, self.shift)
+        self.nets: Sequence[int] = array("Q", nets) if bits == 32 else nets
+        self.lasts: Sequence[int] = array("Q", lasts) if bits == 32 else lasts
+        n = len(nets)
+        self.parent = parent = array("i", [-1]) * n
+        if n < 2:
+            return
+        # A prefix starting after every earlier one has ended starts a cluster
+        # and has no parent; only clusters of nested prefixes need the stack walk
+        # (one C-speed pass finds them, so a register of disjoint prefixes costs
+        # no Python loop here).
+        reach = list(accumulate(lasts, max))
+        nested = list(compress(range(1, n), map(le, nets[1:], reach)))
         stack: list[int] = []
-        cur = 0  # the first address not yet in a segment
-        for pid, key in enumerate(keys):
-            net = key >> 8
-            while stack and lasts[-1] < net:
-                tl = lasts.pop()
-                tp = stack.pop()
-                if cur <= tl:
-                    first.append(cur)
-                    last.append(tl)
-                    top.append(tp)
-                    cur = tl + 1
-            if stack:
-                if cur < net:
-                    first.append(cur)
-                    last.append(net - 1)
-                    top.append(stack[-1])
-                self.parent[pid] = stack[-1]
-            else:
-                self.parent[pid] = -1
-            cur = net
-            stack.append(pid)
-            lasts.append(net | ((1 << (bits - (key & 0xFF))) - 1))
-        while stack:
-            tl = lasts.pop()
-            tp = stack.pop()
-            if cur <= tl:
-                first.append(cur)
-                last.append(tl)
-                top.append(tp)
-                cur = tl + 1
-        self.first, self.last, self.top = first, last, top
+        for i in nested:
+            j = i - 1
+            if not stack or stack[-1] != j:
+                stack = [j]  # a new cluster: i's predecessor started it, or
+                # lies inside it; rebuild the open chain from j upwards
+                k = parent[j]
+                while k >= 0:
+                    stack.insert(0, k)
+                    k = parent[k]
+            while stack and lasts[stack[-1]] < nets[i]:
+                stack.pop()
+            parent[i] = stack[-1] if stack else -1
+            stack.append(i)
 
     def find(self, x: int) -> int:
-        """The most specific prefix covering address `x`, or -1."""
-        i = bisect_right(self.first, x) - 1
-        if i >= 0 and x <= self.last[i]:
-            return self.top[i]
-        return -1
+        """The most specific prefix covering address `x`, or -1. (Index.decide_address
+        inlines this: keep the two alike.)"""
+        b = x >> self.shift
+        i = bisect_right(self.nets, x, self.bucket[b], self.bucket[b + 1]) - 1
+        lasts, parent = self.lasts, self.parent
+        while i >= 0 and lasts[i] < x:  # i ends before x: only a prefix holding i can hold x
+            i = parent[i]
+        return i
 
     def prefix(self, pid: int) -> Prefix:
-        key = self.keys[pid]
-        return Prefix(4 if self.bits == 32 else 6, key >> 8, key & 0xFF)
+        return Prefix(4 if self.bits == 32 else 6, self.nets[pid], self.plens[pid])
 
     def chain(self, pid: int) -> list[int]:
         """`pid` and every wider rule prefix containing it, most specific first."""
@@ -126,13 +133,14 @@ class _Family:
 
     def overlapping(self, net: int, end: int) -> set[int]:
         """Every prefix that contains or lies inside [net, end]."""
-        found: set[int] = set()
-        i = max(bisect_right(self.first, net) - 1, 0)
-        stop = bisect_right(self.first, end)
-        for j in range(i, stop):
-            if self.last[j] >= net:
-                found.update(self.chain(self.top[j]))
+        found: set[int] = set(self.chain(self.find(net))) - {-1}
+        found.update(range(bisect_left(self.nets, net), bisect_right(self.nets, end)))
         return found
+
+
+def _buckets(nets: list[int], shift: int) -> array[int]:
+    """bucket[b]: the index of the first network whose top 16 bits are ≥ b."""
+    return array("I", [bisect_left(nets, b << shift) for b in range(65537)])
 
 
 class IpTable:
@@ -140,14 +148,24 @@ class IpTable:
 
     __slots__ = ("count", "v4", "v6")
 
-    def __init__(self, rules: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(self, groups: Iterable[Group]) -> None:
+        """`groups`: (canonical texts, the orders behind each of them, and the
+        texts' keys when the loader has them)."""
         by_family: tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]] = ({}, {})
-        for text, orders in rules:
-            family, net, plen = _parse(text)
-            table = by_family[family == 6]
-            key = net << 8 | plen
-            had = table.get(key)
-            table[key] = orders if had is None else _merge(had, orders)
+        for texts, orders, known in groups:
+            keys = known if known is not None else bulk_keys(texts, guard=False)
+            if keys is None:
+                keys = ([], [])
+                for text in texts:
+                    family, net, plen = _parse(text)
+                    keys[family == 6].append(net << 8 | plen)
+            for table, family_keys in zip(by_family, keys, strict=True):
+                if not table:
+                    table.update(dict.fromkeys(family_keys, orders))
+                    continue
+                for key in family_keys:
+                    had = table.get(key)
+                    table[key] = orders if had is None else _merge(had, orders)
         self.v4 = _Family(32, by_family[0])
         self.v6 = _Family(128, by_family[1])
         self.count = len(by_family[0]) + len(by_family[1])

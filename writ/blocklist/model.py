@@ -102,6 +102,10 @@ class BulkList:
     urls: tuple[Target, ...] = ()
     pos: Position | None = field(default=None, compare=False)
     ips: tuple[str, ...] = ()
+    # The loader's integer keys for `ips` (writ/blocklist/_ipfast.py
+    # bulk_keys), kept so that compiling does not parse a million texts
+    # twice; None when the acts came from elsewhere (Redis): compile parses.
+    ip_keys: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
