@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.blocklist.builders import T0, act, url
@@ -269,6 +269,7 @@ _BASE = int(ipaddress.IPv4Address("198.51.96.0"))
 _near = st.integers(0, 4095).map(lambda i: ipaddress.IPv4Address(_BASE + i))  # nesting galore
 
 
+@settings(deadline=None)  # builds an index per example; the machine's speed varies
 @given(st.lists(st.tuples(st.one_of(_near, st.ip_addresses(v=4)), st.integers(20, 32)),
                 max_size=30),
        st.lists(st.one_of(_near, st.ip_addresses(v=4)), max_size=30))

@@ -149,6 +149,25 @@ def bulk_keys(texts: Sequence[str], widest4: int = 0, widest6: int = 0, *,
     v4 = [t for t in texts if ":" not in t]
     v6 = [t for t in texts if ":" in t] if len(v4) < len(texts) else []
     keys4: list[int] = []
+    for start in range(0, len(v4), _CHUNK):  # chunks: the split texts stay small
+        got = _v4_keys(v4[start:start + _CHUNK], widest4, guard)
+        if got is None:
+            return None
+        keys4 += got
+    keys6: list[int] = []
+    for t in v6:
+        key = canonical_key(t)
+        if key is None or (guard and not guard_clear(*key, widest6)):
+            return None
+        keys6.append(key[1] << 8 | key[2])
+    return keys4, keys6
+
+
+_CHUNK = 1 << 16
+
+
+def _v4_keys(v4: Sequence[str], widest4: int, guard: bool) -> list[int] | None:
+    keys4: list[int] = []
     addrs = [t for t in v4 if "/" not in t]
     prefixes = [t for t in v4 if "/" in t] if len(addrs) < len(v4) else []
     if addrs:
@@ -175,10 +194,4 @@ def bulk_keys(texts: Sequence[str], widest4: int = 0, widest6: int = 0, *,
         if any(n & ((1 << (32 - p)) - 1) for n, p in zip(nets, plens, strict=True)):
             return None  # host bits: the exact path names the canonical form
         keys4 += [n << 8 | p for n, p in zip(nets, plens, strict=True)]
-    keys6: list[int] = []
-    for t in v6:
-        key = canonical_key(t)
-        if key is None or (guard and not guard_clear(*key, widest6)):
-            return None
-        keys6.append(key[1] << 8 | key[2])
-    return keys4, keys6
+    return keys4

@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, compress
+from itertools import accumulate, compress, islice
 from operator import le
 
 from writ.blocklist._ipfast import bulk_keys, canonical_key
@@ -69,20 +69,24 @@ class _Family:
 
     __slots__ = ("bits", "bucket", "lasts", "nets", "orders", "parent", "plens", "shift")
 
-    def __init__(self, bits: int, prefixes: dict[int, tuple[str, ...]]) -> None:
+    def __init__(self, bits: int, keys: list[int],
+                 orders: dict[int, tuple[str, ...]] | tuple[str, ...]) -> None:
+        """`keys`: sorted, unique (net << 8 | plen: sorted by network, wider
+        prefix first); `orders`: per key, or the one tuple every key carries
+        (one order's list: no per-prefix lookups to build)."""
         self.bits = bits
-        # key = net << 8 | plen: sorting keys sorts by network, wider prefix first.
-        keys = sorted(prefixes)
-        self.orders = list(map(prefixes.__getitem__, keys))
-        nets = [k >> 8 for k in keys]
-        self.plens = plens = bytes(k & 0xFF for k in keys)
-        del keys
+        self.orders = [orders] * len(keys) if isinstance(orders, tuple) else list(
+            map(orders.__getitem__, keys))
+        nets = list(map((8).__rrshift__, keys))  # k >> 8, at C speed
+        self.plens = plens = bytes(map((0xFF).__and__, keys))
+        keys.clear()  # the caller's list: its million ints are not needed any more
         lasts = [n | ((1 << (bits - p)) - 1) for n, p in zip(nets, plens, strict=True)]
-        # Lookups bisect only within the bucket of the address's top 16 bits:
-        # a handful of comparisons on a contiguous array instead of twenty
-        # cache misses across a million int objects.
-        self.shift = bits - 16
-        self.bucket = _buckets(nets, self.shift)
+        # Lookups bisect only within the bucket of the address's top bits (16
+        # for big tables): a handful of comparisons on a contiguous array
+        # instead of twenty cache misses across a million int objects.
+        top = min(16, max(1, len(nets).bit_length()))
+        self.shift = bits - top
+        self.bucket = _buckets(nets, self.shift, top)
         self.nets: Sequence[int] = array("Q", nets) if bits == 32 else nets
         self.lasts: Sequence[int] = array("Q", lasts) if bits == 32 else lasts
         n = len(nets)
@@ -93,8 +97,8 @@ class _Family:
         # and has no parent; only clusters of nested prefixes need the stack walk
         # (one C-speed pass finds them, so a register of disjoint prefixes costs
         # no Python loop here).
-        reach = list(accumulate(lasts, max))
-        nested = list(compress(range(1, n), map(le, nets[1:], reach)))
+        nested = list(compress(range(1, n), map(le, islice(nets, 1, None),
+                                                accumulate(lasts, max))))
         stack: list[int] = []
         for i in nested:
             j = i - 1
@@ -138,9 +142,27 @@ class _Family:
         return found
 
 
-def _buckets(nets: list[int], shift: int) -> array[int]:
-    """bucket[b]: the index of the first network whose top 16 bits are ≥ b."""
-    return array("I", [bisect_left(nets, b << shift) for b in range(65537)])
+def _buckets(nets: list[int], shift: int, top: int) -> array[int]:
+    """bucket[b]: the index of the first network whose `top` top bits are ≥ b."""
+    return array("I", [bisect_left(nets, b << shift) for b in range((1 << top) + 1)])
+
+
+def _family(bits: int, parts: list[tuple[Sequence[int], tuple[str, ...]]]) -> _Family:
+    """Merge the groups of one family: a prefix in several groups carries
+    every group's orders."""
+    if all(orders == parts[0][1] for _, orders in parts):  # one order (the usual bulk case)
+        unique = set(parts[0][0]) if parts else set()
+        for keys, _ in parts[1:]:
+            unique.update(keys)
+        keys_sorted = sorted(unique)
+        del unique
+        return _Family(bits, keys_sorted, parts[0][1] if parts else ())
+    table: dict[int, tuple[str, ...]] = {}
+    for keys, orders in parts:
+        for key in keys:
+            had = table.get(key)
+            table[key] = orders if had is None else _merge(had, orders)
+    return _Family(bits, sorted(table), table)
 
 
 class IpTable:
@@ -151,7 +173,7 @@ class IpTable:
     def __init__(self, groups: Iterable[Group]) -> None:
         """`groups`: (canonical texts, the orders behind each of them, and the
         texts' keys when the loader has them)."""
-        by_family: tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]] = ({}, {})
+        parts: tuple[list[tuple[Sequence[int], tuple[str, ...]]], ...] = ([], [])
         for texts, orders, known in groups:
             keys = known if known is not None else bulk_keys(texts, guard=False)
             if keys is None:
@@ -159,16 +181,12 @@ class IpTable:
                 for text in texts:
                     family, net, plen = _parse(text)
                     keys[family == 6].append(net << 8 | plen)
-            for table, family_keys in zip(by_family, keys, strict=True):
-                if not table:
-                    table.update(dict.fromkeys(family_keys, orders))
-                    continue
-                for key in family_keys:
-                    had = table.get(key)
-                    table[key] = orders if had is None else _merge(had, orders)
-        self.v4 = _Family(32, by_family[0])
-        self.v6 = _Family(128, by_family[1])
-        self.count = len(by_family[0]) + len(by_family[1])
+            for f in (0, 1):
+                if keys[f]:
+                    parts[f].append((keys[f], orders))
+        self.v4 = _family(32, parts[0])
+        self.v6 = _family(128, parts[1])
+        self.count = len(self.v4.plens) + len(self.v6.plens)
 
     def __len__(self) -> int:
         return self.count
