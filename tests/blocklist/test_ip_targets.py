@@ -367,3 +367,34 @@ def test_ip_targets_survive_the_serial_form(orders: Path) -> None:
     index = Blocklist(back).at(IN_2026)
     assert index.decide_ip("2001:db8::1").blocked and index.decide_ip("198.51.103.1").blocked
     assert index.ip_count == 3
+
+
+# -- the fast paths say what the exact path says ---------------------------------
+
+@given(st.one_of(st.ip_addresses(v=6), st.ip_addresses(v=4)), st.integers(0, 128),
+       st.sampled_from(["compressed", "exploded", "upper", "zeros"]))
+def test_fast_canonical_keys_agree_with_the_exact_path(
+        addr: ipaddress._BaseAddress, plen: int, spelling: str) -> None:
+    from writ.blocklist._ipfast import bulk_keys, canonical_key
+
+    text = {"compressed": addr.compressed, "exploded": addr.exploded,
+            "upper": addr.compressed.upper(),
+            "zeros": addr.compressed.replace(":0:", ":00:")}[spelling]
+    if plen < addr.max_prefixlen:
+        net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
+        text = f"{net.network_address if spelling == 'compressed' else text}/{plen}"
+    fast = canonical_key(text)
+    try:
+        exact = canonical_ip(text)
+    except IpError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert str(exact) == text
+        assert fast == (exact.family, exact.net, exact.plen)
+    else:
+        assert str(exact) != text, "a canonical text must take the fast path"
+    keys = bulk_keys([text], guard=False)
+    if fast is not None:
+        assert keys is not None
+        assert keys[exact.family == 6] == [exact.net << 8 | exact.plen]

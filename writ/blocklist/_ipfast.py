@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 __all__ = ["bulk_keys", "canonical_key", "guard_clear", "v6_text"]
 
-_V6_CHARS = re.compile(r"[0-9a-f:]{2,39}")
 # First octets with no special-purpose address at all (see ipaddr.SPECIAL_RANGES).
 _SAFE_V4 = bytes(0 if o in (0, 10, 100, 127, 169, 172, 192) or o >= 224 else 1
                  for o in range(256))
@@ -45,7 +44,8 @@ def v6_text(value: int) -> str:
     return ":".join(words[:best_i]) + "::" + ":".join(words[best_i + best_n:])
 
 
-_LEADING_ZERO = re.compile(r"(?:^|:)0[0-9a-f]")
+_W = r"(?:[1-9a-f][0-9a-f]{0,3}|0)"  # one word: lowercase hex, no leading zero
+_V6_SHAPE = re.compile(rf"(?:{_W}(?::{_W})*)?(?:::(?:{_W}(?::{_W})*)?)?")
 
 
 def _v6(addr: str) -> int | None:
@@ -53,7 +53,7 @@ def _v6(addr: str) -> int | None:
     Checks the text's shape with string operations instead of printing the
     value back: no leading zeros, `::` only for the first longest run of two
     or more zero words, no such run left uncompressed."""
-    if not _V6_CHARS.fullmatch(addr) or _LEADING_ZERO.search(addr):
+    if not _V6_SHAPE.fullmatch(addr):
         return None
     head, gap, tail = addr.partition("::")
     hw = head.split(":") if head else []
@@ -61,18 +61,15 @@ def _v6(addr: str) -> int | None:
     n = len(hw) + len(tw)
     if gap:
         m = 8 - n  # the zero words `::` stands for
-        if m < 2 or "::" in tail or (hw and hw[-1] == "0") or (tw and tw[0] == "0"):
+        if m < 2 or (hw and hw[-1] == "0") or (tw and tw[0] == "0"):
             return None
         if ":0" * m + ":" in f":{head}:" or ":0" * (m + 1) + ":" in f":{tail}:":
             return None  # an earlier run as long, or a later one longer
-        words = [*hw, *["0"] * m, *tw]
-    else:
-        if n != 8 or ":0:0:" in f":{addr}:":
-            return None
-        words = hw
-    if any(not w for w in words):
+        return int("".join([w.zfill(4) for w in hw]) + "0000" * m
+                   + "".join([w.zfill(4) for w in tw]), 16)
+    if n != 8 or ":0:0:" in f":{addr}:":
         return None
-    return int("".join([w.zfill(4) for w in words]), 16)
+    return int("".join([w.zfill(4) for w in hw]), 16)
 
 
 def canonical_key(text: str) -> tuple[int, int, int] | None:

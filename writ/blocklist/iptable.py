@@ -23,8 +23,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate, compress, islice
-from operator import le
+from itertools import accumulate, chain, compress, islice
+from operator import eq, le
 
 from writ.blocklist._ipfast import bulk_keys, canonical_key
 from writ.blocklist.ipaddr import IpError, Prefix, parse_address
@@ -151,11 +151,11 @@ def _family(bits: int, parts: list[tuple[Sequence[int], tuple[str, ...]]]) -> _F
     """Merge the groups of one family: a prefix in several groups carries
     every group's orders."""
     if all(orders == parts[0][1] for _, orders in parts):  # one order (the usual bulk case)
-        unique = set(parts[0][0]) if parts else set()
-        for keys, _ in parts[1:]:
-            unique.update(keys)
-        keys_sorted = sorted(unique)
-        del unique
+        # Sorted in list order, then duplicates dropped: sorting a set's
+        # hash order costs twice as much.
+        keys_sorted = sorted(chain.from_iterable(keys for keys, _ in parts))
+        if any(map(eq, keys_sorted, islice(keys_sorted, 1, None))):
+            keys_sorted = list(dict.fromkeys(keys_sorted))
         return _Family(bits, keys_sorted, parts[0][1] if parts else ())
     table: dict[int, tuple[str, ...]] = {}
     for keys, orders in parts:
