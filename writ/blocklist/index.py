@@ -85,6 +85,8 @@ class Index:
         "_domains",
         "_hosts",
         "_interior",
+        "_ip4",
+        "_ip6",
         "_ip_decisions",
         "_ips",
         "acts",
@@ -156,6 +158,9 @@ class Index:
         self._ips = IpTable(ip_rules)
         del ip_rules
         self.ip_count = len(self._ips)
+        v4, v6 = self._ips.v4, self._ips.v6
+        self._ip4 = (v4.nets, v4.lasts, v4.parent, v4.bucket, v4.shift)
+        self._ip6 = (v6.nets, v6.lasts, v6.parent, v6.bucket, v6.shift)
         # Decisions per (family, most specific prefix): shared by every address under it.
         self._ip_decisions: dict[tuple[int, int], Decision] = {}
 
@@ -176,13 +181,10 @@ class Index:
     def decide_address(self, family: int, value: int) -> Decision:
         """Decision for one address (4 or 6, as an int): block or allow. The
         hot path of response-IP policy: a miss is one bisect and allocates nothing."""
-        ips = self._ips
-        fam = ips.v4 if family == 4 else ips.v6
         # IpTable._Family.find, inlined: this runs for every address of every answer.
-        bucket = fam.bucket
-        b = value >> fam.shift
-        pid = bisect_right(fam.nets, value, bucket[b], bucket[b + 1]) - 1
-        lasts, parent = fam.lasts, fam.parent
+        nets, lasts, parent, bucket, shift = self._ip4 if family == 4 else self._ip6
+        b = value >> shift
+        pid = bisect_right(nets, value, bucket[b], bucket[b + 1]) - 1
         while pid >= 0 and lasts[pid] < value:
             pid = parent[pid]
         if pid < 0:
@@ -194,7 +196,7 @@ class Index:
         if d is None:
             if len(self._ip_decisions) > 65536:  # bounded: hits vary, prefixes may be millions
                 self._ip_decisions.clear()
-            d = self._ip_decisions[key] = _ip_decision(ips.hits(family, pid))
+            d = self._ip_decisions[key] = _ip_decision(self._ips.hits(family, pid))
         return d
 
     def decide_packed(self, packed: bytes) -> Decision:
