@@ -6,8 +6,8 @@ prefixes from a bulk `file:` list, then address lookups on that index.
 Goals (issue 14): load + validate + compile ≤ 5 s and ≤ 300 MB peak RSS;
 ≥ 1,000,000 address lookups/s.
 
-The list: 70% IPv4 (half /32 addresses, half /24–/31 prefixes), 30% IPv6
-(half /128, half /48–/64), all disjoint-or-nested as real registers are,
+The list: 70% IPv4 (half /32 addresses, half /24-/31 prefixes), 30% IPv6
+(half /128, half /48-/64), all disjoint-or-nested as real registers are,
 drawn from public unicast space outside the special-purpose ranges the guard
 refuses (a deterministic generator; nothing here is a real assignment).
 Addresses are drawn 10% inside a rule, 90% outside.

@@ -55,7 +55,8 @@ def test_check_reports_every_prefix_and_the_union(
     assert "5 targets (0 domain, 0 url/url_prefix, 5 ip/ip_prefix" in out
     assert "  ip_prefix 198.51.100.0/24: 256 addresses  [IP-1]" in out
     assert "  ip_prefix 198.51.100.0/28: 16 addresses  [IP-2]" in out
-    assert "  ip_prefix 2001:db8::/48: 1,208,925,819,614,629,174,706,176 addresses  [IP-1 l.txt]" in out
+    assert ("  ip_prefix 2001:db8::/48: 1,208,925,819,614,629,174,706,176 addresses  "
+            "[IP-1 l.txt]") in out
     # the /28 lies inside the /24 and 2001:db8:1::7 outside the /48: counted once each
     assert "covering 257 IPv4 and 1,208,925,819,614,629,174,706,177 IPv6 addresses" in out
 
@@ -73,14 +74,16 @@ def test_the_policy_allows_loopback_and_sets_the_limit(
         folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (folder / "b.yaml").write_text(NARROW.replace("198.51.100.0/28", "127.0.0.0/24"))
     code, _, err = writ(capsys, "orders", "check", str(folder))
-    assert code == 1 and "loopback range 127.0.0.0/8" in err
+    assert code == 1
+    assert "loopback range 127.0.0.0/8" in err
     policy = tmp_path / "lab.yaml"
     policy.write_text(LOOPBACK_POLICY)
-    code, out, err = writ(capsys, "orders", "check", str(folder), "--policy", str(policy))
+    code, _out, err = writ(capsys, "orders", "check", str(folder), "--policy", str(policy))
     assert code == 0, err
     policy.write_text(LOOPBACK_POLICY + "  max_prefix_ipv4: 28\n")
     code, _, err = writ(capsys, "orders", "check", str(folder), "--policy", str(policy))
-    assert code == 1 and "198.51.100.0/24 covers 256 addresses" in err
+    assert code == 1
+    assert "198.51.100.0/24 covers 256 addresses" in err
 
 
 @pytest.mark.parametrize(("target", "rule", "orders"), [
@@ -109,7 +112,8 @@ def test_explain_sentences_and_bad_addresses(
     assert lines[0].startswith("BLOCK      198.51.100.0/28: 2 rule(s) cover part or all")
     assert "Southgate District Court" in lines[0]
     assert lines[1].startswith("ALLOW      203.0.113.8")
-    assert lines[2].startswith("INVALID    198.51.100.1/24") and "198.51.100.0/24" in lines[2]
+    assert lines[2].startswith("INVALID    198.51.100.1/24")
+    assert "198.51.100.0/24" in lines[2]
 
 
 def test_diff_counts_added_and_lifted_addresses(

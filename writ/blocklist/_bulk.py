@@ -92,7 +92,7 @@ def read_list(path: Path, display: str, allow_public_suffix: bool,
                        _IpRules(limits, acknowledged))
 
 
-def _fast_names(data: bytes) -> list[str] | None:
+def _fast_names(data: bytes) -> list[str] | None:  # noqa: PLR0911 -- one exit a check
     """The names of a list of plain ASCII names, blank lines and whole-line
     comments, exactly as canonical_name would spell them; or None."""
     data = data.removeprefix(b"\xef\xbb\xbf")
@@ -166,7 +166,7 @@ def _drop_comment_lines(low: bytes) -> bytes | None:
     return b"".join(pieces)
 
 
-def _read_lines(text: str, display: str, allow_public_suffix: bool,
+def _read_lines(text: str, display: str, allow_public_suffix: bool,  # noqa: PLR0912 -- a branch a kind of line
                 ip_rules: _IpRules | None = None) -> ListResult:
     ip_rules = ip_rules or _IpRules()
     limits = ip_rules.limits

@@ -72,7 +72,7 @@ def _v6(addr: str) -> int | None:
     return int("".join([w.zfill(4) for w in hw]), 16)
 
 
-def canonical_key(text: str) -> tuple[int, int, int] | None:
+def canonical_key(text: str) -> tuple[int, int, int] | None:  # noqa: PLR0911 -- one early exit a check
     """(family, network int, prefix length) when `text` is a canonical address
     or prefix with no host bits (and not a full-length prefix); else None."""
     addr, slash, length = text.partition("/")

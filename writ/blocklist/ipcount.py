@@ -3,7 +3,7 @@ order made visible (`writ orders check`, `writ orders diff`). Pure.
 
 Overlapping rules count once: the rules are merged into disjoint intervals
 per family before counting, so an address blocked by two orders is one
-address. Set differences follow from unions: |A \\ B| = |A ∪ B| - |B|.
+address. Set differences follow from unions: |A minus B| = |A or B| - |B|.
 """
 
 from __future__ import annotations

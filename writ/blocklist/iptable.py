@@ -31,8 +31,9 @@ from writ.blocklist.ipaddr import IpError, Prefix, parse_address
 
 __all__ = ["IpTable", "RuleHit"]
 
-RuleHit = tuple[str, tuple[str, ...]]
-Group = tuple[Sequence[str], tuple[str, ...], "tuple[Sequence[int], Sequence[int]] | None"]  # (rule text such as `ip_prefix 198.51.100.0/24`, orders)
+RuleHit = tuple[str, tuple[str, ...]]  # (rule text such as `ip_prefix 198.51.100.0/24`, orders)
+# (canonical texts, their orders, their keys per family when already known)
+Group = tuple[Sequence[str], tuple[str, ...], "tuple[Sequence[int], Sequence[int]] | None"]
 
 
 def _parse(text: str) -> tuple[int, int, int]:

@@ -29,6 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from writ.blocklist import Blocklist
+from writ.blocklist.ipcount import address_changes, rules_in_force_ip
 from writ.blocklist.stores import (
     ConflictError,
     Registry,
@@ -39,7 +40,6 @@ from writ.blocklist.stores import (
     rule_changes,
 )
 from writ.blocklist.stores.publishing import publish, rollback
-from writ.blocklist.ipcount import address_changes, rules_in_force_ip
 from writ.commands._common import UsageError, load_folder, parse_instant
 from writ.commands._ipreport import ip_limits
 
