@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from writ.audit import AuditLog, verify
+from writ.audit import Action, AuditLog, Component, Outcome, Recorder, verify
 from writ.audit.files import chain_files
 from writ.policies import AuditPolicy
 
@@ -33,12 +33,12 @@ def _policy(tmp: Path) -> AuditPolicy:
 CLIENTS = 50_000  # distinct subscribers behind one edge node
 
 
-def _record(log: AuditLog, i: int) -> None:
+def _record(recorder: Recorder, i: int) -> None:
+    """One blocked DNS query's decision, through the recorder the shells call."""
     c = i % CLIENTS
-    log.record(component="dns", client=f"10.{(c >> 16) & 255}.{(c >> 8) & 255}.{c & 255}",
-               target=f"n{i % 1000}.videohost.example. A", decision="block",
-               action="sinkhole", orders=("EX-2015-0907-VH",), rule="domain:videohost.example",
-               blocklist_version="3f2a9c0d1e")
+    recorder.decided(Component.DNS, f"10.{(c >> 16) & 255}.{(c >> 8) & 255}.{c & 255}",
+                     f"n{i % 1000}.videohost.example. A", Outcome.BLOCK, Action.SINKHOLE,
+                     ("EX-2015-0907-VH",), "domain:videohost.example", "3f2a9c0d1e")
 
 
 def bench_writer(tmp: Path, n: int) -> tuple[float, float]:
@@ -48,8 +48,9 @@ def bench_writer(tmp: Path, n: int) -> tuple[float, float]:
     machine the second is the fairer "on one core" figure.
     """
     log = AuditLog(_policy(tmp), "bench", queue_size=n + 1)
+    recorder = Recorder(log, log_allowed=False)
     for i in range(n):
-        _record(log, i)
+        _record(recorder, i)
     t0, c0 = time.perf_counter(), time.process_time()
     log.start()
     log.flush(timeout=600)
@@ -63,10 +64,11 @@ def bench_hot_path(tmp: Path, n: int) -> tuple[float, float]:
     """record() cost while the writer runs: (median us, p99 us)."""
     samples = []
     with AuditLog(_policy(tmp), "bench") as log:
+        recorder = Recorder(log, log_allowed=False)
         clock = time.perf_counter_ns
         for i in range(n):
             t0 = clock()
-            _record(log, i)
+            _record(recorder, i)
             samples.append(clock() - t0)
             if i % 1000 == 999:
                 time.sleep(0.001)  # a node does other work between decisions

@@ -1,23 +1,27 @@
-"""Decision counters shared by the shells, rendered by the web server.
+"""Decision counters shared by the shells, and what /metrics calls each count.
 
 Neutral ground: dns, proxy and web never import each other, so the counters
-live here. Each shell receives one Metrics through its constructor and calls
-`count()` for every decision it makes — also for allowed ones the audit
-policy does not record, so the metrics see all traffic either way.
+live here. Each shell's recorder (writ.audit.Recorder) receives one Metrics
+and calls `count()` for every decision, allowed ones included, so the metrics
+see all traffic whatever the audit policy logs.
 
 Invariants:
 - Pure counters: plain dict increments on the event loop thread, no locks, no
-  clock, no I/O. Rendering (Prometheus text) lives in writ.web.
+  clock, no I/O. Rendering (Prometheus text) lives in writ.web.prom.
 - Label cardinality is bounded by the number of orders, never by clients or
   targets: a target never becomes a label.
+- Every number a component reports for /metrics (`STATS`) has one family
+  name, type and help text here: what only grows is a counter named `_total`
+  (Prometheus' rule; rate() depends on it), what goes up and down a gauge.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
-__all__ = ["Metrics"]
+__all__ = ["STATS", "Family", "Metrics"]
 
 
 class Metrics:
@@ -32,3 +36,83 @@ class Metrics:
         self.decisions[component, decision, action] += 1
         for oid in orders:
             self.by_order[component, oid] += 1
+
+
+class Family(NamedTuple):
+    name: str
+    kind: str  # "counter" | "gauge"
+    help: str
+
+
+def _counter(name: str, help_: str) -> Family:
+    return Family(f"writ_{name}_total", "counter", help_)
+
+
+def _gauge(name: str, help_: str) -> Family:
+    return Family(f"writ_{name}", "gauge", help_)
+
+
+# Key in the node's stats (the audit writer's, the resolver's, the recorders',
+# the store's) -> its family. A key not listed is exposed as a gauge `writ_KEY`.
+STATS: dict[str, Family] = {
+    "records_written": _counter(
+        "records_written", "Records the audit writer wrote (decisions and control records)."),
+    "waits": _counter(
+        "waits", "Times a decision waited for room in the full audit queue."),
+    "drops": _counter(
+        "drops", "Decisions that could not be written (queue overflow, write or render "
+        "error); each drop is also written into the chain as a writ.audit.dropped record."),
+    "queue_depth": _gauge("queue_depth", "Decisions queued for the audit writer, not yet written."),
+    "write_errors": _counter(
+        "write_errors", "Audit write failures (a batch the disk refused, a file that "
+        "could not be opened, sealed or rotated)."),
+    "batches": _counter("batches", "Batches of records the audit writer wrote."),
+    "rotations": _counter("rotations", "Audit log files sealed and rotated to a new file."),
+    "checkpoints": _counter("checkpoints", "Signed audit checkpoints written."),
+    "checkpoint_push_failures": _counter(
+        "checkpoint_push_failures", "Checkpoint copies that could not be pushed off the box "
+        "(audit.checkpoint_push_file or checkpoint_push_redis)."),
+    "writer_ok": _gauge(
+        "writer_ok", "0 while the audit writer cannot write decisions (/readyz fails "
+        "meanwhile), else 1."),
+    "allows_not_logged": _counter(
+        "allows_not_logged", "Allowed decisions kept out of the audit log (audit.log_allowed "
+        "off); writ_decisions_total counts them."),
+    "dns_refused_clients": _counter(
+        "dns_refused_clients", "DNS queries refused by the client ACL (dns.allow_clients); "
+        "not court-order decisions, so not in the audit chain."),
+    "dns_no_blocklist": _counter(
+        "dns_no_blocklist", "DNS queries met before any blocklist was loaded, answered by "
+        "the policy's fail mode; not in the audit chain."),
+    "dns_formerr": _counter(
+        "dns_formerr", "DNS queries answered FORMERR (illegal names, two OPT records, a TSIG)."),
+    "dns_servfail_upstream": _counter(
+        "dns_servfail_upstream", "DNS queries answered SERVFAIL because no upstream answered "
+        "usably (EDE 22 no reachable authority, 23 network error)."),
+    "dns_shed": _counter(
+        "dns_shed", "DNS queries shed under load (dns.upstream_queries reached), answered "
+        "SERVFAIL with EDE 0."),
+    "dns_stripped_records": _counter(
+        "dns_stripped_records", "Upstream records owned by a blocked name, removed from an "
+        "allowed answer."),
+    "dns_rate_limited": _counter(
+        "dns_rate_limited", "UDP queries over a client's dns.client_qps, answered as "
+        "dns.over_limit says."),
+    "dns_upstream_in_flight": _gauge(
+        "dns_upstream_in_flight", "Upstream exchanges in flight (each holds one socket)."),
+    "dns_tcp_connections": _gauge("dns_tcp_connections", "Open DNS TCP connections."),
+    "dns_tcp_refused": _counter(
+        "dns_tcp_refused", "DNS TCP connections closed at once: over dns.client_tcp_conns "
+        "for the client or dns.max_tcp_conns in all."),
+    "dns_tcp_aborted": _counter(
+        "dns_tcp_aborted", "DNS TCP connections aborted after dns.tcp_idle, idle or stuck "
+        "with unread answers (buffers freed)."),
+    "dns_tcp_unsent_bytes": _gauge(
+        "dns_tcp_unsent_bytes", "Answer bytes written to DNS TCP clients, not yet taken by "
+        "the kernel."),
+    "dns_udp_dropped": _counter(
+        "dns_udp_dropped", "DNS UDP answers the kernel refused (send buffer full)."),
+    "store_stale": _gauge(
+        "store_stale", "1 while the node enforces its last good copy (the orders folder is "
+        "invalid or Redis is unreachable), else 0."),
+}

@@ -13,7 +13,10 @@ recorded), the store stops, and the audit log flushes, seals and signs a
 final checkpoint.
 
 Only this module knows how the parts fit; every part receives what it needs
-through its constructor.
+through its constructor. Every way of running a node comes here (docs/design.md
+§4): `writ serve`, `writ dns`, `writ proxy`, `writ web` (`run_node`), and
+`writ dns --workers N` (`run_dns_workers`: N processes, each a DNS-only Node
+whose decisions go to the parent's one audit log).
 """
 
 from __future__ import annotations
@@ -23,102 +26,28 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from writ.audit import DecisionSink
-from writ.blocklist import Blocklist, BlocklistHolder, OrderError, load_orders
-from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
-from writ.commands._common import UsageError
+from writ.audit import RecordSink
+from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
 from writ.policies import Policy
 
 __all__ = [
-    "InvalidOrdersError",
-    "MeteredSink",
     "Node",
     "NodeOptions",
     "StartError",
-    "load_blocklist",
-    "open_audit_log",
-    "open_holder",
     "run_node",
-    "with_audit_path",
 ]
-
-
-class InvalidOrdersError(Exception):
-    def __init__(self, errors: tuple[OrderError, ...]) -> None:
-        super().__init__(f"{len(errors)} error(s) in the orders")
-        self.errors = errors
-
-
-def load_blocklist(
-    orders: Path | None, redis_url: str | None, prefix: str = "writ", tz: str = "UTC",
-    limits: IpLimits = DEFAULT_LIMITS,
-) -> Blocklist:
-    """A one-shot read of the act set (for explain, export, diff)."""
-    if redis_url is not None:
-        from writ.blocklist.stores import PublishedError, read_published
-
-        try:
-            return read_published(redis_url, prefix)
-        except PublishedError as e:
-            raise UsageError(str(e)) from None
-    if orders is None or not orders.is_dir():
-        raise UsageError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(tz), limits=limits)
-    if not result.ok:
-        raise InvalidOrdersError(result.errors)
-    return Blocklist(result.acts)
-
-
-def open_holder(orders: Path | None, redis_url: str | None, policy: Policy) -> BlocklistHolder:
-    """A holder filled once, synchronously (for `writ dns` before it forks workers)."""
-    holder = BlocklistHolder()
-    try:
-        blocklist = load_blocklist(orders, redis_url, tz=policy.timezone,
-                                   limits=policy.ip.limits())
-    except InvalidOrdersError as e:
-        raise UsageError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
-    holder.set(blocklist, datetime.now(UTC))
-    return holder
 
 
 class StartError(Exception):
     """The node cannot start; the message says why."""
-
-
-def open_audit_log(policy: Policy, redis_url: str | None, prefix: str) -> Any:
-    """The node's one audit writer (started), with the policy's off-box checkpoint copies."""
-    from writ.audit import AuditLog
-
-    push_redis = redis_url if policy.audit.checkpoint_push_redis else None
-    push_file = policy.audit.checkpoint_push_file
-    return AuditLog(policy.audit, policy.node,
-                    checkpoint_push=Path(push_file) if push_file else None,
-                    redis_url=push_redis, redis_prefix=f"{prefix}:").start()
-
-
-class MeteredSink:
-    """Counts every decision for /metrics, then hands it to the audit log."""
-
-    def __init__(self, metrics: Metrics, inner: DecisionSink | None) -> None:
-        self.metrics = metrics
-        self.inner = inner
-
-    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
-               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
-        self.metrics.count(component, decision, action, orders)
-        if self.inner is not None:
-            self.inner.record(component=component, client=client, target=target,
-                              decision=decision, action=action, orders=orders, rule=rule,
-                              blocklist_version=blocklist_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +63,7 @@ class NodeOptions:
     web_listen: str | None = None
     confdir: str | None = None
     audit: bool = True
+    dns_reuse_port: bool = False  # several processes share the DNS port (workers)
 
 
 @dataclass
@@ -144,9 +74,11 @@ class Node:
     options: NodeOptions
     holder: BlocklistHolder = field(default_factory=BlocklistHolder)
     metrics: Metrics = field(default_factory=Metrics)
+    # Where decisions go instead of this node's own audit log (a `writ dns
+    # --workers` worker: the queue to its parent's log). None: the node opens one.
+    sink: RecordSink | None = None
     store: Any = None
     audit: Any = None
-    sink: MeteredSink | None = None
     dns: Any = None
     proxy: Any = None
     web: Any = None
@@ -157,9 +89,12 @@ class Node:
 
         opts, policy = self.options, self.policy
         # 1. audit log first (see the module docstring)
-        if opts.audit:
-            self.audit = open_audit_log(policy, opts.redis_url, opts.prefix)
-        self.sink = MeteredSink(self.metrics, self.audit)
+        if opts.audit and self.sink is None:
+            from writ.audit import AuditLog
+
+            self.audit = AuditLog.from_policy(policy, redis_url=opts.redis_url,
+                                              prefix=opts.prefix).start()
+            self.sink = self.audit
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
         self.holder.on_swap(lambda _index: gc.freeze())
@@ -208,35 +143,37 @@ class Node:
         out: dict[str, float] = {}
         if self.audit is not None:
             out.update(self.audit.stats())
+        # Each shell's recorder (writ.audit.Recorder) counts the allows it did not log.
+        recorders = [part.recorder for part in (self.dns and self.dns.server,
+                                                self.proxy and self.proxy.addon) if part]
+        out["allows_not_logged"] = float(sum(r.allows_not_logged for r in recorders))
         if self.dns is not None:
-            out["dns_refused_clients"] = float(self.dns.server.refused_clients)
-            out["dns_no_blocklist"] = float(self.dns.server.no_blocklist)
+            out.update(self.dns.stats())  # writ.dns.transport.Listeners.stats
         return out
 
     async def _start_dns(self) -> None:
         from writ.dns.server import DnsServer
         from writ.dns.transport import Listeners
-
-        assert self.sink is not None
         from writ.endpoints import split_hostport
 
         listen = list(self.options.dns_listen) or [
             split_hostport(a, 53) for a in self.policy.dns.listen  # validated by the policy loader
         ]
-        server = DnsServer(self.holder, self.policy, self.sink)
+        # Every shell gets the audit log and the metrics; its writ.audit.Recorder
+        # counts every decision (allows too) and queues what the log keeps.
+        server = DnsServer(self.holder, self.policy, self.sink, metrics=self.metrics)
         self.dns = Listeners(server)
-        await self.dns.start(listen)
+        await self.dns.start(listen, reuse_port=self.options.dns_reuse_port)
         self.addresses["dns"] = list(self.dns.addresses)
 
     async def _start_proxy(self) -> None:
         from writ.proxy import run_proxy
 
         mode = self.options.proxy_mode or self.policy.proxy.mode
-        # The addon counts every HTTP decision itself (allows included), so it gets
-        # the plain audit log, not the metered sink. In reverse mode mitmproxy would
-        # rewrite the Host header before the addon judges it: keep it.
+        # In reverse mode mitmproxy would rewrite the Host header before the addon
+        # judges it: keep it.
         extra = {"keep_host_header": True} if mode.startswith("reverse:") else None
-        self.proxy = await run_proxy(self.holder, self.policy, self.audit,
+        self.proxy = await run_proxy(self.holder, self.policy, self.sink,
                                      listen=self.options.proxy_listen, mode=mode,
                                      metrics=self.metrics, confdir=self.options.confdir,
                                      extra=extra)
@@ -299,5 +236,34 @@ async def run_node(policy: Policy, options: NodeOptions) -> int:
     return 0
 
 
-def with_audit_path(policy: Policy, path: str | None) -> Policy:
-    return policy if path is None else replace(policy, audit=replace(policy.audit, path=path))
+def run_dns_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
+    """`writ dns --workers N`: N processes sharing the DNS port, each a DNS-only
+    Node (its own store and holder, its decisions through its recorder to a
+    QueueSink); this process opens the one audit log after forking and writes
+    every worker's records into it. Returns when SIGTERM/SIGINT stopped them (0)
+    or a worker could not start or died (1)."""
+    from writ.audit import AuditLog
+    from writ.dns.workers import QueueSink, pin_ports, run_workers
+    from writ.loop import run as run_event_loop
+
+    listen = pin_ports(options.dns_listen)  # port 0: one concrete port for all
+    worker_options = replace(options, components=frozenset({"dns"}), dns_listen=tuple(listen),
+                             dns_reuse_port=True, audit=False)
+
+    async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
+        node = Node(policy, worker_options, sink=sink)
+        await node.start()
+        ready()
+        try:
+            await wait_for_signal()
+        finally:
+            await node.stop()
+
+    def open_sink() -> tuple[RecordSink, Callable[[], None]]:  # in this process, after the fork
+        log = AuditLog.from_policy(policy, redis_url=options.redis_url,
+                                   prefix=options.prefix).start()
+        return log, log.close
+
+    return run_workers(workers, listen,
+                       lambda sink, ready: run_event_loop(serve(sink, ready)), open_sink)
+

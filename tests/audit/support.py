@@ -24,6 +24,15 @@ def policy(tmp: Path, **overrides: Any) -> AuditPolicy:
     return dataclasses.replace(base, **overrides)
 
 
+def on_full_disk(tmp: Path, **overrides: Any) -> AuditPolicy:
+    """A policy whose first log file is /dev/full: every write fails with ENOSPC."""
+    pol = policy(tmp, **overrides)
+    target = Path(pol.path).with_name("decisions.000001.log")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to("/dev/full")
+    return pol
+
+
 def decide(log: Any, i: int, *, component: str = "dns", decision: str = "block",
            orders: tuple[str, ...] = ("EX-2015-0907-VH",)) -> None:
     log.record(component=component, client=f"192.0.2.{i % 250}",

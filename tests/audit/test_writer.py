@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.support import decide, files, policy, records, write_log
+from tests.audit.support import decide, files, on_full_disk, policy, records, write_log
 from writ.audit import AuditLog, verify
 from writ.audit.record import canonical
 
@@ -44,17 +44,6 @@ def test_a_decision_record_has_the_documented_fields_and_hash(tmp_path: Path) ->
     assert (genesis["event"], genesis["seq"], genesis["prev"]) == (
         "writ.audit.genesis", 0, "0" * 64)
     assert (seal["event"], seal["count"], seal["last"]) == ("writ.audit.seal", 2, rec["hash"])
-
-
-def test_allows_are_logged_only_when_the_policy_asks(tmp_path: Path) -> None:
-    with AuditLog(policy(tmp_path / "a"), "n") as log:
-        decide(log, 1, decision="allow", orders=())
-        decide(log, 2)
-    assert log.stats()["allows_not_logged"] == 1
-    assert [r["decision"] for r in records(files(tmp_path / "a")[0])[1:-1]] == ["block"]
-    with AuditLog(policy(tmp_path / "b", log_allowed=True), "n") as log:
-        decide(log, 1, decision="allow", orders=())
-    assert records(files(tmp_path / "b")[0])[1]["decision"] == "allow"
 
 
 def test_rotation_by_size_links_files_into_one_chain(tmp_path: Path) -> None:
@@ -172,11 +161,7 @@ def test_overflow_drops_are_counted_and_written_into_the_chain(tmp_path: Path) -
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_counted_not_hidden(tmp_path: Path) -> None:
-    pol = policy(tmp_path)
-    target = Path(pol.path).with_name("decisions.000001.log")
-    target.parent.mkdir(parents=True)
-    target.symlink_to("/dev/full")
-    with AuditLog(pol, "n") as log:
+    with AuditLog(on_full_disk(tmp_path), "n") as log:
         for i in range(7):
             decide(log, i)
         log.flush()
@@ -220,6 +205,8 @@ def test_a_decision_that_cannot_be_rendered_is_counted_and_the_log_goes_on(
     assert report.ok, report.findings
     recs = records(paths[0])
     assert [r["event"] for r in recs] == ["writ.audit.genesis", "writ.dns.decision",
-                                          "writ.audit.dropped", "writ.dns.decision",
-                                          "writ.audit.seal"]
+                                          "writ.audit.dropped", "writ.audit.error",
+                                          "writ.dns.decision", "writ.audit.seal"]
     assert recs[2]["count"] == 1
+    assert recs[3]["what"] == "render"
+    assert "could not be rendered" in recs[3]["error"]

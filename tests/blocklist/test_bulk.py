@@ -1,6 +1,6 @@
 """Bulk `file:` lists: one target a line, errors naming the list's line,
 confinement to the orders folder, and a fast path that agrees with the
-exact one (DESIGN §2)."""
+exact one (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ def test_plain_list_with_crlf(orders: Path) -> None:
 
 def test_list_relative_to_the_order_file(orders: Path) -> None:
     write(orders, "2016/lists/l.txt", "a.example\n")
-    write(orders, "shared/common.txt", "b.example\n")
-    write(orders, "2016/a.yaml", order_with("lists/l.txt") + "  - file: ../shared/common.txt\n")
+    write(orders, "common/common.txt", "b.example\n")
+    write(orders, "2016/a.yaml", order_with("lists/l.txt") + "  - file: ../common/common.txt\n")
     (a,) = load_orders(orders).acts
     assert [(b.file, b.domains) for b in a.bulk] == [
-        ("2016/lists/l.txt", ("a.example",)), ("shared/common.txt", ("b.example",))]
+        ("2016/lists/l.txt", ("a.example",)), ("common/common.txt", ("b.example",))]
 
 
 def test_two_orders_may_share_a_list(orders: Path) -> None:

@@ -1,4 +1,4 @@
-"""Canonical names and URLs (DESIGN §3): every spelling of a resource is one form."""
+"""Canonical names and URLs (docs/design.md §3): every spelling of a resource is one form."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Act folding over time (DESIGN §2): what is in force at an instant."""
+"""Act folding over time (docs/design.md §2): what is in force at an instant."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Matching (DESIGN §3): the compiled index answers names and URLs with provenance."""
+"""Matching (docs/design.md §3): the compiled index answers names and URLs with provenance."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ gen_names = st.lists(labels, min_size=1, max_size=4).map(".".join)
 
 
 def _reference(rules: list[tuple[str, str, bool]], name: str) -> tuple[str, ...]:
-    """DESIGN §3 read literally: every rule whose domain is the name, or (with
+    """docs/design.md §3 read literally: every rule whose domain is the name, or (with
     subdomains) a parent of it."""
     return tuple(sorted({oid for oid, host, sub in rules
                          if name == host or (sub and name.endswith("." + host))}))

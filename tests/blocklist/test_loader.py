@@ -1,5 +1,5 @@
 """Loading court orders: fields, dates and zones, documents, bulk lists,
-hostile YAML, and rules across files (DESIGN §2)."""
+hostile YAML, and rules across files (docs/design.md §2)."""
 
 from __future__ import annotations
 

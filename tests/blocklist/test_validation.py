@@ -1,5 +1,5 @@
 """Every validation error kind: one bad line in, one error out naming file,
-line, field and what is wrong (DESIGN §2)."""
+line, field and what is wrong (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -164,8 +164,8 @@ def test_serve_blocks_in_dns_and_http_and_records_both(node: dict) -> None:
         metrics = m.read().decode()
     assert 'writ_decisions_total{component="dns",decision="block",action="sinkhole"} 1' in metrics
     assert 'writ_decisions_total{component="http",decision="block",action="451"} 1' in metrics
-    assert "writ_dns_refused_clients 0.0" in metrics
-    assert "writ_records_written" in metrics
+    assert "writ_dns_refused_clients_total 0.0" in metrics
+    assert "writ_records_written_total" in metrics
 
     proc = node["proc"]
     proc.send_signal(signal.SIGTERM)

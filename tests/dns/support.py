@@ -2,7 +2,8 @@
 
 The stand-in upstream answers from a dict of zone lines; names in `silent`
 get no answer at all, names in `truncate` get TC=1 over UDP (and the full
-answer over TCP). Everything listens on 127.0.0.1 port 0.
+answer over TCP). For a hostile upstream, `craft[name]` turns the query into
+whatever bytes it likes (None: silence). Everything listens on 127.0.0.1 port 0.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -60,10 +61,18 @@ class StandIn:
     zone: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
     truncate: set[str] = field(default_factory=set)
+    craft: dict[str, Callable[[bytes], bytes | None]] = field(default_factory=dict)
+    delay: dict[str, float] = field(default_factory=dict)  # seconds before a UDP answer
+    last_delay: float = 0.0
     queries: list[tuple[str, str, str]] = field(default_factory=list)  # (proto, name, type)
     port: int = 0
 
     def reply(self, data: bytes, tcp: bool) -> bytes | None:
+        raw = _raw_question(data)
+        if raw is not None and raw[0] in self.craft:
+            self.queries.append(("tcp" if tcp else "udp", raw[0], QTYPE.get(raw[1])))
+            self.last_delay = self.delay.get(raw[0], 0.0)
+            return self.craft[raw[0]](data)
         try:
             q = DNSRecord.parse(data)
         except Exception:
@@ -71,6 +80,7 @@ class StandIn:
         name = str(q.q.qname).rstrip(".").lower()
         qtype = QTYPE.get(q.q.qtype)
         self.queries.append(("tcp" if tcp else "udp", name, qtype))
+        self.last_delay = self.delay.get(name, 0.0)
         if name in self.silent:
             return None
         r = q.reply()
@@ -87,6 +97,17 @@ class StandIn:
         return bytes(r.pack())
 
 
+def _raw_question(data: bytes) -> tuple[str, int] | None:
+    """(name as latin-1 text, lowercased; qtype) of a query's plain question."""
+    pos, labels = 12, []
+    while pos < len(data) and data[pos]:
+        labels.append(data[pos + 1 : pos + 1 + data[pos]].decode("latin-1").lower())
+        pos += data[pos] + 1
+    if pos + 5 > len(data):
+        return None
+    return ".".join(labels), struct.unpack_from("!H", data, pos + 1)[0]
+
+
 class _UdpProto(asyncio.DatagramProtocol):
     def __init__(self, standin: StandIn) -> None:
         self.standin = standin
@@ -96,7 +117,13 @@ class _UdpProto(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         out = self.standin.reply(data, False)
-        if out is not None:
+        if out is None:
+            return
+        wait = self.standin.last_delay
+        if wait:
+            asyncio.get_running_loop().call_later(
+                wait, self.transport.sendto, out, addr)  # type: ignore[attr-defined]
+        else:
             self.transport.sendto(out, addr)  # type: ignore[attr-defined]
 
 

@@ -88,7 +88,8 @@ def _model_keys() -> set[str]:
 
 def test_default_yaml_lists_and_comments_every_key() -> None:
     documented = _keys_with_comment(POLICIES / "default.yaml")
-    leaves = {k for k in documented if k not in ("dns", "proxy", "web", "audit", "trust", "ip")}
+    leaves = {k for k in documented
+              if k not in ("dns", "proxy", "web", "audit", "trust", "publish", "ip")}
     assert leaves == _model_keys()
     undocumented = [k for k in leaves if not documented[k]]
     assert undocumented == []
@@ -282,6 +283,47 @@ def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "Traceback" not in err
 
 
+# -- the no-open-resolver guard looks at the union, not at each network (issue 11, finding 8)
+
+@pytest.mark.parametrize("nets", [
+    ["0.0.0.0/1", "128.0.0.0/1"],
+    ["'::/1'", "'8000::/1'"],
+    ["'2000::/3'"],
+    ["1.0.0.0/8", "2.0.0.0/8"],  # two /8s of public space: more than one /8
+    ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"],
+])
+def test_allow_lists_covering_a_wide_public_range_are_refused(nets: list[str]) -> None:
+    (err,) = errors_of("dns:\n  allow_clients: [" + ", ".join(nets) + "]")
+    assert err.startswith("p.yaml:2: dns.allow_clients: ")
+    assert "open resolver" in err
+    assert "public" in err
+
+
+@pytest.mark.parametrize("nets", [
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "'fc00::/7'"],
+    ["198.51.100.0/24", "'2001:db8:100::/40'"],
+    ["1.0.0.0/8"],  # one /8 of public space: the default allows it
+    ["'2a00:1450::/32'"],
+])
+def test_allow_lists_within_the_public_bound_pass(nets: list[str]) -> None:
+    parse_policy("dns:\n  allow_clients: [" + ", ".join(nets) + "]", "p.yaml")
+
+
+def test_the_public_bound_is_the_policys() -> None:
+    text = "dns:\n  allow_clients: [1.0.0.0/8, 2.0.0.0/8]\n  max_public_prefix_v4: 7"
+    parse_policy(text, "p.yaml")
+
+
+def test_audit_on_failure_and_publish_threshold_are_read_and_checked() -> None:
+    p = parse_policy("audit:\n  on_failure: fail\npublish:\n  max_removed_acts: 3\n")
+    assert p.audit.on_failure == "fail"
+    assert p.publish.max_removed_acts == 3
+    assert Policy().audit.on_failure == "enforce"
+    with pytest.raises(PolicyError) as e:
+        parse_policy("audit:\n  on_failure: ignore\npublish:\n  max_removed_acts: -1\n",
+                     "p.yaml")
+    assert [x.split(":")[1:3] for x in e.value.errors] == [
+        ["2", " audit.on_failure"], ["4", " publish.max_removed_acts"]]
 def test_the_ip_guard_limits_and_allowed_ranges() -> None:
     p = parse_policy("ip:\n  max_prefix_ipv4: 22\n  allow_ranges: [127.0.0.0/8, '::1']\n")
     assert (p.ip.max_prefix_ipv4, p.ip.max_prefix_ipv6) == (22, 48)

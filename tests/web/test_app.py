@@ -45,7 +45,7 @@ def loaded() -> BlocklistHolder:
 async def server() -> AsyncIterator[Server]:
     holder, metrics = loaded(), Metrics()
     handle = await run_web(holder, Policy(), metrics=metrics, token=TOKEN,
-                           listen="127.0.0.1:0", sink_stats=lambda: {"audit_drops": 0})
+                           listen="127.0.0.1:0", sink_stats=lambda: {"drops": 0})
     yield Server(handle, holder, metrics)
     await handle.shutdown()
 
@@ -125,7 +125,8 @@ async def test_metrics(server: Server) -> None:
     assert 'writ_blocklist_rules{kind="domain"} 1' in lines
     assert 'writ_blocklist_rules{kind="url"} 1' in lines
     assert 'writ_blocklist_rules{kind="ip"} 2' in lines  # ip and ip_prefix rules
-    assert "writ_audit_drops 0" in lines
+    assert "writ_drops_total 0" in lines
+    assert "# TYPE writ_drops_total counter" in lines
     assert any(line.startswith("writ_blocklist_age_seconds ") for line in lines)
 
 

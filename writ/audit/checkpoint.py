@@ -13,12 +13,26 @@ Invariants:
   without `sig`; `sig` is base64.
 - The signing key file is PKCS#8 PEM, created 0600 when missing. The public key
   (`writ audit keygen` prints it) is all an auditor needs.
-- Pushing off the box never stops the writer: failures are counted, not raised.
+- Pushing off the box never stops the writer: failures (whatever is raised)
+  are counted and the last one kept in `last_push_error`, never raised; the
+  Redis copy runs on its own thread (writ.audit.redispush), so the writer never
+  waits on the network.
+- The Redis copy goes to `{P}:audit:checkpoints:<node>` (inside the `{P}` hash
+  tag of the published versions, so a cluster keeps them on one slot) through
+  the one Redis connection factory (writ.blocklist.stores.connection): the URLs
+  that work for the store work here. Before 2026-12 the key was
+  `P:audit:checkpoints:<node>`; docs/auditor.md says how to read both.
+- A line torn by a crash is never appended onto: a checkpoint file that does
+  not end in a newline gets one first, so the torn fragment stays one bad line.
+- The key id of the last checkpoint in the file is read at start: a signing key
+  that differs from it (the file was deleted or replaced) is a key change the
+  writer records in the chain.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from writ.audit.record import canonical
+from writ.audit.redispush import RedisPusher
 
 __all__ = [
     "Checkpoint",
@@ -133,18 +148,63 @@ class CheckpointReadError(ValueError):
         self.path, self.line = path, line
 
 
-def read_checkpoints(path: Path) -> Iterator[Checkpoint]:
-    """Checkpoints in a file, one JSON object a line; raises CheckpointReadError."""
+def read_checkpoints(path: Path, torn: list[int] | None = None) -> Iterator[Checkpoint]:
+    """Checkpoints in a file, one JSON object a line; raises CheckpointReadError.
+
+    With `torn` given, a line torn by a crash (the start of a JSON object cut
+    short) is skipped and its number appended there, and a checkpoint an older
+    node glued onto such a fragment is read; any other bad line still raises.
+    A torn line only means one checkpoint less: what it would have anchored is
+    protected by the chain and the next checkpoint."""
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
-                yield Checkpoint(str(obj["node"]), int(obj["seq"]), str(obj["head"]),
-                                 str(obj["ts"]), str(obj["key"]), str(obj["sig"]), lineno)
+                yield _checkpoint(raw, lineno)
             except (ValueError, KeyError, TypeError) as e:
-                raise CheckpointReadError(path, lineno, f"not a checkpoint ({e})") from None
+                cp = _after_torn(raw, lineno) if torn is not None else None
+                if cp is None:
+                    raise CheckpointReadError(path, lineno, f"not a checkpoint ({e})") from None
+                assert torn is not None
+                torn.append(lineno)
+                if cp is not _TORN:
+                    yield cp
+
+
+_TORN = Checkpoint("", 0, "", "", "", "")  # a torn line with nothing after it
+
+
+def _checkpoint(raw: bytes, lineno: int) -> Checkpoint:
+    obj = json.loads(raw)
+    return Checkpoint(str(obj["node"]), int(obj["seq"]), str(obj["head"]), str(obj["ts"]),
+                      str(obj["key"]), str(obj["sig"]), lineno)
+
+
+def _after_torn(raw: bytes, lineno: int) -> Checkpoint | None:
+    """_TORN for a torn line; the checkpoint a node before 2026-12 appended onto
+    one; None when the line is bad in any other way."""
+    if _is_torn(raw):
+        return _TORN
+    glued = raw.rfind(b'{"head":')
+    if glued <= 0 or not _is_torn(raw[:glued]):
+        return None
+    try:
+        return _checkpoint(raw[glued:], lineno)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_torn(raw: bytes) -> bool:
+    """The start of a checkpoint line cut short: `{"`… and not valid JSON."""
+    text = raw.strip()
+    if not text.startswith(b'{"') or text.endswith(b"}"):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return True
+    return False
 
 
 class Checkpointer:
@@ -152,16 +212,39 @@ class Checkpointer:
 
     def __init__(self, signing_key_file: Path, checkpoint_file: Path,
                  push_path: Path | None = None, redis_url: str | None = None,
-                 redis_prefix: str = "writ:") -> None:
+                 redis_prefix: str = "writ") -> None:
+        self.key_created = not signing_key_file.exists()
         self.key = load_or_create_signing_key(signing_key_file)
+        self.key_id = key_id(self.key)
         self.path = checkpoint_file
+        self.previous_key = _last_key_id(checkpoint_file)
+        _end_torn_line(checkpoint_file)
         self.push_path = push_path
+        if push_path is not None:
+            _end_torn_line(push_path)
         self.redis_url = redis_url
-        self.redis_key_prefix = f"{redis_prefix}audit:checkpoints:"
+        tag = redis_prefix.rstrip(":")
+        self.redis_key_prefix = f"{{{tag}}}:audit:checkpoints:"
         self.written = 0
-        self.push_failures = 0
+        self._file_push_failures = 0
+        self._file_push_error: str | None = None
         self.last_seq = -1
-        self._redis: Any = None
+        self._pusher = (RedisPusher(redis_url, self.redis_key_prefix)
+                        if redis_url is not None else None)
+
+    @property
+    def push_failures(self) -> int:
+        """Copies off the box that failed (file and Redis), counted."""
+        return self._file_push_failures + (self._pusher.failures if self._pusher else 0)
+
+    @property
+    def last_push_error(self) -> str | None:
+        return (self._pusher.last_error if self._pusher else None) or self._file_push_error
+
+    @property
+    def key_changed(self) -> bool:
+        """The key signing from now on is not the one that signed the last checkpoint."""
+        return self.previous_key is not None and self.previous_key != self.key_id
 
     def checkpoint(self, node: str, seq: int, head: str, ts: str) -> Checkpoint | None:
         if seq == self.last_seq:
@@ -174,29 +257,50 @@ class Checkpointer:
         if self.push_path is not None:
             try:
                 _append_durably(self.push_path, line)
-            except OSError:
-                self.push_failures += 1
-        if self.redis_url is not None:
-            self._push_redis(node, line)
+            except OSError as e:
+                self._file_push_failures += 1
+                self._file_push_error = f"{self.push_path}: {e.strerror or e}"
+        if self._pusher is not None:
+            self._pusher.offer(node, line)
         return cp
 
-    def _push_redis(self, node: str, line: str) -> None:
-        import redis
-
-        try:
-            if self._redis is None:
-                assert self.redis_url is not None
-                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=0.5,
-                                                   socket_connect_timeout=0.5)
-            self._redis.rpush(self.redis_key_prefix + node, line.rstrip("\n"))
-        except (redis.RedisError, OSError):
-            self.push_failures += 1
-            self._redis = None
-
     def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+        """Let the Redis copy finish what is queued (a few seconds at most)."""
+        if self._pusher is not None:
+            self._pusher.close()
+
+
+def _last_key_id(path: Path) -> str | None:
+    """The `key` of the last readable checkpoint in `path` (None: none)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            tail = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(tail):
+        try:
+            key = json.loads(raw).get("key")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def _end_torn_line(path: Path) -> None:
+    """Give a file whose last line was torn by a crash its newline back."""
+    try:
+        with path.open("rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+    except OSError:
+        return
+    with contextlib.suppress(OSError):  # a later append reports what is wrong
+        _append_durably(path, "\n")
 
 
 def _append_durably(path: Path, line: str) -> None:

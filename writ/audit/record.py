@@ -106,7 +106,9 @@ def _canonical_decision(r: Mapping[str, Any]) -> str:
               r["prev"], r["target"], r["ts"])
     orders = r["orders"]
     key, version, rule, seq = r["client_key"], r["blocklist_version"], r["rule"], r["seq"]
-    if (all(type(f) is str for f in fields) and all(type(o) is str for o in orders)
+    # isinstance, not type(): decision and action are StrEnum members (str subclasses,
+    # quoted as their values by _quote, in C), so the log's bytes are the strings'.
+    if (all(isinstance(f, str) for f in fields) and all(type(o) is str for o in orders)
             and type(seq) is int and (key is None or type(key) is str)
             and (version is None or type(version) is str)
             and (rule is None or type(rule) is str)):

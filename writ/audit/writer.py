@@ -1,7 +1,7 @@
-"""AuditLog: the DecisionSink that writes the hash-chained decision log.
+"""AuditLog: the record sink that writes the hash-chained decision log.
 
 Invariants:
-- `record()` only appends a tuple to a deque (no I/O, no lock on the common
+- `enqueue()` only appends a Record to a deque (no I/O, no lock on the common
   path). One writer thread owns everything else: the structlog pipeline, the
   chain head, the files, checkpoints. Records are chained in dequeue order.
 - The queue is soft-bounded: past `queue_size` the producer waits up to
@@ -15,35 +15,52 @@ Invariants:
 - Each process start opens a new file whose first record links to the old
   head: `restart` after a seal, `recovered` (naming the last good seq and the
   debris after it) after a crash. The gap is written down, never papered over.
+- Nothing raised inside the writer thread ends it. Every failure (a write, a
+  checkpoint, a push off the box, a bug) is counted, logged on the node's
+  `writ.audit` logger (at most once per LOG_EVERY seconds per kind, with the
+  count in between) and written into the chain as a `writ.audit.error` record
+  once writing works again. While decisions cannot be written,
+  `stats()["writer_ok"]` is 0 (/readyz fails) and `audit.on_failure: fail`
+  stops the node (SIGTERM to its own process) — docs/operator.md.
+- A signing key that is not the one that signed the last checkpoint (deleted
+  and recreated, or replaced) is written into the chain as a
+  `writ.audit.key_changed` record naming both key ids and the new public key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import structlog
 
-from writ.audit.checkpoint import Checkpointer
+from writ.audit.checkpoint import Checkpointer, public_pem
 from writ.audit.files import file_for, find_chain_end
 from writ.audit.privacy import ClientMasker
 from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
 from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL, decision_event
-from writ.policies import AuditPolicy
+from writ.audit.recorder import Action, Outcome, Record
+from writ.policies import AuditPolicy, Policy
 
 __all__ = ["AuditLog"]
 
 _MAX_BATCH = 4096
 _IDLE_POLL = 0.2  # seconds the writer sleeps when nobody wakes it
+LOG_EVERY = 10.0  # seconds between two log lines about the same kind of failure
+ERROR = "writ.audit.error"  # failures of the writer itself, counted
+KEY_CHANGED = "writ.audit.key_changed"  # the checkpoint signing key is not the last one
 
-Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
+_logger = logging.getLogger("writ.audit")
 
 
 class _Lines:
@@ -53,6 +70,7 @@ class _Lines:
         self.lines: list[str] = []
         self.decisions = 0  # how many of the lines are decisions (the rest: control)
         self.carried_drops = 0  # the count in a `dropped` record among the lines
+        self.carried_errors: dict[str, tuple[int, str]] = {}  # in `error` records
 
     def msg(self, line: str) -> None:
         self.lines.append(line)
@@ -64,7 +82,7 @@ class AuditLog:
     def __init__(self, policy: AuditPolicy, node: str, *, queue_size: int = 100_000,
                  wait_timeout: float = 0.05, fsync_interval: float = 1.0,
                  checkpoint_push: Path | None = None, redis_url: str | None = None,
-                 redis_prefix: str = "writ:", clock: Callable[[], float] = time.time) -> None:
+                 redis_prefix: str = "writ", clock: Callable[[], float] = time.time) -> None:
         self.policy = policy
         self.node = node
         self.base = Path(policy.path)
@@ -85,14 +103,13 @@ class AuditLog:
             self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
             processors=list(self._processors))
         self._events: dict[str, str] = {}  # component -> event name, built once
-        self._queue: deque[Item] = deque()
+        self._queue: deque[Record] = deque()
         self._wake = threading.Event()
         self._idle = False
         self._busy = False
         self._stopping = False
         self._lock = threading.Lock()  # guards the slow-path counters below
         self._thread: threading.Thread | None = None
-        self._servers: list[Any] = []
         self._cp: Checkpointer | None = None
         self._fd = -1
         self.path: Path | None = None  # the file being written
@@ -105,33 +122,50 @@ class AuditLog:
         self._last_cp = 0.0
         self._unsynced = False
         self._pending_drops = 0  # dropped but not yet written down in the chain
+        # Writer-thread only: failures not yet written into the chain, by kind
+        # (count, last message), and when each kind was last logged.
+        self._pending_errors: dict[str, tuple[int, str]] = {}
+        self._logged: dict[str, tuple[float, int]] = {}
+        self._ok = True  # the last attempt to write decisions succeeded
+        self._stopped_node = False
+        self._push_failures_seen = 0
+        self._continue_from: tuple[str | None, str] | None = None  # sealed, next not open
         # Counters, read by /metrics: plain ints, written by one thread each.
         self.records_written = 0
         self.waits = 0
         self.drops = 0
-        self.allows_not_logged = 0
         self.write_errors = 0
         self.batches = 0
         self.rotations = 0
         self.error: str | None = None  # the last write error, for the operator
 
+    @classmethod
+    def from_policy(cls, policy: Policy, *, path: str | None = None,
+                    redis_url: str | None = None, prefix: str = "writ") -> AuditLog:
+        """A node's audit log as its policy says (unstarted): at `path` (None: the
+        policy's `audit.path`), with the policy's off-box checkpoint copies (a file,
+        and Redis at `redis_url` under `prefix` when `checkpoint_push_redis`)."""
+        audit = policy.audit if path is None else replace(policy.audit, path=path)
+        push_file = audit.checkpoint_push_file
+        return cls(audit, policy.node, checkpoint_push=Path(push_file) if push_file else None,
+                   redis_url=redis_url if audit.checkpoint_push_redis else None,
+                   redis_prefix=f"{prefix}:")
+
     # -- the hot path ------------------------------------------------------------------
 
     def record(self, *, component: str, client: str, target: str, decision: str, action: str,
                orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
-        self.enqueue((self.clock(), component, client, target, decision, action,
-                      tuple(orders), rule, blocklist_version))
+        """Write one decision now-stamped, unfiltered (tests, tools; the shells go
+        through a writ.audit.Recorder, which decides what is kept)."""
+        self.enqueue(Record(self.clock(), component, client, target, Outcome(decision),
+                            Action(action), tuple(orders), rule, blocklist_version))
 
-    def enqueue(self, item: Item) -> None:
-        """Queue one decision (the socket server calls this with workers' times)."""
-        if item[4] == "allow" and not self.policy.log_allowed:
-            with self._lock:
-                self.allows_not_logged += 1
-            return
+    def enqueue(self, record: Record) -> None:
+        """Queue one decision (the recorder's sink; workers' records keep their time)."""
         q = self._queue
         if len(q) >= self.queue_size and not self._make_room():
             return
-        q.append(item)
+        q.append(record)
         if self._idle:
             self._wake.set()
 
@@ -161,10 +195,17 @@ class AuditLog:
     def stats(self) -> dict[str, int]:
         return {"records_written": self.records_written, "waits": self.waits,
                 "drops": self.drops, "queue_depth": len(self._queue),
-                "allows_not_logged": self.allows_not_logged, "write_errors": self.write_errors,
+                "write_errors": self.write_errors,
                 "batches": self.batches, "rotations": self.rotations,
                 "checkpoints": self._cp.written if self._cp else 0,
-                "checkpoint_push_failures": self._cp.push_failures if self._cp else 0}
+                "checkpoint_push_failures": self._cp.push_failures if self._cp else 0,
+                "writer_ok": int(self.writer_ok)}
+
+    @property
+    def writer_ok(self) -> bool:
+        """The writer runs and its last write succeeded (read by /readyz)."""
+        thread = self._thread
+        return self._ok and (thread is None or thread.is_alive())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -187,8 +228,6 @@ class AuditLog:
 
     def close(self) -> None:
         """Write everything queued, seal the file, sign a last checkpoint."""
-        for server in self._servers:
-            server.close()
         if self._thread is None:
             return
         self._stopping = True
@@ -205,14 +244,6 @@ class AuditLog:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def serve(self, path: Path) -> Any:
-        """Accept records from worker processes on a Unix socket (writ.audit.remote)."""
-        from writ.audit.remote import SinkServer
-
-        server = SinkServer(self, path).start()
-        self._servers.append(server)
-        return server
-
     # -- the writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
@@ -227,19 +258,58 @@ class AuditLog:
             try:
                 while q:
                     batch = [q.popleft() for _ in range(min(len(q), _MAX_BATCH))]
-                    self._write_batch(batch)
+                    self._write_whole(batch)
                 self._housekeeping()
-            except OSError as e:  # e.g. the next file cannot be created: keep counting
-                self.write_errors += 1
-                self.error = f"{self.path}: {e.strerror or e}"
+            except Exception as e:  # noqa: BLE001 - nothing raised here ends the writer
+                self._failed("write", f"{self.path}: {_describe(e)}", cannot_write=True)
             self._busy = False
             if self._stopping and not q:
                 break
         try:
             self._seal(self.clock())
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - counted and logged; the thread ends anyway
+            self._failed("seal", f"{self.path}: cannot seal: {_describe(e)}", cannot_write=True)
+
+    def _failed(self, kind: str, message: str, *, cannot_write: bool = False,
+                count: bool = True) -> None:
+        """Count a failure, log it (rate-limited) and keep it for the chain."""
+        if count:
             self.write_errors += 1
-            self.error = f"{self.path}: cannot seal: {e.strerror or e}"
+        self.error = message
+        n, _ = self._pending_errors.get(kind, (0, ""))
+        self._pending_errors[kind] = (n + 1, message)
+        now = time.monotonic()
+        last, suppressed = self._logged.get(kind, (-LOG_EVERY, 0))
+        if now - last >= LOG_EVERY:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            verb = "cannot write" if cannot_write else "failure"
+            _logger.error("audit log %s (%s): %s%s", verb, kind, message, more)
+            self._logged[kind] = (now, 0)
+        else:
+            self._logged[kind] = (last, suppressed + 1)
+        if cannot_write:
+            self._ok = False
+            if self.policy.on_failure == "fail" and not self._stopped_node:
+                self._stopped_node = True
+                _logger.critical("audit.on_failure is 'fail': stopping the node, which "
+                                 "cannot record its decisions (%s)", message)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def _write_whole(self, batch: list[Record]) -> None:
+        """_write_batch; whatever of the batch an unexpected error left unwritten
+        is counted as dropped (and so written into the chain later)."""
+        before = self.records_written
+        try:
+            self._write_batch(batch)
+        except Exception:
+            self._lose(len(batch) - (self.records_written - before) - self._out.decisions)
+            raise
+
+    def _lose(self, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self.drops += n
+                self._pending_drops += n
 
     def _sleep_time(self) -> float:
         t = _IDLE_POLL
@@ -250,14 +320,22 @@ class AuditLog:
     def _emit(self, event: str, epoch: float, **fields: Any) -> None:
         self._log.info(event, ts=epoch, **fields)
 
-    def _write_batch(self, batch: list[Item]) -> None:
+    def _write_batch(self, batch: list[Record]) -> None:
         out = self._out
+        if self._continue_from is not None and not self._resume():
+            self._lose(len(batch))  # no file to write to: counted, written down later
+            return
         if self._pending_drops:
             with self._lock:
                 dropped, self._pending_drops = self._pending_drops, 0
             self._emit(DROPPED, self.clock(), count=dropped,
                        reason="queue overflow or write error: these decisions are not in the log")
             out.carried_drops += dropped
+        if self._pending_errors:
+            errors, self._pending_errors = self._pending_errors, {}
+            for what, (count, message) in sorted(errors.items()):
+                self._emit(ERROR, self.clock(), what=what, count=count, error=message)
+            out.carried_errors.update(errors)
         # The decision loop runs the same structlog processors as self._log, called
         # directly: a BoundLogger would copy an empty context and dispatch per
         # record, ~12% of the writer's time, for nothing a decision needs.
@@ -266,11 +344,14 @@ class AuditLog:
         events = self._events
         rotate_bytes = self.policy.rotate_bytes
         pending = 0
-        for ts, component, client, target, decision, action, orders, rule, version in batch:
+        for n, (ts, component, client, target, decision, action, orders, rule,
+                version) in enumerate(batch):
             full = self._file_bytes + pending >= rotate_bytes
             if full and self._file_records + len(out.lines) > 1:
                 self._flush_lines()
-                self._rotate(ts)
+                if not self._rotate(ts):
+                    self._lose(len(batch) - n)
+                    return
                 pending = 0
             event = events.get(component)
             if event is None:
@@ -294,8 +375,7 @@ class AuditLog:
     def _unrenderable(self, e: Exception) -> None:
         """A decision that could not be rendered (a bug, not the disk): counted as
         dropped and written down in the chain with the next batch."""
-        self.write_errors += 1
-        self.error = f"{self.path}: a decision could not be rendered: {type(e).__name__}: {e}"
+        self._failed("render", f"{self.path}: a decision could not be rendered: {_describe(e)}")
         with self._lock:
             self.drops += 1
             self._pending_drops += 1
@@ -306,17 +386,16 @@ class AuditLog:
         if not out.lines:
             return True
         data = ("\n".join(out.lines) + "\n").encode("utf-8")
-        decisions, carried = out.decisions, out.carried_drops
+        decisions, carried, errors = out.decisions, out.carried_drops, out.carried_errors
         out.lines.clear()
         out.decisions = out.carried_drops = 0
+        out.carried_errors = {}
         try:
             view = memoryview(data)
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
         except OSError as e:
-            self.write_errors += 1
-            self.error = f"{self.path}: {e.strerror or e}"
             # If even this fails the verifier will show the debris; the head stays the old one.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._file_bytes)
@@ -324,7 +403,12 @@ class AuditLog:
             with self._lock:
                 self.drops += decisions
                 self._pending_drops += decisions + carried
+            for what, (count, message) in errors.items():  # still to be written down
+                n, _ = self._pending_errors.get(what, (0, message))
+                self._pending_errors[what] = (n + count, message)
+            self._failed("write", f"{self.path}: {e.strerror or e}", cannot_write=True)
             return False
+        self._ok = True
         self._file_records += data.count(b"\n")
         self._file_bytes += len(data)
         self._durable = self._chain.snapshot()
@@ -335,13 +419,17 @@ class AuditLog:
         return True
 
     def _fsync(self) -> None:
-        if self._unsynced and self.policy.fsync != "never":
-            os.fsync(self._fd)
+        if self._unsynced and self.policy.fsync != "never" and self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError as e:  # the records may not be durable: say so, go on
+                self._failed("fsync", f"{self.path}: {e.strerror or e}", cannot_write=True)
         self._unsynced = False
         self._last_fsync = time.monotonic()
 
     def _housekeeping(self) -> None:
-        if self._pending_drops:  # write the count down even if no decision comes
+        self._note_push_failures()
+        if self._pending_drops or self._pending_errors:  # even if no decision comes
             self._write_batch([])
         now_mono = time.monotonic()
         if self._unsynced and (self.policy.fsync != "interval"
@@ -351,30 +439,39 @@ class AuditLog:
         if wrote > 0 and (wrote >= self.policy.checkpoint_every
                           or now_mono - self._last_cp >= self.policy.checkpoint_seconds):
             self._checkpoint()
-        if (self.policy.rotate_seconds is not None
+        if (self.policy.rotate_seconds is not None and self._continue_from is None
                 and now_mono - self._file_opened >= self.policy.rotate_seconds
                 and self._file_records > 1):
             self._rotate(self.clock())
 
     def _checkpoint(self) -> None:
-        if self._cp is None:
+        cp = self._cp
+        if cp is None:
             return
         self._fsync()
         self._last_cp = time.monotonic()
         seq, head = self._chain.seq - 1, self._chain.prev
         try:
-            self._cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
-        except OSError as e:
-            self.write_errors += 1
-            self.error = f"checkpoint: {e.strerror or e}"
+            cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
+        except Exception as e:  # noqa: BLE001 - the log goes on; the gap shows in verify
+            self._failed("checkpoint", f"checkpoint: {_describe(e)}")
+
+    def _note_push_failures(self) -> None:
+        """Push failures happen on the pusher's thread; the writer notes them here."""
+        cp = self._cp
+        if cp is not None and cp.push_failures > self._push_failures_seen:
+            self._push_failures_seen = cp.push_failures
+            self._failed("checkpoint push", f"checkpoint push: {cp.last_push_error}",
+                         count=False)  # counted by the checkpointer itself
 
     # -- files -------------------------------------------------------------------------
 
     def _open_file(self, index: int) -> None:
-        self._index = index
-        self.path = file_for(self.base, index)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        """Open file `index` for appending; nothing changes when that fails."""
+        path = file_for(self.base, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._index, self.path = index, path
         self._file_records = 0
         self._file_bytes = os.fstat(self._fd).st_size
         self._file_opened = time.monotonic()
@@ -398,12 +495,20 @@ class AuditLog:
                            discarded_lines=end.bad_lines_after, client_privacy=privacy,
                            note="previous file was not sealed: the writer stopped without "
                                 "closing it; decisions after last_good_seq may be lost")
+        cp = self._cp
+        if cp is not None and cp.key_changed:
+            self._emit(KEY_CHANGED, now, previous_key=cp.previous_key, key=cp.key_id,
+                       public_key=public_pem(cp.key), key_created=cp.key_created,
+                       note="checkpoints from here on are signed by a different key than "
+                            "the last one in the checkpoint file")
         self._flush_lines()
         self._fsync()
         self._last_cp = time.monotonic()
 
     def _seal(self, epoch: float) -> None:
-        if self._pending_drops:
+        if self._continue_from is not None and not self._resume():
+            return  # the last file is sealed and no next one could be opened
+        if self._pending_drops or self._pending_errors:
             self._write_batch([])
         head = self._chain.prev
         self._emit(SEAL, epoch, count=self._file_records, last=head)
@@ -413,14 +518,37 @@ class AuditLog:
             os.close(self._fd)
         self._fd = -1
 
-    def _rotate(self, epoch: float) -> None:
-        """Seal this file and open the next; the new head names the seal."""
+    def _rotate(self, epoch: float) -> bool:
+        """Seal this file and open the next; the new head names the seal. False
+        when the next file cannot be opened: then every later write tries again."""
         old = self.path
         self._seal(epoch)
-        seal = self._chain.prev
-        self._open_file(self._index + 1)
+        self._continue_from = (old.name if old else None, self._chain.prev)
+        return self._resume()
+
+    def _resume(self) -> bool:
+        """Open the file after a sealed one and write its `continue` head."""
+        assert self._continue_from is not None
+        previous_file, seal = self._continue_from
+        try:
+            self._open_file(self._index + 1)
+        except OSError as e:
+            self._failed("write", f"{file_for(self.base, self._index + 1)}: cannot open: "
+                                  f"{e.strerror or e}", cannot_write=True)
+            return False
+        self._emit(CONTINUE, self.clock(), reason="rotation", previous_file=previous_file,
+                   previous_seal=seal, client_privacy=str(self.policy.client_privacy))
+        if not self._flush_lines():  # the head did not make it: close and try later
+            os.close(self._fd)
+            self._fd = -1
+            self._index -= 1
+            return False
+        self._continue_from = None
         self.rotations += 1
-        self._emit(CONTINUE, epoch, reason="rotation",
-                   previous_file=old.name if old else None, previous_seal=seal,
-                   client_privacy=str(self.policy.client_privacy))
-        self._flush_lines()
+        return True
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return f"{type(e).__name__}: {e}"

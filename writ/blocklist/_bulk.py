@@ -1,4 +1,4 @@
-"""Bulk `file:` lists: one target a line (DESIGN §2).
+"""Bulk `file:` lists: one target a line (docs/design.md §2).
 
 A name is a domain target (with subdomains), a URL a url target, a URL
 ending in `/*` a url_prefix target; an address an ip target and

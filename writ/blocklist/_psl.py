@@ -1,4 +1,4 @@
-"""Is a canonical name a whole TLD or public suffix? (DESIGN §2)
+"""Is a canonical name a whole TLD or public suffix? (docs/design.md §2)
 
 Blocking `com`, `co.uk` or `github.io` as a domain target blocks everyone
 registered under it; the loader refuses that unless the order says

@@ -1,6 +1,6 @@
 """One YAML document → a Draft act, with every problem found in it.
 
-Invariants (DESIGN §2):
+Invariants (docs/design.md §2):
 - Unknown keys are errors; required fields are id, court, case, issued;
   targets (non-empty) for a block; amends for a restore or revoke.
 - Text fields take the scalar exactly as written (`case: 5678` is "5678").
@@ -49,6 +49,7 @@ class Draft:
     kind: ActKind | None = None
     text: dict[str, str | None] = field(default_factory=dict)
     issued: date | None = None
+    issued_line: int = 0
     effective: datetime | None = None
     expires: datetime | None = None
     reference: str | None = None
@@ -146,16 +147,18 @@ def _identity(d: _Doc, draft: Draft, items: Items, doc_line: int) -> None:
             d.err(kind_line, "kind", f"{kind_text!r} is not a kind: use block, restore or revoke")
     if "allow_public_suffix" in items:
         node = items["allow_public_suffix"][1]
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            draft.allow_public_suffix = node.value
+        flag = _boolean(node)
+        if flag is None:
+            d.err(node.line, "allow_public_suffix", _NOT_BOOLEAN)
         else:
-            d.err(node.line, "allow_public_suffix", "must be true or false")
+            draft.allow_public_suffix = flag
     if "collateral_acknowledged" in items:
         node = items["collateral_acknowledged"][1]
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            draft.collateral_acknowledged = node.value
+        ack = _boolean(node)
+        if ack is None:
+            d.err(node.line, "collateral_acknowledged", _NOT_BOOLEAN)
         else:
-            d.err(node.line, "collateral_acknowledged", "must be true or false")
+            draft.collateral_acknowledged = ack
 
 
 def _is_web_url(text: str) -> bool:
@@ -170,6 +173,7 @@ def _dates(d: _Doc, draft: Draft, items: Items, tz: tzinfo, doc_line: int) -> No
     if "issued" not in items:
         d.err(doc_line, "issued", "required")
     else:
+        draft.issued_line = items["issued"][1].line
         draft.issued = _date(d, items["issued"][1], "issued")
     if "effective" in items:
         draft.effective = _instant(d, items["effective"][1], "effective", tz)
@@ -353,11 +357,25 @@ def _subdomains(d: _Doc, item: Map, fname: str, key: str) -> bool:
     sline, snode = item.items["subdomains"]
     if key != "domain":
         d.err(sline, f"{fname}.subdomains", "only a domain target has subdomains")
-    elif isinstance(snode, Scalar) and isinstance(snode.value, bool):
-        return snode.value
     else:
-        d.err(sline, f"{fname}.subdomains", "must be true or false")
+        flag = _boolean(snode)
+        if flag is not None:
+            return flag
+        d.err(sline, f"{fname}.subdomains", _NOT_BOOLEAN)
     return True
+
+
+_NOT_BOOLEAN = ("must be true or false (YAML 1.1 words such as yes, no, on, off are read "
+                "differently by different tools: write true or false)")
+
+
+def _boolean(node: Node) -> bool | None:
+    """`true` / `false` only (any case); None for anything else, YAML 1.1's
+    yes/no/on/off included: one reader's false is another's text."""
+    if (isinstance(node, Scalar) and isinstance(node.value, bool)
+            and node.text.lower() in ("true", "false")):
+        return node.value
+    return None
 
 
 def _bulk_list(d: _Doc, rel: str, allow_ps: bool, pos: Position, ack: bool) -> BulkList:

@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 MAX_DEPTH = 32
-MAX_ORDER_BYTES = 32 << 20  # YAML parses at a few MB/s: bigger belongs in a bulk list
+# YAML checks at ~0.6 MB/s and ~70 MB of memory a MiB (bench/README.md): 4 MiB is
+# seconds, not minutes; more targets than that belong in a bulk `file:` list.
+MAX_ORDER_BYTES = 4 << 20
 
 try:
     _Loader: type = yaml.CSafeLoader

@@ -1,4 +1,4 @@
-"""Canonical forms of host names and URLs (DESIGN §3).
+"""Canonical forms of host names and URLs (docs/design.md §3).
 
 The same functions canonicalise order targets at load time and requests at
 lookup time, so that two spellings of one resource can never get two

@@ -1,6 +1,6 @@
 """Act folding: (acts, instant) → what is in force, and when that changes.
 
-Invariants (DESIGN §2, §3):
+Invariants (docs/design.md §2, §3):
 - A block is in force from `effective` until `expires` (exclusive), unless an
   active revoke amends it.
 - A restore lifts only host-level targets (domain, ip, ip_prefix) of the

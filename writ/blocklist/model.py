@@ -1,4 +1,4 @@
-"""The order model: legal acts as frozen values (DESIGN §2).
+"""The order model: legal acts as frozen values (docs/design.md §2).
 
 An act is one YAML document: a `block`, a `restore` (URL-level restoration
 of a block) or a `revoke` (an appeal won). Acts are append-only: a later act

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from writ.blocklist.ipaddr import IpLimits
     from writ.blocklist.signed.sigcheck import OrderTrust
 
-__all__ = ["UsageError", "load_folder", "parse_instant", "source_blocklist"]
+__all__ = ["UsageError", "check_folder_args", "ip_limits", "load_folder", "parse_instant",
+           "source_blocklist"]
 
 
 class UsageError(Exception):
@@ -33,21 +34,27 @@ def parse_instant(text: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
+def check_folder_args(verb: str, directory: Path, tz: str) -> tzinfo:
+    """`DIR --tz ZONE` checked before anything else is done: the zone, or UsageError
+    for no such folder or zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not directory.is_dir():
+        raise UsageError(f"orders {verb}: no such folder: {directory}")
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+
+
 def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None,
                 limits: IpLimits | None = None) -> LoadResult:
     """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
     errors are in the result; with `trust`, signature errors too). UsageError
     for no such folder or zone."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from writ.blocklist import load_orders
 
-    if not directory.is_dir():
-        raise UsageError(f"orders {verb}: no such folder: {directory}")
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--tz: unknown time zone {tz!r}") from None
+    zone = check_folder_args(verb, directory, tz)
     if limits is None:
         return load_orders(directory, zone, trust)
     return load_orders(directory, zone, trust, limits)
@@ -58,14 +65,14 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
     """The act set from --orders (default court_orders) or --redis, read once.
     An invalid folder prints its errors and "…; `nothing`", and gives None.
     With `trust`, a folder's signatures are checked as `writ orders check` does."""
-    from writ.node import InvalidOrdersError, load_blocklist
+    from writ.blocklist.stores import InvalidOrdersError, SourceError, read_blocklist
 
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
     if trust is not None and args.redis is None:
         from writ.blocklist import Blocklist
 
-        result = load_folder("explain", args.orders, tz, trust, _limits(args))
+        result = load_folder("explain", args.orders, tz, trust, ip_limits(args))
         if not result.ok:
             for e in result.errors:
                 print(e, file=sys.stderr)
@@ -74,12 +81,11 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             return None
         return Blocklist(result.acts)
     try:
-        limits = _limits(args)
-        if limits is not None:
-            return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
-                                  tz=tz, limits=limits)
-        return load_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+        return read_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                              limits=ip_limits(args),
                               tz=tz)
+    except SourceError as e:
+        raise UsageError(str(e)) from None
     except InvalidOrdersError as e:
         for line in e.errors:
             print(line, file=sys.stderr)
@@ -87,7 +93,15 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
         return None
 
 
-def _limits(args: argparse.Namespace) -> IpLimits | None:
-    from writ.commands._ipreport import ip_limits
+def ip_limits(args: argparse.Namespace) -> IpLimits | None:
+    """The `ip:` limits (the address collateral guard) of `--policy FILE`, or
+    None (the defaults)."""
+    path: Path | None = getattr(args, "policy", None)
+    if path is None:
+        return None
+    from writ.policies import PolicyError, load_policy
 
-    return ip_limits(args)
+    try:
+        return load_policy(path).ip.limits()
+    except PolicyError as e:
+        raise UsageError("invalid policy:\n" + "\n".join(e.errors)) from None

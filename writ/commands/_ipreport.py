@@ -1,34 +1,16 @@
-"""The ip collateral guard for commands: the policy's limits (`--policy FILE`)
-and the cost report `writ orders check` prints for ip/ip_prefix targets."""
+"""The cost report `writ orders check` prints for ip/ip_prefix targets (the
+policy's limits come from writ.commands._common.ip_limits)."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from writ.commands._common import UsageError
 
 if TYPE_CHECKING:
     from writ.blocklist import Act
-    from writ.blocklist.ipaddr import IpLimits
 
-__all__ = ["ip_limits", "ip_report"]
+__all__ = ["ip_report"]
 
 BULK_SHOWN = 20  # prefixes listed per bulk list without --prefixes
-
-
-def ip_limits(args: argparse.Namespace) -> IpLimits | None:
-    """The `ip:` limits of `--policy FILE`, or None (the defaults)."""
-    path: Path | None = getattr(args, "policy", None)
-    if path is None:
-        return None
-    from writ.policies import PolicyError, load_policy
-
-    try:
-        return load_policy(path).ip.limits()
-    except PolicyError as e:
-        raise UsageError("invalid policy:\n" + "\n".join(e.errors)) from None
 
 
 def _line(text: str, where: str) -> str:

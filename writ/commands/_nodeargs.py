@@ -11,7 +11,8 @@ from typing import Any
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "run_node_with"]
+__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "run_node_with",
+           "with_audit_path"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -57,7 +58,6 @@ def address(flag: str, value: str | None) -> str | None:
 
 def policy_from_args(args: argparse.Namespace) -> Policy:
     """The policy file (or defaults), with --node and --audit-log applied."""
-    from writ.node import with_audit_path
     from writ.policies import PolicyError, load_policy
 
     if args.orders is not None and not args.orders.is_dir():
@@ -91,3 +91,8 @@ def run_node_with(args: argparse.Namespace, policy: Policy, **options: Any) -> i
         return int(loop.run(run_node(policy, node)))
     except (OSError, ProxyStartError, WebStartError, StartError) as e:
         raise UsageError(f"cannot start: {e}") from None
+
+
+def with_audit_path(policy: Policy, path: str | None) -> Policy:
+    """`--audit-log PATH` over the policy's `audit.path`."""
+    return policy if path is None else replace(policy, audit=replace(policy.audit, path=path))

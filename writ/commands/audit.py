@@ -65,13 +65,14 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError("--checkpoints and --public-key go together")
     checkpoints = None
     key = None
+    torn: list[int] = []
     if args.checkpoints is not None:
         try:
             key = load_public_key(args.public_key)
         except (OSError, ValueError, TypeError) as e:
             raise UsageError(f"--public-key: {args.public_key}: {e}") from None
         try:
-            checkpoints = list(read_checkpoints(args.checkpoints))
+            checkpoints = list(read_checkpoints(args.checkpoints, torn))
         except OSError as e:
             raise UsageError(f"--checkpoints: {args.checkpoints}: {e.strerror or e}") from None
         except CheckpointReadError as e:
@@ -91,6 +92,9 @@ def _verify(args: argparse.Namespace) -> int:
                     if checkpoints is not None else "")
         print(f"OK {report.records} records in {report.files} file(s), seq "
               f"{report.first_seq}..{report.last_seq}, head {report.last_hash}{anchored}")
+    for line in torn:
+        print(f"NOTICE {args.checkpoints}:{line}: a torn line (a crash while a checkpoint "
+              f"was written) was skipped: one checkpoint less, nothing else")
     for notice in report.notices:
         print(f"NOTICE {notice}")
     for what in report.unproven:

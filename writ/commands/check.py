@@ -22,8 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 from writ.blocklist import Act, ActKind
-from writ.commands._common import load_folder
-from writ.commands._ipreport import ip_limits, ip_report
+from writ.commands._common import ip_limits, load_folder
+from writ.commands._ipreport import ip_report
 from writ.commands._trust import add_trust_args, order_trust
 
 __all__ = ["configure_verb", "run_verb", "summary"]

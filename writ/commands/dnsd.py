@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from writ.audit import DecisionSink
 from writ.commands._common import UsageError
-from writ.commands._nodeargs import add_source_args, addresses, policy_from_args
+from writ.commands._nodeargs import add_source_args, addresses, policy_from_args, run_node_with
 from writ.policies import Policy
 
 __all__ = ["configure", "run"]
@@ -52,11 +49,8 @@ def _preflight(args: argparse.Namespace, policy: Policy) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from writ.blocklist import BlocklistHolder
-    from writ.blocklist.stores import open_store
-    from writ.dns.workers import run_node
     from writ.endpoints import format_endpoint
-    from writ.node import open_audit_log
+    from writ.node import NodeOptions, run_dns_workers
 
     policy = policy_from_args(args)
     dns = policy.dns
@@ -69,17 +63,15 @@ def run(args: argparse.Namespace) -> int:
                   upstreams=tuple(format_endpoint(*a) for a in upstreams), workers=workers)
     policy = replace(policy, dns=dns)
     _preflight(args, policy)
-
-    def store() -> Any:  # called in each worker, on its own loop
-        return open_store(args.orders, args.redis, state_dir=args.state_dir,
-                          tz=ZoneInfo(policy.timezone), prefix=args.prefix,
-                          limits=policy.ip.limits())
-
-    def sink() -> tuple[DecisionSink, Callable[[], None]]:  # called in the parent, after fork
-        log = open_audit_log(policy, args.redis, args.prefix)
-        return log, log.close
-
+    # One wiring point (writ.node): one process is a DNS-only node; several are
+    # DNS-only nodes in forked workers, writing through this process's audit log.
+    if workers == 1:
+        return run_node_with(args, policy, components=frozenset({"dns"}),
+                             dns_listen=tuple(listen))
+    options = NodeOptions(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                          state_dir=args.state_dir, components=frozenset({"dns"}),
+                          dns_listen=tuple(listen))
     try:
-        return run_node(BlocklistHolder(), policy, listen, workers, sink, store)
+        return run_dns_workers(policy, options, workers)
     except OSError as e:
         raise UsageError(f"cannot listen: {e}") from None

@@ -1,7 +1,7 @@
 """Choosing and building answers: pure functions of a request, a decision and the policy.
 
 "Is it blocked, by what?" is the index's question; "what do we answer?" is
-this module's (STYLE §5). Nothing here opens a socket or reads a clock.
+this module's (docs/design.md §7.5). Nothing here opens a socket or reads a clock.
 
 Invariants:
 - A blocked name always gets the policy's action and, when the query carried
@@ -19,8 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, SOA, A, DNSHeader, DNSRecord
+from dnslib import AAAA, EDNS0, QTYPE, RCODE, RR, SOA, A, DNSHeader, DNSQuestion, DNSRecord
+from dnslib.bimap import BimapError
+from dnslib.buffer import BufferError as DnslibBufferError
 from dnslib.dns import DNSError
+from dnslib.label import DNSBuffer, DNSLabel
 
 from writ.blocklist import Decision
 from writ.dns.ede import CENSORED, PROHIBITED, ede_option, fit_text
@@ -32,8 +35,10 @@ __all__ = [
     "blocked",
     "edns_of",
     "error",
+    "name_error",
     "parse_request",
     "prohibited",
+    "servfail",
     "steered",
     "truncated",
 ]
@@ -59,14 +64,64 @@ class EdnsInfo:
         return max(512, self.udp_size) if self.present else 512
 
 
-def parse_request(data: bytes) -> DNSRecord | None:
-    """dnslib's parse, with every way hostile bytes can make it fail turned into None."""
+class _Buffer(DNSBuffer):  # type: ignore[misc]
+    """dnslib's buffer without its UTF-8 check on labels.
+
+    RFC 2181 §11: "any binary string whatever can be used as the label of any
+    resource record"; dnslib refuses labels that are not UTF-8, which made
+    names with bytes ≥ 0x80 unanswerable. Pointers must point backwards, as
+    in dnslib (RFC 1035 §4.1.4: a *prior* occurrence), so no loop is possible.
+    """
+
+    def decode_name(self, last: int = -1) -> DNSLabel:
+        labels: list[bytes] = []
+        while True:
+            (length,) = self.unpack("!B")
+            if length & 0xC0 == 0xC0:
+                self.offset: int = self.offset - 1
+                pointer = self.unpack("!H")[0] & 0x3FFF
+                save: int = self.offset
+                if last == save or pointer >= save - 2:
+                    raise DnslibBufferError(f"bad pointer at offset {save - 2}")
+                self.offset = pointer
+                labels.extend(self.decode_name(save).label)
+                self.offset = save
+                return DNSLabel(labels)
+            if length == 0:
+                return DNSLabel(labels)
+            labels.append(bytes(self.get(length)))
+
+
+def _parse(data: bytes) -> DNSRecord:
+    buffer = _Buffer(data)
     try:
-        return DNSRecord.parse(data)
+        header = DNSHeader.parse(buffer)
+        questions = [DNSQuestion.parse(buffer) for _ in range(header.q)]
+        rr = [RR.parse(buffer) for _ in range(header.a)]
+        auth = [RR.parse(buffer) for _ in range(header.auth)]
+        ar = [RR.parse(buffer) for _ in range(header.ar)]
+    except (DnslibBufferError, BimapError) as e:
+        raise DNSError(str(e)) from None
+    return DNSRecord(header, questions, rr, auth=auth, ar=ar)
+
+
+def parse_request(data: bytes) -> DNSRecord | None:
+    """dnslib's parse (labels of any bytes), every way hostile bytes can fail turned into None."""
+    try:
+        return _parse(data)
     except (DNSError, ValueError, IndexError, KeyError, UnicodeError, TypeError, OverflowError):
         return None
-    except Exception:  # dnslib raises BufferError and assorted others  # noqa: BLE001 (hostile bytes must never raise out of the parser)
+    except Exception:  # dnslib raises assorted others  # noqa: BLE001 (hostile bytes must never raise out of the parser)
         return None
+
+
+def name_error(labels: Sequence[bytes]) -> str | None:
+    """Why a question name is illegal (RFC 1035 §2.3.4: labels ≤ 63, names ≤ 255 octets)."""
+    if any(len(label) > 63 for label in labels):
+        return "a label over 63 bytes"
+    if sum(len(label) + 1 for label in labels) + 1 > 255:
+        return "a name over 255 bytes"
+    return None
 
 
 def edns_of(request: DNSRecord) -> EdnsInfo:
@@ -156,6 +211,13 @@ def error(request: DNSRecord, rcode: int, edns: EdnsInfo) -> bytes:
     if edns.present:
         r.add_ar(_opt(edns, ext_rcode=rcode >> 4))
     return bytes(r.pack())
+
+
+def servfail(request: DNSRecord, edns: EdnsInfo, code: int, text: str) -> bytes:
+    """SERVFAIL with an EDE saying why (RFC 8914 §4.23/4.24: 22 no reachable authority,
+    23 network error; 0 other), so an outage is never mistaken for a block."""
+    return _with_ede(_reply(request, RCODE.SERVFAIL), edns, code,
+                     lambda room: text[: max(0, room)], 512)
 
 
 def truncated(request: DNSRecord, edns: EdnsInfo, rcode: int = 0) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
+from writ.audit import Action, Outcome
 from writ.dns.wire import patch_ttls
 
 __all__ = ["AnswerCache", "Entry", "LogLine"]
@@ -26,11 +27,11 @@ FOREVER = float("inf")
 
 
 class LogLine(NamedTuple):
-    """The audit fields of a decision, minus the client."""
+    """The audit fields of a decision, minus the client (writ.audit.recorder.Line)."""
 
     target: str
-    decision: str
-    action: str
+    decision: Outcome
+    action: Action
     orders: tuple[str, ...]
     rule: str | None
     version: str | None
@@ -48,7 +49,7 @@ class Entry:
         ttls: list[tuple[int, int]] | None = None,
     ) -> None:
         self.body = body
-        self.log = log  # None: this answer is not logged (an allow, log_allowed off)
+        self.log = log  # what the recorder gets each time this answer is served
         self.stored = stored
         self.expires = expires
         self.ttls = ttls or []

@@ -17,11 +17,24 @@ from collections.abc import Sequence
 
 from dnslib import EDNSOption
 
-__all__ = ["CENSORED", "OPTION_EDE", "PROHIBITED", "censored_text", "ede_option", "fit_text"]
+__all__ = [
+    "CENSORED",
+    "NETWORK_ERROR",
+    "NO_REACHABLE_AUTHORITY",
+    "OPTION_EDE",
+    "OTHER",
+    "PROHIBITED",
+    "censored_text",
+    "ede_option",
+    "fit_text",
+]
 
 OPTION_EDE = 15
+OTHER = 0
 CENSORED = 16
 PROHIBITED = 18
+NO_REACHABLE_AUTHORITY = 22  # every upstream timed out
+NETWORK_ERROR = 23  # an upstream refused the connection or sent garbage
 _OPTION_OVERHEAD = 4 + 2  # option code + length, INFO-CODE
 
 

@@ -193,8 +193,10 @@ class BatchUdp:
         words, rbuf, rv, nv = self._hwords, self._rbuf, self._rview, self._nview
         sbuf, sv, iov, names = self._sbuf, self._sview, self._iov_words, self._name_words
         server, clients = self.server, self._clients
-        memo, record = server.memo, server.log_decision
+        memo, record, rate = server.memo, server.log_decision, server.rate
         now = server.clock()  # the whole batch arrived by now
+        qps = rate.qps  # writ.dns.limits, inlined: one dict update per datagram
+        counts = rate.window(now) if qps else {}
         slot = self.slot
         sent = 0
         moved = False
@@ -208,6 +210,15 @@ class BatchUdp:
             # ln == slot: maybe cut short (MSG_TRUNC), so the full path judges it. peer[2]:
             # the client ACL, memoised with the address (refusals are the full path's).
             ok = ln < slot and peer[2]
+            if ok and qps:
+                c = counts.get(peer[0], 0) + 1
+                counts[peer[0]] = c
+                if c > qps:
+                    rate.limited += 1
+                    over = rate.reply(rv[o : o + ln].tobytes())
+                    if over is not None:
+                        self._send_one(over, peer[1])
+                    continue
             if ok:
                 # A memo hit (as in DnsServer.answer_fast), written straight into the send
                 # slot: the query's ID, then the prebuilt rest of the answer.
@@ -236,7 +247,10 @@ class BatchUdp:
                 except Exception:  # a bug costs this answer the fast path, not the batch
                     log.exception("writ.dns.fast_path_error client=%s", peer[0])
             if reply is None:
-                server.spawn(self._slow(data, peer))
+                if not server.spawn(self._slow(data, peer)):
+                    shed = server.shed_reply(data)
+                    if shed is not None:
+                        self._send_one(shed, peer[1])
                 continue
             m = len(reply)
             if m > slot:

@@ -9,16 +9,30 @@ Invariants:
 - Failure of every upstream returns None; the caller answers SERVFAIL,
   never NXDOMAIN (a timeout is not evidence that a name does not exist).
 - The last server that answered is tried first next time.
+- At most `max_in_flight` exchanges run at once, each holding one socket, so
+  a flood towards a silent zone cannot take every file descriptor (the store
+  must still be able to re-read the orders). A query arriving when all are
+  busy is shed at once (`Failure.SHED`), not queued: the caller answers
+  SERVFAIL + EDE and counts it.
+- Failure says why: every attempt timed out (TIMEOUT, EDE 22) or the network
+  refused or answered garbage (NETWORK, EDE 23).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import secrets
 import struct
 from collections.abc import Sequence
 
-__all__ = ["Upstream", "build_query"]
+__all__ = ["Failure", "Upstream", "build_query"]
+
+
+class Failure(enum.Enum):
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    SHED = "shed"
 
 _HDR = struct.Struct("!HHHHHH")
 
@@ -59,34 +73,49 @@ def _matches(reply: bytes, want_id: int, question: bytes) -> bool:
 
 
 class Upstream:
-    def __init__(self, servers: Sequence[tuple[str, int]], timeout: float = 2.0) -> None:
+    def __init__(self, servers: Sequence[tuple[str, int]], timeout: float = 2.0,
+                 max_in_flight: int = 512) -> None:
         if not servers:
             raise ValueError("no upstream servers")
         self.servers = list(servers)
         self.timeout = timeout
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self._first = 0
 
-    async def resolve(self, query: bytes) -> bytes | None:
-        """The upstream reply to `query` (its ID is ours, not the client's), or None."""
-        question = _question_of(query)
-        n = len(self.servers)
-        for i in range(n):
-            k = (self._first + i) % n
-            reply = await self._ask(self.servers[k], query, question)
-            if reply is not None:
-                self._first = k
-                return reply
-        return None
+    async def resolve(self, query: bytes) -> bytes | Failure:
+        """The upstream reply to `query` (its ID is ours, not the client's), or why not."""
+        if self.in_flight >= self.max_in_flight:
+            return Failure.SHED
+        self.in_flight += 1
+        try:
+            question = _question_of(query)
+            n = len(self.servers)
+            failure = Failure.TIMEOUT
+            for i in range(n):
+                k = (self._first + i) % n
+                reply = await self._ask(self.servers[k], query, question)
+                if isinstance(reply, bytes):
+                    self._first = k
+                    return reply
+                if reply is Failure.NETWORK:
+                    failure = reply
+            return failure
+        finally:
+            self.in_flight -= 1
 
-    async def _ask(self, server: tuple[str, int], query: bytes, question: bytes) -> bytes | None:
+    async def _ask(self, server: tuple[str, int], query: bytes,
+                   question: bytes) -> bytes | Failure:
         qid = secrets.randbits(16)
         q = struct.pack("!H", qid) + query[2:]
         try:
             reply = await asyncio.wait_for(self._udp(server, q, qid, question), self.timeout)
             if reply[2] & 0x02:  # TC: RFC 7766 §5, retry over TCP
                 reply = await asyncio.wait_for(self._tcp(server, q, qid, question), self.timeout)
-        except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, ValueError):
-            return None
+        except TimeoutError:
+            return Failure.TIMEOUT
+        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError):
+            return Failure.NETWORK
         return reply
 
     @staticmethod

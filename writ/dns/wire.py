@@ -8,10 +8,15 @@ Invariants:
 - Nothing here raises on hostile input: every offset is checked against the
   length before use, and name walking is bounded (pointers must point
   backwards, RFC 1035 §4.1.4 says they point to a *prior* occurrence).
-- Cache keys are the question as it is on the wire, lowercased (length bytes
-  are ≤ 63 so `bytes.lower()` only touches letters), plus the RD/CD bits and
-  the EDNS state (none / OPT / OPT+DO): two queries with one key always get
-  the same answer body.
+- Cache keys are the question as it is on the wire with its NAME lowercased
+  (length bytes are ≤ 63 so `bytes.lower()` only touches letters) and its
+  QTYPE/QCLASS bytes as they are (lowercasing those made HTTPS (0x41) and
+  TYPE97 (0x61) one key), plus the RD/CD bits and the EDNS state (none / OPT /
+  OPT+DO): two queries with one key always get the same answer body.
+- Upstream data is sanitised before anyone sees it (`clean_reply`): AA is
+  cleared (we are not the authority), a TTL with the high bit set is 0
+  (RFC 2181 §8: "treated as if the entire value received was zero") and every
+  TTL is capped at the policy's max_ttl.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ __all__ = [
     "TYPE_OPT",
     "Query",
     "add_opt",
+    "clean_reply",
     "header_reply",
+    "opt_record",
     "parse_query",
     "patch_ttls",
+    "plain_reply",
     "record_ttls",
 ]
 
@@ -97,7 +105,7 @@ def parse_query(data: bytes) -> Query | None:  # noqa: PLR0911 (one early return
     elif qend != n:
         return None
     state = 2 if do else 1 if edns else 0
-    key = data[12:qend].lower() + bytes(((flags & 0x0110) >> 4, state))
+    key = data[12:pos].lower() + data[pos:qend] + bytes(((flags & 0x0110) >> 4, state))
     if qclass != 1:
         return None
     return Query(qid, flags, qtype, qend, key, edns, do, udp_size)
@@ -192,3 +200,39 @@ def add_opt(msg: bytes, do: bool, udp_size: int = 1232) -> bytes:
     opt = _OPT.pack(0, TYPE_OPT, udp_size, 0x8000 if do else 0, 0)
     return msg[:10] + struct.pack("!H", ar + 1) + msg[12:] + opt
 
+
+
+def _ttl(ttl: int, max_ttl: int) -> int:
+    return 0 if ttl & 0x80000000 else min(ttl, max_ttl)  # RFC 2181 §8
+
+
+def clean_reply(msg: bytes, max_ttl: int,
+                ) -> tuple[bytes, list[tuple[int, int]], int | None, int] | None:
+    """`msg` with AA cleared and TTLs sanitised: (msg, ttls, negative TTL, rcode), or None."""
+    walk = record_ttls(msg)
+    if walk is None:
+        return None
+    ttls, neg, rcode = walk
+    out = bytearray(msg)
+    out[2] &= 0xFB  # AA: we forward, we are not the authority
+    clean = []
+    for off, ttl in ttls:
+        t = _ttl(ttl, max_ttl)
+        if t != ttl:
+            _TTL.pack_into(out, off, t)
+        clean.append((off, t))
+    return bytes(out), clean, None if neg is None else _ttl(neg, max_ttl), rcode
+
+
+def plain_reply(data: bytes, q: Query, flags: int, opt: bytes = b"") -> bytes:
+    """A reply to the plain query `data` holding its question only (its letter case echoed).
+
+    `flags`: the reply's own bits (TC, rcode); QR, RA, and the query's RD/CD are set
+    here. `opt`: the OPT record, when the query had one (RFC 6891 §7).
+    """
+    f = 0x8080 | (q.flags & 0x0110) | flags
+    return _HDR.pack(q.qid, f, 1, 0, 0, 1 if opt else 0) + data[12 : q.qend] + opt
+
+
+def opt_record(do: bool, options: bytes = b"", udp_size: int = 1232) -> bytes:
+    return _OPT.pack(0, TYPE_OPT, udp_size, 0x8000 if do else 0, len(options)) + options

@@ -1,14 +1,19 @@
-"""Running the resolver: one event loop, or N processes on one SO_REUSEPORT port.
+"""The process side of `writ dns --workers N`: N processes on one SO_REUSEPORT port.
+
+What runs in each worker is a DNS-only node that writ.node builds (the one
+wiring point, docs/design.md §4); this module only forks, supervises and
+carries records: it knows no store, no holder, no policy.
 
 Invariants:
 - Worker processes are forked before the parent starts any thread (the
   audit writer is one), so no child inherits a lock held by a thread that
   does not exist in it.
-- With workers, decisions reach ONE audit writer: each worker's sink puts
-  batches of records on a multiprocessing queue the parent drains into the
-  real sink, so a node writes one chain per audit path. A batch leaves a
-  worker within `QueueSink.interval` (50 ms) of its first record, and on
-  shutdown; records keep the worker's decision time.
+- With workers, decisions reach ONE audit writer: each worker's recorder
+  (writ.audit.Recorder: counted, filtered there) gives the records it keeps
+  to a QueueSink, which puts batches on a multiprocessing queue the parent
+  drains into its AuditLog, so a node writes one chain per audit path. A
+  batch leaves a worker within `QueueSink.interval` (50 ms) of its first
+  record, and on shutdown; records keep the worker's decision time.
 - SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
   parent then waits for its workers and flushes the log.
 - Port 0 with several workers is resolved to one concrete port first, or
@@ -27,56 +32,39 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from writ.audit import DecisionSink
-from writ.dns.cache import LogLine
-from writ.dns.server import DnsServer
-from writ.dns.transport import Listeners
+from writ.audit import Record, RecordSink
 from writ.endpoints import format_endpoint
-from writ.loop import run as run_event_loop
-from writ.policies import Policy
 
-__all__ = ["QueueSink", "run_node", "serve"]
+__all__ = ["QueueSink", "pin_ports", "run_workers"]
 
 Address = tuple[str, int]
-# (ts, component, client, target, decision, action, orders, rule, blocklist_version)
-Item = tuple[float, str, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
-# (ts, client, *LogLine) from record_line
-LineItem = tuple[float, str, str, str, str, tuple[str, ...], "str | None", "str | None"]
+# serve(sink, ready): run one worker's resolver until SIGTERM, calling ready() once it listens
+ServeOne = Callable[["QueueSink", Callable[[], None]], None]
+_as_record = tuple.__new__  # a received plain tuple typed as the Record it was
 
 
 class QueueSink:
     """A worker's sink: collects records and forwards them to the parent's writer in batches.
 
-    `record()` is one tuple append on the event loop's thread; a batch goes
+    `enqueue()` is one tuple append on the event loop's thread; a batch goes
     out (one pickle, one pipe write, by the queue's feeder thread) when it
     reaches `max_batch` records or `interval` seconds after its first record.
-    Each record keeps the worker's own decision time.
+    Each record keeps the worker's own decision time. Records travel as plain
+    tuples: those pickle in C, a NamedTuple through Python (~5 µs a record).
     """
 
     def __init__(self, queue: Any, max_batch: int = 1024, interval: float = 0.05) -> None:
         self.queue = queue
         self.max_batch = max_batch
         self.interval = interval
-        self._buf: list[Item | LineItem] = []
+        self._buf: list[Record] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def record(self, *, component: str, client: str, target: str, decision: str, action: str,
-               orders: Sequence[str], rule: str | None, blocklist_version: str | None) -> None:
+    def enqueue(self, record: Record) -> None:
         buf = self._buf
-        buf.append((time.time(), component, client, target, decision, action, tuple(orders),
-                    rule, blocklist_version))
-        if len(buf) >= self.max_batch:
-            self.flush()
-        elif self._timer is None:
-            self._arm()
-
-    def record_line(self, client: str, line: LogLine) -> None:
-        """record() for the resolver's hot path: the decision's fields as they are cached."""
-        buf = self._buf
-        buf.append((time.time(), client, *line))  # a plain tuple pickles in C; a LogLine not
+        buf.append(record)
         if len(buf) >= self.max_batch:
             self.flush()
         elif self._timer is None:
@@ -97,75 +85,18 @@ class QueueSink:
     def flush(self) -> None:
         if self._buf:
             batch, self._buf = self._buf, []
-            self.queue.put(batch)
+            self.queue.put(list(map(tuple, batch)))  # plain tuples (see above)
 
 
-def _expand(item: LineItem) -> Item:
-    ts, client, target, decision, action, orders, rule, version = item
-    return (ts, "dns", client, target, decision, action, orders, rule, version)
-
-
-def _drain(queue: Any, sink: DecisionSink) -> None:
-    # AuditLog.enqueue keeps the worker's decision time; any other sink stamps its own.
-    enqueue = getattr(sink, "enqueue", None)
+def _drain(queue: Any, sink: RecordSink) -> None:
+    """The parent's end: every record the workers kept, in their decision time."""
+    enqueue = sink.enqueue
     while (batch := queue.get()) is not None:
-        for it in batch:
-            item: Item = it if len(it) == 9 else _expand(it)
-            if enqueue is not None:
-                enqueue(item)
-                continue
-            _, c, client, target, decision, action, orders, rule, version = item
-            sink.record(component=c, client=client, target=target, decision=decision,
-                        action=action, orders=orders, rule=rule, blocklist_version=version)
+        for item in batch:
+            enqueue(_as_record(Record, item))
 
 
-async def serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917 (the worker passes them in order)
-                reuse_port: bool = False, announce: bool = True,
-                ready: Callable[[], None] | None = None,
-                open_store: Callable[[], Any] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT.
-
-    `open_store()` (if given) returns the store that keeps `holder` current in
-    this process: each worker follows the folder or the Redis replica itself,
-    and the store's ticker switches at every effective/expires instant. Without
-    a store, `holder.tick()` runs here every second instead."""
-    store = open_store() if open_store is not None else None
-    if store is not None:
-        await store.start(holder)
-    try:
-        await _serve(holder, policy, sink, listen, reuse_port, announce, ready,
-                     tick=store is None)
-    finally:
-        if store is not None:
-            await store.stop()
-
-
-async def _serve(holder: Any, policy: Policy, sink: DecisionSink, listen: Sequence[Address],  # noqa: PLR0917
-                 reuse_port: bool, announce: bool, ready: Callable[[], None] | None,
-                 *, tick: bool) -> None:
-    server = DnsServer(holder, policy, sink)
-    listeners = Listeners(server)
-    await listeners.start(listen, reuse_port=reuse_port)
-    if ready is not None:
-        ready()
-    if announce:
-        for host, port in listeners.addresses:
-            print(f"writ dns: listening on {format_endpoint(host, port)} (udp, tcp)",
-                  file=sys.stderr, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            if tick:
-                holder.tick(datetime.now(UTC))
-    await listeners.stop()
-
-
-def _pin_ports(listen: Sequence[Address]) -> list[Address]:
+def pin_ports(listen: Sequence[Address]) -> list[Address]:
     out = []
     for host, want in listen:
         port = want
@@ -178,15 +109,16 @@ def _pin_ports(listen: Sequence[Address]) -> list[Address]:
     return out
 
 
-def _worker(holder: Any, policy: Policy, queue: Any, listen: list[Address], ready: Any,  # noqa: PLR0917
-            open_store: Callable[[], Any] | None) -> None:
+def _worker(serve: ServeOne, queue: Any, ready: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     sink = QueueSink(queue)
     try:
-        run_event_loop(serve(holder, policy, sink, listen, True, False, ready.release,
-                             open_store))
+        serve(sink, ready.release)
     except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
         print(f"writ dns: cannot listen: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - a worker that cannot start says why, then exits
+        print(f"writ dns: cannot start: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
     finally:
         sink.flush()  # the queue's feeder thread delivers it before the process exits
@@ -204,27 +136,21 @@ def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int
     return started
 
 
-def run_node(holder: Any, policy: Policy, listen: Sequence[Address], workers: int,  # noqa: PLR0917
-             open_sink: Callable[[], tuple[DecisionSink, Callable[[], None]]],
-             open_store: Callable[[], Any] | None = None) -> int:
-    """Run the resolver; `open_sink()` → (sink, close) is called after forking, and
-    `open_store()` (if given) in each worker, on its own event loop."""
-    # The blocklist is loaded: move it out of the collector's sight. Full collections
-    # then skip its millions of objects, and forked workers share its pages longer.
+def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
+                open_sink: Callable[[], tuple[RecordSink, Callable[[], None]]]) -> int:
+    """Fork `workers` processes that each run `serve(sink, ready)` (writ.node builds
+    it: a DNS-only node whose recorder's sink is the worker's QueueSink), then open
+    the one real sink (`open_sink()` -> (sink, close)) in this process and drain
+    every worker's records into it until SIGTERM/SIGINT or a worker dies.
+    `listen` must be concrete ports (see pin_ports)."""
+    # Whatever is loaded now is shared with the workers: move it out of the
+    # collector's sight, so full collections skip it and pages stay shared longer.
     gc.collect()
     gc.freeze()
-    if workers <= 1:
-        sink, close = open_sink()
-        try:
-            run_event_loop(serve(holder, policy, sink, listen, open_store=open_store))
-        finally:
-            close()
-        return 0
-    listen = _pin_ports(listen)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     ready = ctx.Semaphore(0)
-    procs = [ctx.Process(target=_worker, args=(holder, policy, queue, listen, ready, open_store),
+    procs = [ctx.Process(target=_worker, args=(serve, queue, ready),
                          name=f"writ-dns-{i}", daemon=True) for i in range(workers)]
     for p in procs:
         p.start()

@@ -12,7 +12,7 @@ Invariants:
   `zz` for the compressed zero run: `48.zz.db8.2001.rpz-ip`): an answer
   holding such an address gets the zone's action, as writ's resolver does.
 - Hosts that only have URL rules are NOT triggers — DNS must not block a
-  host for one video (DESIGN §3) — they are listed in comments only.
+  host for one video (docs/design.md §3) — they are listed in comments only.
 - Provenance (order ids, courts, cases) goes in `;` comments, never in
   records: every owner name in an RPZ zone is a QNAME trigger, so a TXT
   record under e.g. `orders.name` would itself block `orders.name` (not part

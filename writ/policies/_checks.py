@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -195,13 +195,38 @@ def network(value: object) -> Network:
             raise BadValueError(f"{value!r} has host bits set; did you mean {fixed}?") from None
         raise BadValueError(f"expected a network like 192.0.2.0/24, got {value!r}") from None
     if net.prefixlen == 0:
-        # DESIGN §4: only networks the policy allows may query (no open resolver).
+        # docs/design.md §4: only networks the policy allows may query (no open resolver).
         raise BadValueError(
             f"{net} would make an open resolver; list the client networks you serve"
         )
     return net
 
 
+# Addresses no subscriber of a public resolver would query from (RFC 6890 special-purpose
+# ranges): private, shared, loopback, link-local, documentation, multicast, reserved.
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3", "2001:db8::/32"))
+_PUBLIC_ROOT = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("2000::/3")}
+
+
+def _overlap(a: Network, b: Network) -> int:
+    if a.version != b.version:
+        return 0
+    if a.subnet_of(b):  # type: ignore[arg-type]
+        return a.num_addresses
+    if b.subnet_of(a):  # type: ignore[arg-type]
+        return b.num_addresses
+    return 0
+
+
+def public_addresses(nets: Sequence[Network], version: int) -> int:
+    """How many public unicast addresses of IP `version` the union of `nets` covers."""
+    mine = [n for n in nets if n.version == version]
+    union = list(ipaddress.collapse_addresses(mine))  # type: ignore[type-var]  # one version at a time
+    root = _PUBLIC_ROOT[version]
+    return sum(_overlap(n, root) - sum(_overlap(n, x) for x in _NOT_PUBLIC) for n in union)
 def ip_range(value: object) -> str:
     """A prefix (or one address) the ip collateral guard allows: its canonical text."""
     from writ.blocklist.ipaddr import IpError, canonical_ip

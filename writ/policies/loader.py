@@ -30,8 +30,10 @@ from writ.policies.model import (
     DnsPolicy,
     FailMode,
     IpPolicy,
+    OverLimit,
     Policy,
     ProxyPolicy,
+    PublishPolicy,
     TlsMode,
     TrustPolicy,
     UrlRuleMode,
@@ -71,6 +73,17 @@ _DNS: dict[str, _Key] = {
     "upstream_timeout": _Key(c.seconds),
     "cache_size": _Key(c.integer(0)),
     "workers": _Key(c.integer(1, 64)),
+    "max_ttl": _Key(c.integer(0, 604800)),
+    "max_udp_size": _Key(c.integer(512, 4096)),
+    "client_qps": _Key(c.integer(0)),
+    "over_limit": _Key(c.enum(OverLimit)),
+    "client_tcp_conns": _Key(c.integer(1)),
+    "max_tcp_conns": _Key(c.integer(1)),
+    "tcp_idle": _Key(c.seconds),
+    "tcp_unsent_bytes": _Key(c.integer(4096)),
+    "upstream_queries": _Key(c.integer(1, 65536)),
+    "max_public_prefix_v4": _Key(c.integer(1, 32)),
+    "max_public_prefix_v6": _Key(c.integer(1, 128)),
 }
 _PROXY: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
@@ -98,6 +111,10 @@ _AUDIT: dict[str, _Key] = {
     "checkpoint_file": _Key(c.text),
     "checkpoint_push_file": _Key(c.optional(c.text)),
     "checkpoint_push_redis": _Key(c.boolean),
+    "on_failure": _Key(c.choice("enforce", "fail")),
+}
+_PUBLISH: dict[str, _Key] = {
+    "max_removed_acts": _Key(c.integer(0)),
 }
 _TRUST: dict[str, _Key] = {
     "keyring": _Key(c.optional(c.text)),
@@ -113,6 +130,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "web": (WebPolicy, _WEB),
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
+    "publish": (PublishPolicy, _PUBLISH),
     "ip": (IpPolicy, _IP),
 }
 _TOP: dict[str, _Key] = {
@@ -238,6 +256,17 @@ class _Reader:
         if not d.allow_clients:
             self.error(at("dns.allow_clients"), "dns.allow_clients",
                        "empty: no client could query; list the networks you serve")
+        # docs/design.md: no open resolver. Judged on the union: 0.0.0.0/1 + 128.0.0.0/1
+        # is 0.0.0.0/0 by another name.
+        for version, bits, key in ((4, 32, "max_public_prefix_v4"),
+                                   (6, 128, "max_public_prefix_v6")):
+            prefix = getattr(d, key)
+            n = c.public_addresses(d.allow_clients, version)
+            if n > 2 ** (bits - prefix):
+                self.error(at("dns.allow_clients"), "dns.allow_clients",
+                           f"together these networks admit {n:,} public IPv{version} addresses,"
+                           f" more than one /{prefix} (dns.{key}): that is an open resolver;"
+                           " list the client networks you serve")
         if d.action is DnsAction.SINKHOLE and not (d.sinkhole_ipv4 or d.sinkhole_ipv6):
             self.error(at("dns.action"), "dns.action",
                        "sinkhole needs dns.sinkhole_ipv4 or dns.sinkhole_ipv6 addresses")

@@ -21,8 +21,10 @@ __all__ = [
     "DnsPolicy",
     "FailMode",
     "IpPolicy",
+    "OverLimit",
     "Policy",
     "ProxyPolicy",
+    "PublishPolicy",
     "TlsMode",
     "TrustPolicy",
     "UrlRuleMode",
@@ -39,6 +41,12 @@ class DnsAction(StrEnum):
 class UrlRuleMode(StrEnum):
     PASS = "pass"  # noqa: S105 -- not a password; resolve hosts with only URL rules normally
     STEER = "steer"  # answer the proxy's addresses so the URL filter sees the traffic
+
+
+class OverLimit(StrEnum):
+    TRUNCATE = "truncate"  # TC=1 with the question: a real client retries over TCP
+    REFUSED = "refused"
+    DROP = "drop"  # no answer at all
 
 
 class TlsMode(StrEnum):
@@ -80,6 +88,18 @@ class DnsPolicy:
     upstream_timeout: float = 2.0
     cache_size: int = 100_000
     workers: int = 1
+    # Limits against hostile clients and upstreams (docs/operator.md, "DNS limits").
+    max_ttl: int = 86400  # upstream TTLs are capped here (Unbound cache-max-ttl)
+    max_udp_size: int = 1232  # largest UDP answer, whatever a client advertises
+    client_qps: int = 1000  # UDP queries a second per client address; 0: no limit
+    over_limit: OverLimit = OverLimit.TRUNCATE  # what a client over client_qps gets
+    client_tcp_conns: int = 32  # open TCP connections per client address
+    max_tcp_conns: int = 1000  # open TCP connections in all (per worker)
+    tcp_idle: float = 10.0  # seconds a TCP connection may sit idle (or unread)
+    tcp_unsent_bytes: int = 65536  # answers waiting for a client that does not read
+    upstream_queries: int = 512  # upstream exchanges in flight (each holds a socket)
+    max_public_prefix_v4: int = 8  # allow_clients may cover at most one /8 of public IPv4
+    max_public_prefix_v6: int = 32  # … and at most one /32 of public IPv6
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +136,17 @@ class AuditPolicy:
     checkpoint_file: str = "state/audit/checkpoints.log"
     checkpoint_push_file: str | None = None  # a second copy, e.g. on a mount the auditor owns
     checkpoint_push_redis: bool = False  # also push to Redis under the writ prefix (with --redis)
+    # When the writer cannot write: keep enforcing (decisions counted as dropped,
+    # /readyz failing) or stop the node (SIGTERM to itself). docs/operator.md.
+    on_failure: str = "enforce"  # enforce | fail
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPolicy:
+    # `writ orders apply` refuses, without --allow-removals, a set that removes
+    # more acts than this from the live version, or that is empty while the live
+    # one is not: a wrong folder must not lift every block (docs/regulator.md).
+    max_removed_acts: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +184,5 @@ class Policy:
     web: WebPolicy = field(default_factory=WebPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     trust: TrustPolicy = field(default_factory=TrustPolicy)
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
     ip: IpPolicy = field(default_factory=IpPolicy)

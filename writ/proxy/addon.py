@@ -1,4 +1,4 @@
-"""The mitmproxy addon enforcing the blocklist over HTTP (DESIGN §4 HTTP).
+"""The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md §4 HTTP).
 
 Thin hooks around pure parts: `judge` decides, `writ.blockpage` renders.
 
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from mitmproxy import connection, ctx, exceptions, http, tls
 from OpenSSL import SSL
 
-from writ.audit import DecisionSink
+from writ.audit import Action, Component, Outcome, Recorder, RecordSink
 from writ.blocklist import CanonError, Decision, Index, Verdict
 from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_page
 from writ.metrics import Metrics
@@ -111,15 +111,16 @@ class WritAddon:
     with nothing: then the `writ_*` options say where the orders live."""
 
     def __init__(self, holder: Any = None, policy: Policy | None = None,
-                 sink: DecisionSink | None = None, metrics: Metrics | None = None,
+                 sink: RecordSink | None = None, metrics: Metrics | None = None,
                  steer: dict[str, SteerKind] | None = None) -> None:
         self.holder = holder  # a BlocklistHolder: `.index` read per request
         self.steer = steer or {}  # mode spec -> kind of the steer listeners (writ.proxy.steer)
         # Where steered TLS goes on the host named by SNI: 443 (tests use a free port).
         self.steer_tls_port = DEFAULT_PORT[SteerKind.TLS]
         self.policy = policy or Policy()
-        self.sink = sink
         self.metrics = metrics or Metrics()
+        self.recorder = Recorder(sink, log_allowed=self.policy.audit.log_allowed,
+                                 metrics=self.metrics)
         self._given = holder is not None  # built by writ: ignore the writ_* options
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
         self._own_log: Any = None  # the AuditLog opened under `mitmdump -s`
@@ -172,7 +173,8 @@ class WritAddon:
             raise _options_error(f"writ_audit_log: {e}") from None
         if self._own_log is not None:
             self._own_log.close()
-        self.holder, self.policy, self.sink, self._own_log = holder, policy, log_, log_
+        self.holder, self.policy, self._own_log = holder, policy, log_
+        self.recorder = Recorder(log_, log_allowed=policy.audit.log_allowed, metrics=self.metrics)
         self._open_steer_listeners(policy)
         # A million rules are a million long-lived objects: keep the cyclic GC
         # from walking them again and again (it would stall requests).
@@ -220,15 +222,11 @@ class WritAddon:
 
     # -- recording ---------------------------------------------------------
 
-    def _record(self, client: str, target: str, decision: str, action: str,
-                *, d: Decision | None = None, version: str | None = None) -> None:
+    def _record(self, client: str, target: str | Callable[[], str], decision: str,
+                action: str, *, d: Decision | None = None, version: str | None = None) -> None:
         orders: Sequence[str] = d.orders if d is not None else ()
-        self.metrics.count("http", decision, action, orders)
-        if self.sink is None or (decision == "allow" and not self.policy.audit.log_allowed):
-            return
-        self.sink.record(component="http", client=client, target=target, decision=decision,
-                         action=action, orders=orders, rule=d.rule if d is not None else None,
-                         blocklist_version=version)
+        self.recorder.decided(Component.HTTP, client, target, Outcome(decision), Action(action),
+                              orders, d.rule if d is not None else None, version)
 
     def _index(self) -> Index | None:
         return self.holder.index if self.holder is not None else None
@@ -272,11 +270,8 @@ class WritAddon:
         if req.method not in _BODYLESS and _upload_streams(req.headers):
             req.stream = True  # large upload: forward as it arrives
         # The common case stays cheap: no target string unless it is recorded.
-        if self.sink is None or not self.policy.audit.log_allowed:
-            self.metrics.count("http", "allow", "pass", d.orders)
-        else:
-            self._record(_client(flow.client_conn), _target(req), "allow", "pass", d=d,
-                         version=index.version)
+        self._record(_client(flow.client_conn), lambda: _target(req), "allow", "pass", d=d,
+                     version=index.version)
 
     def _block(self, flow: http.HTTPFlow, d: Decision, index: Index) -> None:
         """451 with the block page for the request's URL, and its record."""

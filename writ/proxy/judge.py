@@ -1,4 +1,4 @@
-"""Judging one request on every name it carries (DESIGN §4 HTTP).
+"""Judging one request on every name it carries (docs/design.md §4 HTTP).
 
 Pure: an Index and strings in, a Decision out. The addon feeds it the
 request-target's host, the Host header and the TLS SNI.

@@ -31,7 +31,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
-from writ.audit import DecisionSink
+from writ.audit import RecordSink
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import split_hostport
 from writ.metrics import Metrics
@@ -89,7 +89,7 @@ class ProxyHandle:
 async def run_proxy(
     holder: BlocklistHolder,
     policy: Policy,
-    sink: DecisionSink | None,
+    sink: RecordSink | None,
     *,
     listen: str | None = None,
     mode: str | None = None,

@@ -25,19 +25,17 @@ def load_policy_file(path: str | None) -> Policy:
 def open_holder_for(orders: str | None, redis_url: str | None,
                     policy: Policy) -> BlocklistHolder:
     """The node's holder for one store (`--orders DIR` or `--redis URL`)."""
-    from writ.node import open_holder
+    from writ.blocklist.stores import load_holder
 
-    return open_holder(Path(orders) if orders else None, redis_url, policy)
+    return load_holder(Path(orders) if orders else None, redis_url, tz=policy.timezone,
+                       limits=policy.ip.limits())
 
 
 def open_audit_log(path: str | None, policy: Policy, redis_url: str | None = None) -> AuditLog:
     """The node's started decision log at `path` (None: the policy's audit path),
     with the policy's off-box checkpoint copies. The caller closes it on
     shutdown (that seals the file)."""
-    from writ.node import open_audit_log, with_audit_path
-
-    log: AuditLog = open_audit_log(with_audit_path(policy, path), redis_url, "writ")
-    return log
+    return AuditLog.from_policy(policy, path=path, redis_url=redis_url).start()
 
 
 async def follow(holder: BlocklistHolder, orders: str | None, redis_url: str | None,
@@ -50,6 +48,6 @@ async def follow(holder: BlocklistHolder, orders: str | None, redis_url: str | N
     from writ.blocklist.stores import open_store
 
     store = open_store(Path(orders) if orders else None, redis_url, state_dir=state_dir,
-                       tz=ZoneInfo(policy.timezone))
+                       tz=ZoneInfo(policy.timezone), limits=policy.ip.limits())
     await store.start(holder)
     return store

@@ -1,4 +1,4 @@
-"""Steer listeners: where DNS-steered clients land (DESIGN §4, docs/operator.md §4).
+"""Steer listeners: where DNS-steered clients land (docs/design.md §4, docs/operator.md §4).
 
 With `dns.url_rules: steer` the resolver answers a host that has only URL
 rules with the proxy's addresses. Those clients do not speak to a proxy: they

@@ -143,12 +143,19 @@ def _store_detail(app: web.Application) -> dict[str, Any]:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready once a blocklist is in force. A stale one (Redis unreachable, a disk
-    copy after a restart) is still enforced, so still ready — and says so."""
+    """Ready once a blocklist is in force and its decisions can be recorded. A stale
+    one (Redis unreachable, a disk copy after a restart) is still enforced, so still
+    ready — and says so. An audit writer that cannot write (stats `writer_ok` 0)
+    is not ready: decisions would go unrecorded (docs/operator.md)."""
     index = request.app[HOLDER].index
     store = _store_detail(request.app)
     if index is None:
         return _json({"ready": False, "detail": "no blocklist loaded yet", "store": store}, 503)
+    stats: Any = request.app[SINK_STATS]
+    if stats is not None and not stats().get("writer_ok", 1):
+        return _json({"ready": False, "store": store,
+                      "detail": "the audit log cannot be written: decisions are not recorded "
+                                "(see writ_audit_write_errors and the node's log)"}, 503)
     return _json({"ready": True, "blocklist_version": index.version, "rules": len(index),
                   "stale": bool(store.get("stale")), "store": store})
 

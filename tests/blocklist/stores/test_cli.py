@@ -97,3 +97,90 @@ def test_bad_invocations_exit_2(orders: Path, capsys: pytest.CaptureFixture[str]
     assert writ(capsys, "orders", "apply", str(orders))[0] == 2
     assert writ(capsys, "orders", "apply", str(orders), "--redis", "http://x.example")[0] == 2
     assert writ(capsys, "orders", "apply", "/nonexistent", "--redis", "redis://127.0.0.1:1")[0] == 2
+
+
+def _live_blob(redis_url: str) -> tuple[str, bytes | None, bytes | None]:
+    import hashlib
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        vid = client.get("{writ}:current").decode()  # type: ignore[union-attr]
+        data, sha = client.hmget(f"{{writ}}:version:{vid}", ["data", "sha256"])
+    finally:
+        client.close()
+    ok = data is not None and sha is not None and hashlib.sha256(data).hexdigest() == sha.decode()
+    return vid, data if ok else None, sha
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_apply_republishes_a_missing_or_corrupt_live_version(
+        orders: Path, redis_url: str, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    import redis
+
+    writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
+    vid, data, _ = _live_blob(redis_url)
+    assert data is not None
+    client = redis.Redis.from_url(redis_url)
+    if damage == "delete":
+        client.delete(f"{{writ}}:version:{vid}")
+    else:
+        client.hset(f"{{writ}}:version:{vid}", "data", bytes([data[0] ^ 1]) + data[1:])
+    client.close()
+    assert _live_blob(redis_url)[1] is None
+    code, out, err = writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
+    assert code == 0, err
+    assert out.startswith("repaired"), out
+    again, fixed, _ = _live_blob(redis_url)
+    assert again == vid
+    assert fixed == data
+    code, out, _ = writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
+    assert out.startswith("no change")
+
+
+@pytest.mark.parametrize("live", ["readable", "deleted"])
+def test_apply_of_an_empty_folder_needs_allow_removals(
+        orders: Path, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        live: str) -> None:
+    import redis
+
+    writ(capsys, "orders", "apply", str(orders), "--redis", redis_url)
+    if live == "deleted":  # what it holds cannot be read: an empty set is still too much
+        vid, _, _ = _live_blob(redis_url)
+        client = redis.Redis.from_url(redis_url)
+        client.delete(f"{{writ}}:version:{vid}")
+        client.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = writ(capsys, "orders", "apply", str(empty), "--redis", redis_url)
+    assert code == 1
+    assert "no act" in err
+    assert "--allow-removals" in err
+    assert "nothing was changed" in err
+    code, out, err = writ(capsys, "orders", "apply", str(empty), "--redis", redis_url,
+                          "--allow-removals")
+    assert code == 0, err
+    assert "published version" in out
+
+
+def test_apply_removing_more_acts_than_the_policy_allows_needs_allow_removals(
+        redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "many"
+    for i in range(4):
+        write(d / f"o{i}.yaml", f"id: M-{i}\ncourt: C\ncase: \"{i}\"\nissued: 2020-01-01\n"
+                                f"targets:\n  - domain: m{i}.example\n")
+    writ(capsys, "orders", "apply", str(d), "--redis", redis_url)
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("publish:\n  max_removed_acts: 2\n")
+    for i in range(3):
+        (d / f"o{i}.yaml").unlink()
+    code, _, err = writ(capsys, "orders", "apply", str(d), "--redis", redis_url,
+                        "--policy", str(pol))
+    assert code == 1
+    assert "3 acts would be removed" in err
+    assert "M-0, M-1, M-2" in err
+    code, out, _ = writ(capsys, "orders", "apply", str(d), "--redis", redis_url,
+                        "--policy", str(pol), "--allow-removals")
+    assert code == 0
+    assert "removed -M-0, -M-1, -M-2" in out

@@ -181,3 +181,34 @@ async def test_nodes_switch_at_an_instant_without_a_republish(registry: Registry
     await wait_for(lambda: blocks(holder, "later.example"), timeout=3)
     assert datetime.now(UTC) >= soon
     assert not blocks(holder, "brief.example")
+
+
+async def test_a_node_that_refused_a_missing_live_version_takes_it_once_repaired(
+        registry: Registry, nodes) -> None:  # type: ignore[no-untyped-def]
+    from writ.blocklist.stores import repair
+
+    live = Blocklist([block("A", "a.example")])
+    vid = await put(registry, *live.acts)
+    await registry.client.delete(registry.keys.version(vid))
+    store, holder = await nodes(state="fresh", poll_interval=0.2)  # no disk copy
+    assert holder.index is None
+    assert not store.status().ready
+    assert await repair(registry, live, by="tester@test")
+    await wait_for(lambda: version(holder) == vid, timeout=5)
+    assert blocks(holder, "x.a.example")
+    assert not store.status().stale
+
+
+async def test_a_running_node_says_when_the_live_versions_stored_copy_is_gone(
+        registry: Registry, nodes) -> None:  # type: ignore[no-untyped-def]
+    """It still enforces the live version (not stale), but a node starting now
+    could not load it: the operator hears of it on /readyz (store.last_error)."""
+    vid = await put(registry, block("A", "a.example"))
+    store, holder = await nodes(state="running", poll_interval=0.1)
+    assert version(holder) == vid
+    await registry.client.delete(registry.keys.version(vid))
+    await wait_for(lambda: store.status().last_error is not None, timeout=5)
+    st = store.status()
+    assert not st.stale
+    assert "writ orders apply" in (st.last_error or "")
+    assert vid in (st.last_error or "")

@@ -19,8 +19,9 @@ Both stores implement the `Store` protocol:
 Each store runs its own `Ticker`, which calls `holder.tick(now)` at every
 `effective`/`expires` instant, so the node needs no separate timer.
 
-One-shot reads (explain, export): `read_published(url, prefix) -> Blocklist`
-(raises PublishedError with a user-facing message).
+One-shot reads (explain, export, `mitmdump -s`): `read_blocklist(orders, redis_url)`
+and `load_holder(...)` (source.py; SourceError / InvalidOrdersError with
+user-facing messages), `read_published(url, prefix) -> Blocklist` (PublishedError).
 
 Publishing (`writ orders apply/diff/history/rollback`) goes through `Registry`,
 which owns the Redis key layout (see registry.py).
@@ -35,18 +36,31 @@ from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, rule_changes
-from writ.blocklist.stores.connection import connect, redact
+from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
-from writ.blocklist.stores.publishing import Published, publish, rollback
+from writ.blocklist.stores.publishing import (
+    Published,
+    SwitchUncertainError,
+    publish,
+    repair,
+    rollback,
+)
 from writ.blocklist.stores.registry import ConflictError, Keys, Registry
 from writ.blocklist.stores.replica import RedisStore
+from writ.blocklist.stores.source import (
+    InvalidOrdersError,
+    SourceError,
+    load_holder,
+    read_blocklist,
+)
 
 __all__ = [
     "ActChanges",
     "ConflictError",
     "EmbeddedStore",
+    "InvalidOrdersError",
     "Keys",
     "LocalCache",
     "Published",
@@ -54,17 +68,23 @@ __all__ = [
     "RedisStore",
     "Registry",
     "RuleChanges",
+    "SourceError",
     "Store",
     "StoreStatus",
+    "SwitchUncertainError",
     "Ticker",
     "VersionError",
     "act_changes",
     "connect",
+    "connect_sync",
     "fetch_published",
+    "load_holder",
     "open_store",
     "publish",
+    "read_blocklist",
     "read_published",
     "redact",
+    "repair",
     "rollback",
     "rule_changes",
 ]

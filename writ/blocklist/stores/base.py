@@ -6,7 +6,7 @@ Invariants:
 - Lookups never wait on a store: shells read `holder.index`; stores update it
   from their own background tasks.
 - Every store runs a Ticker: the holder re-folds at each `effective`/`expires`
-  instant on this node's clock, without anyone re-publishing (DESIGN §3).
+  instant on this node's clock, without anyone re-publishing (docs/design.md §3).
 """
 
 from __future__ import annotations

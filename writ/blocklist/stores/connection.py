@@ -4,6 +4,10 @@
     rediss://…                                   TLS (redis-py's ssl_* query options apply)
     redis+sentinel://[user:pw@]h1:p1[,h2:p2]/service[/db]   Sentinel; rediss+sentinel for TLS
 
+This module is the one place a Redis client is made — the node's store, the
+publisher (`writ orders …`) and the audit writer's checkpoint push all come
+here, so a URL that works for one works for all (docs/design.md).
+
 Invariants:
 - Every client has connect and read timeouts: a node's background task
   notices a dead Redis instead of hanging on it.
@@ -16,10 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import redis
 import redis.asyncio as aioredis
+import redis.sentinel
 from redis.asyncio.sentinel import Sentinel
 
-__all__ = ["SentinelTarget", "connect", "parse_sentinel_url", "redact"]
+__all__ = ["SentinelTarget", "connect", "connect_sync", "parse_sentinel_url", "redact"]
 
 CONNECT_TIMEOUT = 2.0
 # Reads include fetching a version of several MB; generous, but finite.
@@ -61,25 +67,44 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
                           parts.scheme.startswith("rediss"))
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client for `url` (bytes responses). Raises ValueError on a malformed URL."""
-    opts: dict[str, Any] = {
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": READ_TIMEOUT,
-        "decode_responses": False,
-    }
+def _options(url: str, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
+    if "+sentinel://" not in url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"not a Redis URL (redis://, rediss://, redis+sentinel://): "
+                         f"{redact(url)}")
+    return {"socket_connect_timeout": connect_timeout, "socket_timeout": read_timeout,
+            "decode_responses": False}
+
+
+def connect(url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+            read_timeout: float = READ_TIMEOUT) -> aioredis.Redis:
+    """An asyncio client for `url` (bytes responses). Raises ValueError on a malformed URL."""
+    opts = _options(url, connect_timeout, read_timeout)
     if "+sentinel://" in url:
         t = parse_sentinel_url(url)
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            list(t.sentinels), socket_connect_timeout=CONNECT_TIMEOUT, ssl=t.ssl,
-            socket_timeout=READ_TIMEOUT, username=t.username, password=t.password,
+            list(t.sentinels), socket_connect_timeout=connect_timeout, ssl=t.ssl,
+            socket_timeout=read_timeout, username=t.username, password=t.password,
         )
         master: aioredis.Redis = sentinel.master_for(t.service, db=t.db, **opts)
         return master
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"not a Redis URL (redis://, rediss://, redis+sentinel://): "
-                         f"{redact(url)}")
     return aioredis.Redis.from_url(url, **opts)
+
+
+def connect_sync(url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> redis.Redis:
+    """A blocking client for `url`, for threads without an event loop (the audit
+    writer's checkpoint push). Same URLs, same rules as `connect`."""
+    opts = _options(url, connect_timeout, read_timeout)
+    if "+sentinel://" in url:
+        t = parse_sentinel_url(url)
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(t.sentinels), socket_connect_timeout=connect_timeout, ssl=t.ssl,
+            socket_timeout=read_timeout, username=t.username, password=t.password,
+        )
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            t.service, db=t.db, **opts)
+        return master
+    return redis.Redis.from_url(url, **opts)
 
 
 def redact(url: str) -> str:

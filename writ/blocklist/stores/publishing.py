@@ -5,8 +5,14 @@ Order of operations (each step only after the previous one succeeded):
 2. write the new version whole, with its checksum and a delta from that one,
 3. compare-and-set the pointer, append history, notify, prune — one Lua script,
 4. on a lost race, remove the version this caller wrote and raise ConflictError.
-The caller validates the orders before any of this: an invalid set never
-reaches step 1.
+The caller reads the pointer (step 1) *before* it validates and compiles the
+orders and passes it as `expected`: the compare-and-set then guards the whole
+time the caller worked on that base, not just the last milliseconds. An
+invalid set never reaches step 2.
+
+A network error once the switch was sent (step 3) is ambiguous: Redis may have
+run it. It is raised as SwitchUncertainError, never as a plain RedisError, so
+the caller reads the pointer back instead of saying "nothing was changed".
 """
 
 from __future__ import annotations
@@ -19,11 +25,21 @@ from typing import Any
 from writ.blocklist.holder import Blocklist
 from writ.blocklist.stores.blob import VersionError, encode_acts
 from writ.blocklist.stores.changes import act_changes
-from writ.blocklist.stores.registry import ConflictError, Registry
+from writ.blocklist.stores.registry import ConflictError, Registry, Switched
 
-__all__ = ["Published", "history_entry", "publish", "rollback"]
+__all__ = ["Published", "SwitchUncertainError", "history_entry", "publish", "repair",
+           "rollback"]
 
 _UNSET: Any = object()
+
+
+class SwitchUncertainError(Exception):
+    """The switch to `version` was sent but no answer came: it may have run."""
+
+    def __init__(self, version: str, expected: str | None, cause: BaseException) -> None:
+        super().__init__(f"no answer to the switch to version {version}: "
+                         f"{str(cause).rstrip('.') or type(cause).__name__}")
+        self.version, self.expected, self.cause = version, expected, cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,7 @@ async def publish(registry: Registry, new: Blocklist, *, by: str, keep: int = 10
     meta = {k: entry[k] for k in ("version", "by", "at", "acts", "rules")}
     written = await registry.put(new, encoded, meta, old)
     try:
-        sw = await registry.switch(new.version, expected, entry, keep, now.timestamp())
+        sw = await _switch(registry, new.version, expected, entry=entry, keep=keep, now=now)
     except ConflictError:
         if written:
             await registry.discard(new.version)
@@ -90,5 +106,27 @@ async def rollback(registry: Registry, version: str, *, by: str, keep: int = 10,
         return Published(target.version, expected, {}, unchanged=True)
     old, why = await _previous(registry, expected)
     entry = history_entry("rollback", target, old, by, now)
-    sw = await registry.switch(target.version, expected, entry, keep, now.timestamp())
+    sw = await _switch(registry, target.version, expected, entry=entry, keep=keep,
+                     now=now)
     return Published(target.version, sw.previous, entry, sw.pruned, previous_unusable=why)
+
+
+async def repair(registry: Registry, live: Blocklist, *, by: str,
+                 now: datetime | None = None) -> bool:
+    """Republish the blob of the live version `live` (same acts, same id) when the
+    stored one is missing or does not match its checksum. True if rewritten."""
+    now = now or datetime.now(UTC)
+    encoded = await asyncio.to_thread(encode_acts, live.acts)
+    meta = {"version": live.version, "by": by, "at": now.isoformat(timespec="seconds"),
+            "acts": len(live.acts), "rules": len(live), "repaired": True}
+    return await registry.repair(live, encoded, meta, now.timestamp())
+
+
+async def _switch(registry: Registry, vid: str, expected: str | None, *,
+                  entry: dict[str, Any], keep: int, now: datetime) -> Switched:
+    from redis.exceptions import RedisError
+
+    try:
+        return await registry.switch(vid, expected, entry, keep, now.timestamp())
+    except (TimeoutError, RedisError, OSError) as e:
+        raise SwitchUncertainError(vid, expected, e) from e

@@ -15,6 +15,10 @@ Invariants:
 - The pointer only moves by compare-and-set (a Lua script): the caller names
   the version it saw; if another publisher moved it meanwhile, nothing changes
   and ConflictError says who won.
+- The one exception to "never rewritten": `repair` rewrites a version whose
+  stored blob is missing or does not match its checksum with the bytes of the
+  same acts (same id, so the same content), stamps `repaired` and notifies.
+  Only a blob that fails its check is touched; a good one is left alone.
 - Pruning removes only versions outside the newest `keep`, never the current
   one, with UNLINK (freed off the main thread). Nothing outside the prefix is
   touched; nothing is ever flushed.
@@ -23,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +81,22 @@ redis.call('HSET', KEYS[1], 'data', ARGV[2], 'meta', ARGV[3], 'sha256', ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[2], 'base', ARGV[4], 'data', ARGV[6], 'sha256', ARGV[5])
 end
+return 1
+"""
+
+# KEYS: version key, channel. ARGV: sha, data, meta, stamp, id, then what the caller
+# found wrong: SHA-1 of the stored data ('' = none) and the stored sha256 ('' = none).
+# Rewrites only if the stored blob is still exactly the bad one the caller checked.
+_REPAIR = """
+local data = redis.call('HGET', KEYS[1], 'data')
+local sha = redis.call('HGET', KEYS[1], 'sha256') or ''
+local seen = ''
+if data then seen = redis.sha1hex(data) end
+if seen ~= ARGV[6] or sha ~= ARGV[7] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'meta', ARGV[3], 'sha256', ARGV[1],
+           'repaired', ARGV[4])
+redis.call('PUBLISH', KEYS[2], ARGV[5])
 return 1
 """
 
@@ -176,6 +197,33 @@ class Registry:
             raise VersionError(f"{what}: not found under {self.keys.version(vid)}")
         acts = await asyncio.to_thread(decode_acts, data, sha, what)
         return Blocklist(acts, version=vid)
+
+    async def problem(self, vid: str) -> str | None:
+        """What is wrong with the stored blob of `vid` (None: it verifies)."""
+        data, sha = await self.fetch(vid)
+        if data is None or sha is None:
+            return f"version {vid} is missing under {self.keys.version(vid)}"
+        if checksum(data) != sha:
+            return f"version {vid} does not match its checksum"
+        return None
+
+    async def stamp(self, vid: str) -> tuple[str | None, str | None]:
+        """(sha256, repaired) of a stored version: changes when it is repaired."""
+        sha, repaired = await self.client.hmget(self.keys.version(vid), ["sha256", "repaired"])
+        return _s(sha), _s(repaired)
+
+    async def repair(self, blocklist: Blocklist, encoded: Encoded, meta: dict[str, Any],
+                     now: float) -> bool:
+        """Rewrite `blocklist.version` from its acts if its stored blob does not verify.
+        True if rewritten; False if it verifies (or changed while we looked)."""
+        vid = blocklist.version
+        data, sha = await self.fetch(vid)
+        if data is not None and sha is not None and checksum(data) == sha:
+            return False
+        seen = hashlib.sha1(data, usedforsecurity=False).hexdigest() if data is not None else ""
+        return bool(await self.client.eval(
+            _REPAIR, 2, self.keys.version(vid), self.keys.channel, encoded.sha256,
+            encoded.data, json.dumps(meta), repr(now), vid, seen, sha or ""))
 
     async def load_delta(self, vid: str, base: str) -> Delta | None:
         """The delta to `vid` if it applies to `base`; None when there is none."""

@@ -10,7 +10,11 @@ Invariants:
   loads C whole. Either way the checksum is verified before the switch.
 - Fail-static: Redis unreachable → keep enforcing the last good version,
   reconnect with capped exponential backoff, resync on return. A corrupt or
-  foreign version is refused (logged once) and the last good one stays.
+  foreign version is refused (logged once) and the last good one stays; it is
+  tried again once its stored copy changes (`writ orders apply` repaired it).
+- A node enforcing the live version still checks, every poll, that its stored
+  copy exists: when it is gone the status says so (`last_error`, not stale —
+  this node enforces what is live, but a node starting now could not).
 - The last good version is saved to `state_dir`; a node starting while Redis
   is down enforces that copy and reports `stale` with source "disk". With
   neither, the holder stays not ready and the shells apply the policy's
@@ -78,6 +82,9 @@ class RedisStore(StoreState):
         self._task: asyncio.Task[None] | None = None
         self._persist: asyncio.Task[None] | None = None
         self._refused: str | None = None
+        # (sha256, repaired) of the refused version: `writ orders apply` repairing it
+        # changes this, and the replica tries that version again.
+        self._refused_stamp: tuple[str | None, str | None] = (None, None)
         self._backoff = self.MIN_BACKOFF
         self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
 
@@ -157,8 +164,12 @@ class RedisStore(StoreState):
             return
         if vid == self._version:
             self._source, self._stale, self._last_error = "redis", False, None
+            if not await registry.exists(vid):  # enforced here, but a new node could not load it
+                self._last_error = (f"the live version {vid} is missing under "
+                                    f"{registry.keys.version(vid)}: nodes starting without a "
+                                    f"disk copy cannot load it; `writ orders apply` republishes it")
             return
-        if vid == self._refused:
+        if vid == self._refused and await registry.stamp(vid) == self._refused_stamp:
             self._stale = True
             return
         try:
@@ -173,6 +184,7 @@ class RedisStore(StoreState):
                 raise VersionError(f"version {vid}: cannot be compiled: {e!r}") from None
         except VersionError as e:
             self._refused, self._stale = vid, True
+            self._refused_stamp = await registry.stamp(vid)
             self._last_error = f"refused version {vid}: {e}"
             log.error("writ.store.refused", version=vid, reason=str(e),  # noqa: TRY400
                       keeping=self._version)
