@@ -253,6 +253,16 @@ class Index:
             hit = self._decisions[key] = _domain_decision(hits, name)
         return hit
 
+    def decide_canonical_host(self, host: str) -> Decision:
+        """A connection's decision by its host alone (CONNECT target, SNI): the
+        name's decision, or for an IP literal (`203.0.113.7`, `[2001:db8::7]`)
+        its address rules' when they block it."""
+        if self.ip_count and (host[:1] == "[" or host[-1:].isdigit()):
+            by_ip = self._decide_ip_host(host)
+            if by_ip is not None:
+                return by_ip
+        return self.decide_canonical_name(host)
+
     def decide_name(self, name: str) -> Decision:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
         return self.decide_canonical_name(canonical_name(name))

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.proxy import server_hooks
 from OpenSSL import SSL
 
 from writ.audit import Action, Component, Outcome, Recorder, RecordSink
@@ -33,6 +34,7 @@ from writ.blocklist import CanonError, Decision, Index, Verdict
 from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_page
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
+from writ.proxy.destination import Resolve, destination_decision, system_resolve
 from writ.proxy.judge import authority_of, judge_names, judge_request
 from writ.proxy.steer import (
     DEFAULT_PORT,
@@ -125,6 +127,8 @@ class WritAddon:
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
         self._own_log: Any = None  # the AuditLog opened under `mitmdump -s`
         self._store: Any = None  # the store keeping the holder current under `mitmdump -s`
+        # How a destination name becomes addresses (writ.proxy.destination); tests swap it.
+        self.resolve: Resolve = system_resolve
 
     # -- configuration -----------------------------------------------------
 
@@ -483,3 +487,27 @@ class WritAddon:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._refused.discard(client.id)  # closed before its handshake began
+
+    # -- the destination address (writ.proxy.destination) -------------------
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Never open a connection to an address an ip/ip_prefix order blocks."""
+        index = self._index()
+        address = data.server.address
+        if index is None or not index.ip_count or not address:
+            return
+        host, port = str(address[0]), int(address[1])
+        try:
+            got = await destination_decision(index, host, port, self.resolve)
+        except Exception:  # a bug: the fail mode decides, as in the other hooks
+            log.exception("writ: internal error in server_connect")
+            if self.policy.fail is not FailMode.OPEN:
+                data.server.error = "writ could not judge the destination (fails closed)"
+            return
+        if got is None:
+            return
+        d, blocked = got
+        data.server.error = (f"destination {blocked} blocked by court order "
+                             f"{', '.join(d.orders)} ({d.rule})")
+        self._record(_client(data.client), f"connect {authority_of(host)}:{port} ({blocked})",
+                     "block", "refused", d=d, version=index.version)

@@ -103,7 +103,7 @@ def judge_names(index: Index, names: Iterable[str | None]) -> Decision:
         if host in seen:
             continue
         seen.add(host)
-        decisions.append(index.decide_canonical_name(host))
+        decisions.append(index.decide_canonical_host(host))  # an IP literal: its ip rules
     blocked = _combine(decisions)
     if blocked.decision is Verdict.BLOCK:
         return blocked
