@@ -1,8 +1,13 @@
 """Throughput cost of the writ addon in mitmproxy, with a 1,000,000-rule blocklist.
 
     python bench/bench_proxy.py [--quick] [--names N] [--seconds S] [--rounds R]
+                                [--upload-only] [--addon-root DIR]
 
-Goal (issue 5): the addon costs ≤ 5% of throughput.
+Goals: the addon costs ≤ 5% of throughput (issue 5); a 300 MB upload to a
+blocked URL raises the proxy's RSS by < 10 MB (issue 10: the 451 goes out
+before the body, which is never read). The upload part sends two 300 MB POSTs
+to a blocked URL (and one with `Expect: 100-continue`) through mitmdump + writ
+and compares the process's peak RSS (VmHWM) before and after.
 
 Same run, same binary, same options: `mitmdump` in reverse mode in front of a
 local origin, once plain and once with `-s writ/proxy/mitmdump_addon.py` and
@@ -128,6 +133,9 @@ def run_variant(writ: bool, origin: int, work: Path, seconds: int) -> dict[str, 
                 head = c.recv(64)
             if not head.startswith(b"HTTP/1.1 451"):
                 raise RuntimeError(f"writ addon not enforcing: {head!r}")
+            # The store's first load (it follows the folder from `running`)
+            # is startup, not the addon's per-request cost: let it finish.
+            _steady_rss(proc.pid)
         subprocess.run(["wrk", "-t1", "-c8", "-d1s", f"http://127.0.0.1:{port}/"],
                        capture_output=True, check=True)  # warm-up
         result = wrk(port, seconds)
@@ -139,6 +147,91 @@ def run_variant(writ: bool, origin: int, work: Path, seconds: int) -> dict[str, 
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+UPLOAD = 300 * 1024 * 1024
+
+
+def _rss_kb(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {k: int(re.search(rf"{k}:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+            for k in ("VmRSS", "VmHWM")}
+
+
+def _steady_rss(pid: int, timeout: float = 180) -> dict[str, int]:
+    """RSS once it has stopped moving (< 256 kB over 3 s)."""
+    deadline = time.monotonic() + timeout
+    last = _rss_kb(pid)
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        now = _rss_kb(pid)
+        if abs(now["VmRSS"] - last["VmRSS"]) < 256 and now["VmHWM"] == last["VmHWM"]:
+            return now
+        last = now
+    return last
+
+
+def _blocked_upload(port: int, expect: bool) -> tuple[bytes, int]:
+    """POST 300 MB to a blocked URL: (the answer's first line, body bytes the
+    proxy took before it closed the connection)."""
+    head = (f"POST /watch?v=abc HTTP/1.1\r\nHost: news.example\r\n"
+            f"Content-Length: {UPLOAD}\r\n" + ("Expect: 100-continue\r\n" if expect else "")
+            + "\r\n").encode()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        c.sendall(head)
+        if expect:
+            return c.recv(64).split(b"\r\n")[0], 0
+        chunk = b"u" * (1024 * 1024)
+        try:
+            while sent < UPLOAD:
+                sent += c.send(chunk)
+        except OSError:
+            pass  # the proxy answered and closed: the rest is never read
+        try:
+            first = c.recv(64).split(b"\r\n")[0]
+        except OSError:
+            first = b"(reset)"
+    return first, sent
+
+
+def upload_rss(origin: int, work: Path, addon_root: Path = ROOT) -> dict[str, Any]:
+    """Two 300 MB uploads to a blocked URL through mitmdump + writ: the
+    proxy's peak RSS before and after (after a warm-up: one blocked upload
+    with Expect: 100-continue, which must be answered 451 at once)."""
+    port = free_port()
+    cmd = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+           "--mode", f"reverse:http://127.0.0.1:{origin}",
+           "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
+           "--set", f"confdir={work / 'mitm'}",
+           "-s", str(addon_root / "writ/proxy/mitmdump_addon.py"),
+           "--set", f"writ_orders={work / 'orders'}",
+           "--set", f"writ_audit_log={work / 'audit' / 'upload.log'}"]
+    env = {**os.environ, "PYTHONPATH": str(addon_root)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(port, timeout=180)
+        # Warm-up: the first block page and record load code and fill caches.
+        expect_answer, _ = _blocked_upload(port, expect=True)
+        before = _steady_rss(proc.pid)  # the store's first load runs after startup
+        answers, sent = [], []
+        for _ in range(2):
+            a, n = _blocked_upload(port, expect=False)
+            answers.append(a.decode("latin-1"))
+            sent.append(n)
+        time.sleep(0.5)
+        after = _rss_kb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {"expect_answer": expect_answer.decode("latin-1"), "answers": answers,
+            "client_sent_mb": [round(n / 2**20, 1) for n in sent],
+            "rss_before_mb": round(before["VmRSS"] / 1024, 1),
+            "rss_after_mb": round(after["VmRSS"] / 1024, 1),
+            "peak_rss_rise_mb": round((after["VmHWM"] - before["VmHWM"]) / 1024, 1)}
 
 
 def hook_cost(orders: Path, calls: int = 20_000) -> float:
@@ -173,6 +266,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--names", type=int, default=None, help="domain rules (default 1,000,000)")
     ap.add_argument("--seconds", type=int, default=None, help="wrk duration per run (10)")
     ap.add_argument("--rounds", type=int, default=None, help="plain/writ pairs (3)")
+    ap.add_argument("--upload-only", action="store_true", help="only the 300 MB uploads")
+    ap.add_argument("--addon-root", type=Path, default=ROOT,
+                    help="checkout whose writ/ the upload part loads (e.g. an older commit)")
     args = ap.parse_args(argv)
     names = args.names or (200_000 if args.quick else 1_000_000)
     seconds = args.seconds or (3 if args.quick else 10)
@@ -190,6 +286,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         origin = subprocess.Popen([sys.executable, "-c", ORIGIN, str(origin_port)])
         try:
             wait_ready(origin_port, 10)
+            upload = upload_rss(origin_port, work, args.addon_root)
+            print(f"  300 MB uploads to a blocked URL: {json.dumps(upload)}", flush=True)
+            if args.upload_only:
+                return {"upload": upload}
             runs: dict[str, list[dict[str, float]]] = {"plain": [], "writ": []}
             for _ in range(rounds):
                 for variant in ("plain", "writ"):
@@ -210,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # What the hook costs relative to one request's whole time through plain mitmdump.
     summary["hook_share_pct"] = 100.0 * hook_us * 1e-6 * summary["plain_rps"]
     summary["goal_met"] = summary["overhead_pct"] <= 5.0
+    summary["upload"] = upload
+    summary["upload_goal_met"] = upload["peak_rss_rise_mb"] < 10.0
     print(json.dumps(summary, indent=1))
     return summary
 

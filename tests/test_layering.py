@@ -193,9 +193,6 @@ def test_code_cites_the_repositorys_own_design() -> None:
 
 # The parts of a running node, and who may put them together (docs/design.md §4).
 WIRING = {"DnsServer", "Listeners", "open_store", "run_proxy", "run_web", "from_policy"}
-# `mitmdump -s` still builds its own node in writ/proxy/standalone.py; the HTTP
-# issue moves it onto writ.node's helpers. Remove this entry when it has.
-NOT_YET_THROUGH_THE_NODE = {"proxy/standalone.py"}
 
 
 def test_only_the_node_wires_a_node() -> None:
@@ -204,7 +201,7 @@ def test_only_the_node_wires_a_node() -> None:
     bad = []
     for path in sorted(WRIT.rglob("*.py")):
         rel = path.relative_to(WRIT).as_posix()
-        if rel == "node.py" or rel in NOT_YET_THROUGH_THE_NODE:
+        if rel == "node.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call):

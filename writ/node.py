@@ -14,9 +14,11 @@ final checkpoint.
 
 Only this module knows how the parts fit; every part receives what it needs
 through its constructor. Every way of running a node comes here (docs/design.md
-§4): `writ serve`, `writ dns`, `writ proxy`, `writ web` (`run_node`), and
+§4): `writ serve`, `writ dns`, `writ proxy`, `writ web` (`run_node`),
 `writ dns --workers N` (`run_dns_workers`: N processes, each a DNS-only Node
-whose decisions go to the parent's one audit log).
+whose decisions go to the parent's one audit log), and `mitmdump -s`
+(writ.mitmdump_node: a Node with no listeners of its own, whose holder and
+audit log the mitmproxy addon uses).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class NodeOptions:
     web_listen: str | None = None
     confdir: str | None = None
     audit: bool = True
+    audit_path: str | None = None  # None: the policy's audit.path
     dns_reuse_port: bool = False  # several processes share the DNS port (workers)
 
 
@@ -90,11 +93,7 @@ class Node:
         opts, policy = self.options, self.policy
         # 1. audit log first (see the module docstring)
         if opts.audit and self.sink is None:
-            from writ.audit import AuditLog
-
-            self.audit = AuditLog.from_policy(policy, redis_url=opts.redis_url,
-                                              prefix=opts.prefix).start()
-            self.sink = self.audit
+            self.open_audit()
         # A million rules are a million long-lived objects: keep the cyclic GC from
         # re-scanning them after every swap (they are freed by refcount when replaced).
         self.holder.on_swap(lambda _index: gc.freeze())
@@ -115,6 +114,17 @@ class Node:
         except BaseException:
             await self.stop()
             raise
+
+    def open_audit(self) -> None:
+        """Open and start this node's audit log now (start() does it first thing;
+        `mitmdump -s` calls it from its synchronous configure, before mitmproxy
+        may pass it a request)."""
+        from writ.audit import AuditLog
+
+        opts = self.options
+        self.audit = AuditLog.from_policy(self.policy, path=opts.audit_path,
+                                          redis_url=opts.redis_url, prefix=opts.prefix).start()
+        self.sink = self.audit
 
     def _require_blocklist(self) -> None:
         """With --orders, no valid folder and no last good copy: refuse to start

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from writ.blocklist.canon import CanonError, canonical_name, canonical_path, canonical_url
+from writ.blocklist.canon import (
+    CanonError,
+    canonical_host,
+    canonical_name,
+    canonical_path,
+    canonical_url,
+    separator_reading,
+)
 
 
 @pytest.mark.parametrize(
@@ -162,3 +169,78 @@ def test_any_path_canonicalises_idempotently_or_is_refused(host: str, path: str)
     first = _url_or_none(f"http://{host}/{path}")
     if first is not None:
         assert _url_or_none("http://" + first) == first
+
+
+# -- IP hosts as browsers read them (WHATWG URL host parser) -----------------
+
+@pytest.mark.parametrize("spelling", ["127.0.0.2", "2130706434", "0x7f.0.0.2", "0177.0.0.2",
+                                      "127.2", "127.0.2", "0x7F000002", "017700000002",
+                                      "127.0.0.2.", "[::ffff:127.0.0.2]", "[::FFFF:7f00:2]"])
+def test_ipv4_spellings_are_one_host(spelling: str) -> None:
+    assert canonical_host(spelling) == "127.0.0.2"
+    assert canonical_url(f"http://{spelling}:8080/phish/login").host == "127.0.0.2"
+
+
+@pytest.mark.parametrize("spelling", ["[0:0:0:0:0:0:0:1]", "[::1]", "[0::01]", "[::0:1]"])
+def test_ipv6_spellings_are_one_host(spelling: str) -> None:
+    assert canonical_host(spelling) == "[::1]"
+
+
+@pytest.mark.parametrize("bad", ["256.0.0.1", "1.2.3.4.5", "0x100.0.0.1", "1.example.123",
+                                 "09.0.0.1", "4294967296", "[::1%25eth0]", "[1::2::3]"])
+def test_invalid_ip_hosts_are_refused(bad: str) -> None:
+    with pytest.raises(CanonError):
+        canonical_host(bad)
+
+
+def test_backslash_is_a_path_separator_as_in_browsers() -> None:
+    # Browsers read `\` as `/` in http(s) URLs: the host is good.example.
+    assert canonical_url("https://good.example\\@evil.example/").host == "good.example"
+    assert str(canonical_url("http://h.example/a\\b")) == "h.example/a/b"
+
+
+@pytest.mark.parametrize(("path", "reading"), [
+    ("/v%2F1001", "/v/1001"), ("/channel%2Fbad/x", "/channel/bad/x"),
+    ("/channel/bad%2Fx", "/channel/bad/x"), ("/v/1001;jsessionid=x", "/v/1001"),
+    ("/a;p/b;q", "/a/b"), ("/a%5Cb", "/a/b"), ("/plain/path", None), ("/a%2F..%2Fb", "/b"),
+])
+def test_separator_reading(path: str, reading: str | None) -> None:
+    assert separator_reading(canonical_path(path)) == reading
+
+
+def test_lenient_request_hosts_keep_names_strict_idna_refuses() -> None:
+    with pytest.raises(CanonError):
+        canonical_host("foo-.other.example")
+    assert canonical_host("foo-.other.example", lenient=True) == "foo-.other.example"
+    with pytest.raises(CanonError):
+        canonical_host("bad..example", lenient=True)
+
+
+octets = st.integers(min_value=0, max_value=255)
+
+
+def _spell(n: int, how: str) -> str:
+    return {"dec": str(n), "hex": hex(n), "oct": "0" + oct(n)[2:] if n else "0"}[how]
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1),
+       st.sampled_from([1, 2, 3, 4]), st.lists(st.sampled_from(["dec", "hex", "oct"]),
+                                              min_size=4, max_size=4))
+def test_property_ipv4_number_forms(value: int, nparts: int, hows: list[str]) -> None:
+    """Every WHATWG IPv4 form (1-4 parts, each decimal, hex or octal, the last
+    filling the remaining bytes) reads as the one dotted-decimal address."""
+    b = value.to_bytes(4, "big")
+    head = list(b[: nparts - 1])
+    last = int.from_bytes(b[nparts - 1 :], "big")
+    parts = [_spell(n, h) for n, h in zip([*head, last], hows, strict=False)]
+    assert canonical_host(".".join(parts)) == ".".join(str(x) for x in b)
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_property_ipv6_forms(value: int) -> None:
+    import ipaddress
+
+    a = ipaddress.IPv6Address(value)
+    expected = str(a.ipv4_mapped) if a.ipv4_mapped else f"[{a.compressed}]"
+    assert canonical_host(f"[{a.exploded}]") == expected
+    assert canonical_host(f"[{a.compressed.upper()}]") == expected

@@ -107,3 +107,12 @@ def test_explain_from_redis_answers_the_published_version(redis_url: str) -> Non
              "www.forum.example")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["orders"] == ["EX-2016-0314-RVSD"]
+
+
+def test_explain_shows_how_a_url_is_read() -> None:
+    [e] = explain_json("--at", "2015-10-01", "http://videohost.example/v%2F136071202;jsessionid=x")
+    assert e["canonical"] == "videohost.example/v%2F136071202;jsessionid=x"
+    assert e["read_as"] == "videohost.example/v/136071202"
+    assert (e["decision"], e["orders"]) == ("block", ["EX-2015-0907-VH", "EX-2015-0928-VH-R"])
+    r = writ("explain", "--orders", ORDERS, "--at", "2015-10-01", "http://2130706433/x")
+    assert "read as 127.0.0.1/x" in r.stdout

@@ -72,6 +72,36 @@ def test_mitmdump_script_shim(tmp_path: Path) -> None:
     assert answer.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons"), err
 
 
+def test_mitmdump_script_refuses_uploads_at_once_and_judges_split_first_bytes(
+        tmp_path: Path) -> None:
+    """Under `mitmdump -s` the addon's next_layer runs before mitmproxy's own
+    (scripts load first): the early answer and the first-bytes rule hold anyway."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+         "--set", f"confdir={tmp_path / 'mitm'}", "-s", "writ/proxy/mitmdump_addon.py",
+         "--set", "writ_orders=court_orders", "--set", f"writ_audit_log={tmp_path / 'a.log'}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        _ask(port, BLOCKED, time.monotonic() + 30)  # up and enforcing
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"POST http://videohost.example/v/136071201 HTTP/1.1\r\n"
+                      b"Host: videohost.example\r\nContent-Length: 314572800\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            assert c.recv(64).startswith(b"HTTP/1.1 451")  # at once: no 100, no body read
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+            c.sendall(b"GET")
+            time.sleep(0.3)
+            c.sendall(b" /v/136071201 HTTP/1.1\r\nHost: videohost.example\r\n\r\n")
+            assert c.recv(64).startswith(b"HTTP/1.1 451")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
 def test_writ_proxy_bad_invocations_exit_2(tmp_path: Path) -> None:
     for args, says in ((["--orders", str(tmp_path / "none")], "--orders"),
                        (["--orders", str(tmp_path), "--listen", "nope"], "--listen"),

@@ -244,3 +244,34 @@ async def test_tls_intercept_judges_urls_inside_and_forwards_to_the_sni_host(
     assert origin.seen == ["localhost/v/2"]
     assert [r["decision"] for r in sink.records] == ["allow", "block"]
     assert sink.records[-1]["target"] == "GET https://localhost/v/1"  # as the client asked
+
+
+async def test_absolute_form_on_the_steer_listener_is_judged_on_its_own_authority(
+        proxy: ProxyHandle, origin: Origin) -> None:
+    # Host names a steered host; the request-target names a blocked one.
+    status, _ = await get(http_listener(proxy), f"127.0.0.1:{origin.port}",
+                          "http://www.blocked.example/x")
+    assert status == 451
+    assert origin.seen == []
+
+
+async def test_obs_fold_on_the_steer_listener_is_refused(proxy: ProxyHandle,
+                                                         origin: Origin) -> None:
+    reader, writer = await asyncio.open_connection(*http_listener(proxy))
+    writer.write(f"GET /v/2 HTTP/1.1\r\nHost: 127.0.0.1:{origin.port}\r\nX: y\r\n"
+                 " Host: blocked.example\r\nConnection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 400"), data[:100]
+    assert origin.seen == []
+
+
+async def test_connect_on_the_steer_listener_is_refused_and_recorded_as_such(
+        proxy: ProxyHandle, origin: Origin, sink: MemorySink) -> None:
+    reader, writer = await asyncio.open_connection(*http_listener(proxy))
+    writer.write(f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400"), head[:100]  # mitmproxy's own answer
+    assert origin.seen == []
+    assert [(r["decision"], r["action"]) for r in sink.records] == [("invalid", "400")]

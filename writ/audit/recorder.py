@@ -6,7 +6,8 @@ included. Only here is it decided (docs/design.md §5):
 - that the decision is counted for /metrics (always: allows too, whatever the
   log keeps);
 - whether it is kept (`audit.log_allowed`: an allow is dropped here, counted
-  in `allows_not_logged`; every other decision is always kept);
+  in `allows_not_logged`; every other decision is always kept, and so is an
+  allow relayed as raw TCP: a tunnel writ could not read is always on record);
 - that a kept decision is queued, as one `Record`, on the sink (the node's
   AuditLog, or in a `writ dns --workers` worker the queue to the parent's).
 
@@ -66,6 +67,10 @@ class Action(StrEnum):
     HTTP_400 = "400"
     HTTP_503 = "503"
     TLS_REFUSED = "tls-refused"
+    HTTP_502 = "502"  # a non-websocket 101 from an origin: refused, never relayed raw
+    INTERCEPT = "intercept"  # TLS opened: each request inside is judged
+    RAW_TCP = "raw-tcp"  # bytes neither HTTP nor TLS, relayed to a host no order touches
+    CLOSED = "closed"  # bytes that could not be judged: the connection closed
 
 
 class Record(NamedTuple):
@@ -87,6 +92,7 @@ class Record(NamedTuple):
 Line = tuple[str, Outcome, Action, tuple[str, ...], "str | None", "str | None"]
 
 _ALLOW = Outcome.ALLOW  # a global, not an attribute lookup on the class, per decision
+_RAW_TCP = Action.RAW_TCP
 _new_record = tuple.__new__  # Record(...) without the generated __new__'s Python frame
 
 
@@ -132,7 +138,7 @@ class Recorder:
         decision = line[1]
         if self.metrics is not None:
             self.metrics.count(component, decision, line[2], line[3])
-        if decision is _ALLOW and not self.log_allowed:
+        if decision is _ALLOW and not self.log_allowed and line[2] is not _RAW_TCP:
             self.allows_not_logged += 1
             return
         enqueue = self._enqueue
@@ -145,7 +151,7 @@ class Recorder:
         are decided."""
         if self.metrics is not None:
             self.metrics.count(component, decision, action, orders)
-        if decision is _ALLOW and not self.log_allowed:
+        if decision is _ALLOW and not self.log_allowed and action is not _RAW_TCP:
             self.allows_not_logged += 1
             return False
         return True

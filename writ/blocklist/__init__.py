@@ -7,10 +7,12 @@ library. Other packages use only the names re-exported here.
 from writ.blocklist.canon import (
     CanonError,
     CanonicalURL,
+    canonical_host,
     canonical_name,
     canonical_path,
     canonical_url,
     is_url,
+    separator_reading,
 )
 from writ.blocklist.fold import Fold, InForce, KeptRule, fold, next_change
 from writ.blocklist.holder import Blocklist, BlocklistHolder
@@ -49,6 +51,7 @@ __all__ = [
     "Verdict",
     "acts_from_json",
     "acts_to_json",
+    "canonical_host",
     "canonical_name",
     "canonical_path",
     "canonical_url",
@@ -56,5 +59,6 @@ __all__ = [
     "is_url",
     "load_orders",
     "next_change",
+    "separator_reading",
     "version_of",
 ]

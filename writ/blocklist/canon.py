@@ -5,10 +5,18 @@ lookup time, so that two spellings of one resource can never get two
 decisions. Rules:
 
 - names: lowercase, trailing dot dropped, IDNA (UTS-46) to punycode;
-- URLs: scheme ignored (http ≡ https), host as a name, userinfo, port and
-  fragment dropped, percent-encoding normalised (unreserved characters
-  decoded, hex uppercased), dot-segments resolved, repeated slashes
-  collapsed, empty path = `/`;
+- IP hosts as browsers read them (the WHATWG URL host parser): an IPv4
+  address in any number form (`2130706434`, `0x7f.0.0.2`, `0177.0.0.2`,
+  `127.2`) becomes dotted decimal, an IPv6 literal its compressed form in
+  brackets, and an IPv4-mapped IPv6 address (`[::ffff:127.0.0.2]`) the IPv4
+  address it reaches (a deliberate step past WHATWG: the connection goes to
+  the same host);
+- URLs: scheme ignored (http ≡ https), host as above, userinfo, port and
+  fragment dropped, a backslash read as `/` (as browsers do for http and https, so
+  `http://good.example\\@evil.example/` is host `good.example`),
+  percent-encoding normalised (unreserved characters decoded, hex
+  uppercased), dot-segments resolved, repeated slashes collapsed, empty
+  path = `/`;
 - the query is kept as (key, value) pairs, normalised like the path, with
   `+` read as a space (form encoding), so `?q=a+b` ≡ `?q=a%20b`.
 
@@ -18,6 +26,7 @@ resource, and the same resource on another port is the same evasion.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import NamedTuple
 
@@ -26,10 +35,12 @@ import idna
 __all__ = [
     "CanonError",
     "CanonicalURL",
+    "canonical_host",
     "canonical_name",
     "canonical_path",
     "canonical_url",
     "is_url",
+    "separator_reading",
 ]
 
 MAX_NAME = 253
@@ -48,7 +59,11 @@ _PATH_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _QUERY_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$'()*,;:@/?]*")
 _QUERY_PLAIN_ALL = re.compile(r"[A-Za-z0-9\-._~!$'()*,;:@/?&=]*")  # a whole plain query
 # scheme :// authority path ?query #fragment, split in one pass
-_URL = re.compile(r"([^:/?#]+)://([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?", re.DOTALL)
+# (`\\` ends the authority as `/` does: browsers read it so for http and https)
+_URL = re.compile(r"([^:/?#]+)://([^/?#\\]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?", re.DOTALL)
+# A lenient request host: ASCII labels a strict IDNA check may refuse (`foo-`, `-x`).
+_LENIENT_NAME = re.compile(r"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class CanonError(ValueError):
@@ -114,6 +129,94 @@ def _check_punycode(n: str) -> None:
                 raise CanonError(f"invalid punycode label {label!r}: {e}") from None
 
 
+def _ends_in_number(host: str) -> bool:
+    """WHATWG's "ends in a number": the last label (a trailing dot aside) is
+    digits, or `0x` and hex digits. Such a host is an IPv4 address or invalid."""
+    last = (host[:-1] if host.endswith(".") else host).rpartition(".")[2]
+    if not last:
+        return False
+    if last.isascii() and last.isdigit():
+        return True
+    return last[:2] in ("0x", "0X") and all(c in _HEXDIGITS for c in last[2:])
+
+
+def _ipv4_number(part: str) -> int:
+    if not part:
+        raise ValueError("empty part")
+    base = 10
+    if part[:2] in ("0x", "0X"):
+        part, base = part[2:], 16
+    elif len(part) > 1 and part[0] == "0":
+        part, base = part[1:], 8
+    if not part:
+        return 0
+    try:
+        return int(part, base) if part.isascii() and part.isalnum() else int("-")
+    except ValueError:
+        raise ValueError(f"{part[:20]!r} is not a number") from None
+
+
+def _ipv4(host: str) -> str:
+    """The WHATWG IPv4 parser: 1-4 parts, each decimal, 0x-hex or 0-octal; the
+    last part fills the remaining bytes. Dotted decimal out; CanonError."""
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if len(parts) > 4:
+        raise CanonError(f"invalid IPv4 address {host[:80]!r}: more than four parts")
+    try:
+        numbers = [_ipv4_number(p) for p in parts]
+    except ValueError as e:
+        raise CanonError(f"invalid IPv4 address {host[:80]!r}: {e}") from None
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+        raise CanonError(f"invalid IPv4 address {host[:80]!r}: a part is out of range")
+    value = last
+    for i, n in enumerate(head):
+        value += n << (8 * (3 - i))
+    return str(ipaddress.IPv4Address(value))
+
+
+def _ipv6(literal: str) -> str:
+    """`[v6]` → `[compressed]`; an IPv4-mapped address → its IPv4 address."""
+    inner = literal[1:-1]
+    if "%" in inner:
+        raise CanonError(f"invalid IPv6 literal {literal[:80]!r}: zone identifiers are not URLs")
+    try:
+        a = ipaddress.IPv6Address(inner)
+    except ValueError as e:
+        raise CanonError(f"invalid IPv6 literal {literal[:80]!r}: {e}") from None
+    if a.ipv4_mapped is not None:
+        return str(a.ipv4_mapped)
+    return f"[{a.compressed}]"
+
+
+def canonical_host(host: str, *, lenient: bool = False) -> str:
+    """A URL's host: an IP address as browsers read it (see the module
+    docstring), otherwise a name (canonical_name). Raises CanonError.
+
+    `lenient` (requests only, never order targets): an ASCII name that strict
+    IDNA refuses (`foo-.other.example`) is kept lowercased rather than refused,
+    so that the host is still judged by its suffixes and nobody's request is
+    refused for a spelling no order names."""
+    if host[:1] == "[":
+        if host[-1:] != "]":
+            raise CanonError(f"unterminated IPv6 literal {host[:80]!r}")
+        return _ipv6(host)
+    if (host[-1:].isdigit() or "0x" in host or "0X" in host) and _ends_in_number(host):
+        return _ipv4(host)
+    try:
+        return canonical_name(host)
+    except CanonError:
+        if not lenient or not host.isascii():
+            raise
+        n = host.lower()
+        n = n[:-1] if n.endswith(".") else n
+        if len(n) <= MAX_NAME and _LENIENT_NAME.fullmatch(n):
+            return n
+        raise
+
+
 def is_url(target: str) -> bool:
     return "://" in target
 
@@ -149,7 +252,10 @@ def _normalise_component(raw: str, safe: frozenset[int], plus_is_space: bool) ->
 
 
 def canonical_path(raw: str) -> str:
-    """Normalise a path: percent-encoding, dot-segments, `//`, no trailing `/`."""
+    """Normalise a path: `\\` as `/`, percent-encoding, dot-segments, `//`, no
+    trailing `/`."""
+    if "\\" in raw:
+        raw = raw.replace("\\", "/")
     p = _normalise_component(raw, _PATH_SAFE, plus_is_space=False)
     if p.startswith("/") and "//" not in p and "/." not in p and (len(p) == 1 or p[-1] != "/"):
         return p  # already canonical: the common case
@@ -163,6 +269,24 @@ def canonical_path(raw: str) -> str:
             continue
         segments.append(seg)
     return "/" + "/".join(segments)
+
+
+_PARAMS = re.compile(r";[^/]*")
+
+
+def separator_reading(path: str) -> str | None:
+    """The other reading of a canonical path, as many origins decode it:
+    `%2F` and `%5C` as `/` and each segment's `;params` dropped (servlet
+    containers, IIS, frameworks that decode before routing). None when it
+    reads the same. A URL rule matches a request if it matches either reading
+    (docs/regulator.md, "Matching")."""
+    if "%2F" not in path and "%5C" not in path and ";" not in path:
+        return None
+    alt = path.replace("%2F", "/").replace("%5C", "/")
+    if ";" in alt:
+        alt = _PARAMS.sub("", alt)
+    alt = canonical_path(alt)
+    return None if alt == path else alt
 
 
 def _canonical_query(raw: str) -> tuple[tuple[str, str], ...]:
@@ -196,7 +320,9 @@ def _split_authority(authority: str) -> str:
         end = host.find("]")
         if end < 0:
             raise CanonError(f"unterminated IPv6 literal in {authority!r}")
-        return host[: end + 1].lower()
+        if host[end + 1 :] and not host[end + 1 :].startswith(":"):
+            raise CanonError(f"invalid authority {authority[:80]!r}")
+        return host[: end + 1]
     host, _, port = host.partition(":")
     if port and not port.isdigit():
         raise CanonError(f"invalid port {port!r}")
@@ -215,5 +341,5 @@ def canonical_url(url: str) -> CanonicalURL:
         authority = _split_authority(authority)
     if not authority:
         raise CanonError(f"URL has no host: {url[:80]!r}")
-    host = authority if authority.startswith("[") else canonical_name(authority)
-    return CanonicalURL(host, canonical_path(path_raw), _canonical_query(query_raw or ""))
+    return CanonicalURL(canonical_host(authority), canonical_path(path_raw),
+                        _canonical_query(query_raw or ""))

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from writ.blocklist.canon import CanonError, canonical_name, canonical_url, is_url
-from writ.blocklist.index import Index, Verdict
+from writ.blocklist.canon import (
+    CanonError,
+    CanonicalURL,
+    canonical_name,
+    canonical_url,
+    is_url,
+    separator_reading,
+)
+from writ.blocklist.index import Decision, Index, Verdict
 from writ.blocklist.ipaddr import IpError, canonical_ip, looks_like_ip
 
 __all__ = ["explain", "sentence"]
@@ -21,7 +28,9 @@ def explain(index: Index, target: str) -> dict[str, Any]:
     """One JSON-able object: target, kind, decision, orders, rule, rules, host_level,
     restored_by (when a restoration lifted the host), signed_by (act id -> the
     keyring ids that signed it, when the acts were loaded with a keyring),
-    blocklist_version, at; an invalid target has decision "invalid" and `error`."""
+    blocklist_version, at; a URL also `canonical` (how writ reads it) and
+    `read_as` (its second reading, when it has one); an invalid target has
+    decision "invalid" and `error`."""
     url = is_url(target)
     ip = not url and looks_like_ip(target)
     out: dict[str, Any] = {"target": target, "kind": "url" if url else "ip" if ip else "name"}
@@ -35,7 +44,7 @@ def explain(index: Index, target: str) -> dict[str, Any]:
                 out["addresses"] = p.size
         elif url:
             u = canonical_url(target)
-            host, d = u.host, index.decide_canonical_url(u)
+            host, d = u.host, _decide_readings(index, u, out)
         else:
             host = canonical_name(target)
             d = index.decide_canonical_name(host)
@@ -55,6 +64,22 @@ def explain(index: Index, target: str) -> dict[str, Any]:
     return out
 
 
+def _decide_readings(index: Index, u: CanonicalURL, out: dict[str, Any]) -> Decision:
+    """A URL as the proxy judges it: its canonical form (`canonical`) and, when
+    `%2F`, `%5C` or `;params` give it a second reading (`read_as`), blocked if
+    either reading is (docs/regulator.md, "How writ reads them")."""
+    out["canonical"] = str(u)
+    d = index.decide_canonical_url(u)
+    alt = separator_reading(u.path)
+    if alt is None:
+        return d
+    other = CanonicalURL(u.host, alt, u.query)
+    out["read_as"] = str(other)
+    if d.decision is Verdict.BLOCK:
+        return d
+    return index.decide_canonical_url(other)
+
+
 def _acts(index: Index, ids: list[str]) -> str:
     parts = []
     for i in ids:
@@ -72,6 +97,10 @@ def _acts(index: Index, ids: list[str]) -> str:
 def sentence(index: Index, e: dict[str, Any]) -> str:
     """A human sentence saying why."""
     t, d = e["target"], e["decision"]
+    if "read_as" in e:
+        t = f"{t} (read as {e['canonical']} and as {e['read_as']})"
+    elif "canonical" in e and e["canonical"] not in t:
+        t = f"{t} (read as {e['canonical']})"
     if d == "invalid":
         return f"INVALID    {t}: {e['error']}"
     if d == "block":

@@ -1,475 +1,292 @@
 """The mitmproxy addon enforcing the blocklist over HTTP (docs/design.md §4 HTTP).
 
-Thin hooks around pure parts: `judge` decides, `writ.blockpage` renders.
+Each hook gathers the facts of what it sees, asks `judge.judge` for the
+ruling (`verdict`), and applies it: `apply_request` and `apply_tls` turn a
+ruling into an answer (a page, a refused handshake) and a record;
+`next_layer` does the same for bytes that are neither (a closed connection).
+The steer listeners' hooks live in `writ.proxy.steered`, the `mitmdump -s`
+lifecycle in `writ.mitmdump_node`, the layer-stack work in
+`writ.proxy.stack`, the readers of mitmproxy objects in `writ.proxy.facts`.
 
 Invariants:
-- Decide in `requestheaders`, before any upload body is read; a blocked
-  request is answered here, so the upstream is never contacted.
-- Judge every name a request carries (request-target host, Host header, TLS
-  SNI); blocked if any is blocked.
+- Every connection ends in one of: each request judged, each TLS hello
+  judged, refused, or relayed raw only to a destination no order touches,
+  recorded `raw-tcp` (next_layer).
+- Decide in `requestheaders`, before any body is read; a refused request
+  with a body is answered at once, never invites an upload (`Expect:
+  100-continue`) and never has its body buffered (stack.REFUSE_EARLY).
 - The hot path reads `holder.index` once per request: no Redis, no network,
   no lock; cost independent of the blocklist's size.
-- Every decision is recorded with component "http" (allows only when the
-  policy asks) and counted in the metrics (always).
-- Bad input (unparseable URL, invalid IDN, bad percent-encoding) gets a clear
-  400 from the addon and a record; it never raises out of a hook.
-- Only this class reads `ctx.options`, and only in `configure()`.
+- Every decision goes through `record` (one call shape): counted in the
+  metrics always, written to the sink unless it is an allow the policy does
+  not log. Targets name hosts canonically and what went upstream.
+- A bug in a hook fails as the policy's fail mode says, never open by accident.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy import layer, server_hooks
+from mitmproxy.proxy.layers import TCPLayer
 from OpenSSL import SSL
 
 from writ.audit import Action, Component, Outcome, Recorder, RecordSink
-from writ.blocklist import CanonError, Decision, Index, Verdict
+from writ.blocklist import Index
 from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_page
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
+from writ.proxy import stack
 from writ.proxy.destination import Resolve, destination_decision, system_resolve
-from writ.proxy.judge import authority_of, judge_names, judge_request
-from writ.proxy.steer import (
-    DEFAULT_PORT,
-    NOT_STEERED,
-    SteerKind,
-    kind_of,
-    misdirected_page,
-    parse_host,
-    steer_modes,
+from writ.proxy.facts import (
+    JUDGED,
+    STREAM_THRESHOLD,
+    client_of,
+    fails_closed,
+    has_body,
+    shown,
+    streams,
+    unreadable,
 )
+from writ.proxy.judge import Facts, Kind, Ruling, authority_of, judge
+from writ.proxy.steer import SteerKind, kind_of
+from writ.proxy.steered import SteerAddon
 
 __all__ = ["STREAM_THRESHOLD", "WritAddon"]
 
 log = logging.getLogger("writ.proxy")
 
-# Bodies above this size (or of unknown size) are streamed, never buffered:
-# video must flow through as it arrives.
-STREAM_THRESHOLD = 256 * 1024
-_STREAMED_TYPES = ("video/", "audio/", "application/octet-stream", "text/event-stream")
-# mitmproxy options that must be off (refused at startup if present and on).
-_FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")
-_OPTIONS = ("writ_orders", "writ_redis", "writ_policy", "writ_audit_log")
-
-
-def _options_error(message: str) -> Exception:
-    return exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
-
-
-def _streams(headers: http.Headers) -> bool:
-    length = headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > STREAM_THRESHOLD:
-        return True
-    return str(headers.get("content-type", "")).lower().startswith(_STREAMED_TYPES)
-
-
+_FORBIDDEN_OPTIONS = ("emudhra", "emudhra_old")  # refused at startup if on
 _BODYLESS = frozenset(("GET", "HEAD", "OPTIONS", "DELETE", "TRACE"))
 
 
-def _upload_streams(headers: http.Headers) -> bool:
-    length = headers.get("content-length")
-    if length is None:
-        return "transfer-encoding" in headers  # chunked: unknown size
-    return not length.isdigit() or int(length) > STREAM_THRESHOLD
-
-
-def _target(req: http.Request) -> str:
-    return f"{req.method} {req.pretty_url}"
-
-
-def _client(conn: Any) -> str:
-    peer = getattr(conn, "peername", None)
-    return str(peer[0]) if peer else ""
-
-
-Hooked = TypeVar("Hooked", http.HTTPFlow, tls.ClientHelloData)
-
-
-def _fails_closed(hook: Callable[[WritAddon, Hooked], None]) -> Callable[[WritAddon, Hooked], None]:
-    """A bug in a judging hook must not let the connection through unjudged
-    (mitmproxy logs an addon's exception and carries on): it is answered as
-    the policy's fail mode says, logged, and recorded as an `error` decision."""
-
-    @functools.wraps(hook)
-    def guarded(self: WritAddon, obj: Hooked) -> None:
-        try:
-            hook(self, obj)
-        except Exception:  # any bug: the fail mode decides, not mitmproxy
-            log.exception("writ: internal error in %s", hook.__name__)
-            self._internal_error(obj)
-
-    return guarded
-
-
 class WritAddon:
-    """Built by writ with (holder, policy, sink, metrics), or by `mitmdump -s`
-    with nothing: then the `writ_*` options say where the orders live."""
+    """Built by writ with (holder, policy, sink, metrics); under `mitmdump -s`
+    the lifecycle addon (writ.mitmdump_node) attaches them."""
 
     def __init__(self, holder: Any = None, policy: Policy | None = None,
                  sink: RecordSink | None = None, metrics: Metrics | None = None,
                  steer: dict[str, SteerKind] | None = None) -> None:
         self.holder = holder  # a BlocklistHolder: `.index` read per request
-        self.steer = steer or {}  # mode spec -> kind of the steer listeners (writ.proxy.steer)
-        # Where steered TLS goes on the host named by SNI: 443 (tests use a free port).
-        self.steer_tls_port = DEFAULT_PORT[SteerKind.TLS]
         self.policy = policy or Policy()
         self.metrics = metrics or Metrics()
         self.recorder = Recorder(sink, log_allowed=self.policy.audit.log_allowed,
                                  metrics=self.metrics)
-        self._given = holder is not None  # built by writ: ignore the writ_* options
+        self.steer = steer or {}  # mode spec -> kind of the steer listeners
+        self.core = self
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
-        self._own_log: Any = None  # the AuditLog opened under `mitmdump -s`
-        self._store: Any = None  # the store keeping the holder current under `mitmdump -s`
-        # How a destination name becomes addresses (writ.proxy.destination); tests swap it.
+        self._websocket = True  # mitmproxy's `websocket` option (read in configure)
+        self.steered = SteerAddon(self)
+        self.addons = [self.steered]  # mitmproxy: one addon per concern
+        # How a destination name becomes addresses (writ.proxy.destination).
         self.resolve: Resolve = system_resolve
 
-    # -- configuration -----------------------------------------------------
+    def attach(self, holder: Any, policy: Policy, sink: RecordSink | None) -> None:
+        """What a `mitmdump -s` node hands over once its options are read."""
+        self.holder, self.policy = holder, policy
+        self.recorder = Recorder(sink, log_allowed=policy.audit.log_allowed,
+                                 metrics=self.metrics)
 
-    def load(self, loader: Any) -> None:
-        loader.add_option("writ_orders", str | None, None, "writ: folder of court orders")
-        loader.add_option("writ_redis", str | None, None, "writ: Redis URL of the blocklist")
-        loader.add_option("writ_policy", str | None, None, "writ: enforcement policy YAML")
-        loader.add_option("writ_audit_log", str | None, None,
-                          "writ: decision log path (default: the policy's)")
+    @property
+    def steer_tls_port(self) -> int:
+        """Where steered TLS goes on the SNI host: 443 (tests use a free port)."""
+        return self.steered.steer_tls_port
 
-    def configure(self, updated: set[str]) -> None:
-        for name in _FORBIDDEN_OPTIONS:
-            if hasattr(ctx.options, name) and getattr(ctx.options, name):
-                raise _options_error(
-                    f"{name}: writ refuses to run with this option on; turn it off")
-        if self._given or not (updated & set(_OPTIONS)):
-            return
-        self._configure_standalone()
+    @steer_tls_port.setter
+    def steer_tls_port(self, port: int) -> None:
+        self.steered.steer_tls_port = port
 
-    def _configure_standalone(self) -> None:
-        from writ.proxy import standalone
+    # -- the one place rulings are recorded ---------------------------------
 
-        o = ctx.options
-        if not o.writ_orders and not o.writ_redis:
-            # Not an OptionsError: mitmproxy rolls options back to these defaults
-            # after a failed update and expects them to configure cleanly. At
-            # startup mitmdump's ErrorCheck turns this ERROR into an exit.
-            log.error("writ: set writ_orders or writ_redis; until then every request "
-                      "is refused (fail closed)")
-            self.holder = None
-            return
-        if o.writ_orders and o.writ_redis:
-            raise _options_error("writ_orders, writ_redis: give only one of them")
-        try:
-            policy = standalone.load_policy_file(o.writ_policy)
-        except Exception as e:  # noqa: BLE001 - any failure is a startup error naming the option
-            raise _options_error(f"writ_policy: {e}") from None
-        try:
-            holder = standalone.open_holder_for(o.writ_orders, o.writ_redis, policy)
-        except Exception as e:  # noqa: BLE001 - as above
-            which = "writ_orders" if o.writ_orders else "writ_redis"
-            raise _options_error(f"{which}: {e}") from None
-        try:
-            log_ = standalone.open_audit_log(o.writ_audit_log, policy, o.writ_redis)
-        except Exception as e:  # noqa: BLE001 - as above
-            raise _options_error(f"writ_audit_log: {e}") from None
-        if self._own_log is not None:
-            self._own_log.close()
-        self.holder, self.policy, self._own_log = holder, policy, log_
-        self.recorder = Recorder(log_, log_allowed=policy.audit.log_allowed, metrics=self.metrics)
-        self._open_steer_listeners(policy)
-        # A million rules are a million long-lived objects: keep the cyclic GC
-        # from walking them again and again (it would stall requests).
-        gc.freeze()
+    def record(self, conn: Any, target: str | Callable[[], str], out: Ruling,
+               version: str | None) -> None:
+        """Every ruling goes to the one recorder (it counts, filters allows the
+        policy does not log, and queues; raw-tcp relays are always written).
+        `target` may be a function: the common allow never builds its string."""
+        d = out.d
+        self.recorder.decided(Component.HTTP, client_of(conn), target, Outcome(out.decision),
+                              Action(out.action), d.orders if d is not None else (),
+                              d.rule if d is not None else None, version)
 
-    def _open_steer_listeners(self, policy: Policy) -> None:
-        """Under `mitmdump -s`: the policy's steer listeners join mitmdump's own
-        modes, as `writ proxy` opens them (set before the servers start, so a
-        taken address stops mitmdump at startup like any listener of its own)."""
-        steer = steer_modes(policy.proxy.steer_http, policy.proxy.steer_tls)
-        if steer == self.steer:
-            return
-        modes = [m for m in ctx.options.mode if m not in self.steer]
-        self.steer = steer
-        # Steered hosts are reached per request (lazy) under the Host they asked for.
-        extra = {"keep_host_header": True, "connection_strategy": "lazy"} if steer else {}
-        options: Any = ctx.options  # mitmproxy's OptionsManager is untyped
-        options.update(mode=[*modes, *steer], **extra)
-
-    async def running(self) -> None:
-        """Under `mitmdump -s`: follow the folder or the Redis replica from now on
-        (configure() loaded the blocklist once, so a bad one fails at startup)."""
-        if self._given or self.holder is None or self._store is not None:
-            return
-        from writ.proxy import standalone
-
-        o = ctx.options
-        self._store = await standalone.follow(self.holder, o.writ_orders, o.writ_redis,
-                                              self.policy)
-        if self.steer:
-            # mitmproxy 12 brings its servers up before a -s script is configured:
-            # start the steer listeners now (a no-op where they already run).
-            addons: Any = ctx.master.addons
-            ps = addons.get("proxyserver")
-            if ps is not None and not await ps.setup_servers():
-                log.error("writ: a steer listener (proxy.steer_http/steer_tls) did not start")
-
-    async def done(self) -> None:
-        if self._store is not None:
-            await self._store.stop()
-            self._store = None
-        if self._own_log is not None:  # only a log this addon opened; writ closes its own
-            self._own_log.close()
-            self._own_log = None
-
-    # -- recording ---------------------------------------------------------
-
-    def _record(self, client: str, target: str | Callable[[], str], decision: str,
-                action: str, *, d: Decision | None = None, version: str | None = None) -> None:
-        orders: Sequence[str] = d.orders if d is not None else ()
-        self.recorder.decided(Component.HTTP, client, target, Outcome(decision), Action(action),
-                              orders, d.rule if d is not None else None, version)
-
-    def _index(self) -> Index | None:
+    def index(self) -> Index | None:
         return self.holder.index if self.holder is not None else None
 
+    def verdict(self, facts: Facts) -> tuple[Ruling, str | None]:
+        index = self.index()
+        out = judge(index, facts, fail_open=self.policy.fail is FailMode.OPEN,
+                    intercept=self.policy.proxy.tls is TlsMode.INTERCEPT)
+        return out, index.version if index is not None else None
+
+    def configure(self, updated: set[str]) -> None:
+        self._websocket = bool(getattr(ctx.options, "websocket", True))
+        for name in _FORBIDDEN_OPTIONS:
+            if hasattr(ctx.options, name) and getattr(ctx.options, name):
+                raise exceptions.OptionsError(  # type: ignore[no-untyped-call]
+                    f"{name}: writ refuses to run with this option on; turn it off")
+
+    # -- HTTP ------------------------------------------------------------------
+
+    @fails_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or kind_of(self.steer, flow.client_conn) is not None:
+            return  # answered already, or a steer listener's (SteerAddon)
+        req, conn = flow.request, flow.client_conn
+        # Absolute-form inside a tunnel or transparently: the request names its
+        # own authority. It is judged, and it is what goes upstream as Host.
+        absolute = req.authority if req.authority and req.method != "CONNECT" else None
+        names = (authority_of(req.host), absolute, req.host_header,
+                 conn.sni if conn.tls else None)
+        invalid = flow.error.msg if flow.error is not None else unreadable(req)
+        out, version = self.verdict(Facts(Kind.REQUEST, names, req.path, invalid))
+        if absolute is not None and out.action == "pass":
+            req.host_header, req.authority = absolute, ""
+        if flow.error is None:
+            self.apply_request(flow, out, version)
+        else:  # mitmproxy answers its own 400: only the record is ours
+            flow.metadata[JUDGED] = True
+            self.record(conn, self.request_target(flow), out, version)
+
+    def request_target(self, flow: http.HTTPFlow) -> str:
+        req = flow.request
+        authority = req.host_header or f"{authority_of(req.host)}:{req.port}"
+        # (no scheme yet where mitmproxy refused a request before reading it)
+        scheme = req.scheme or ("https" if flow.client_conn.tls else "http")
+        return f"{req.method} {scheme}://{shown(authority)}{req.path}"
+
+    def apply_request(self, flow: http.HTTPFlow, out: Ruling, version: str | None) -> None:
+        """A ruling on a request: its answer (if refused) and its record."""
+        flow.metadata[JUDGED] = True
+        req = flow.request
+        if out.action == "pass" and req.method not in _BODYLESS and has_body(req.headers) \
+                and streams(req.headers):
+            req.stream = True  # large upload: forward as it arrives
+        if out.action != "pass":
+            self.answer(flow, self._page(flow, out, version))
+        self.record(flow.client_conn, lambda: self.request_target(flow), out, version)
+
+    def _page(self, flow: http.HTTPFlow, out: Ruling, version: str | None) -> Page:
+        accept = flow.request.headers.get("accept")
+        index = self.index()
+        if out.action == "451" and out.d is not None and index is not None:
+            return blocked_page(out.d, index.acts, self.policy, flow.request.pretty_url,
+                                accept=accept, blocklist_version=version)
+        if out.action == "400":
+            log.info("writ.http.bad_request %s: %s", flow.request.pretty_url[:200], out.reason)
+            return bad_request_page(out.reason, accept)
+        if out.decision == "no-blocklist":
+            return unavailable_page("No blocklist is loaded yet; writ fails closed.", accept)
+        return unavailable_page("writ could not judge this request (an internal error, "
+                                "logged); it fails closed.", accept)
+
     @staticmethod
-    def _answer(flow: http.HTTPFlow, page: Page) -> None:
+    def answer(flow: http.HTTPFlow, page: Page) -> None:
+        """Answer a request; one with a body at once, before the body is read."""
         resp = http.Response.make(page.status, page.body, dict(page.headers))
         resp.reason = page.reason  # mitmproxy 11 leaves the reason phrase empty
+        req = flow.request
+        req.headers.pop("expect", None)  # never invite an upload that is refused
+        if req.method != "CONNECT" and has_body(req.headers):
+            resp.headers["connection"] = "close"
+            flow.metadata[stack.REFUSE_EARLY] = True
         flow.response = resp
 
-    # -- HTTP --------------------------------------------------------------
-
-    @_fails_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
-            return  # already answered (by http_connect or another addon)
-        kind = kind_of(self.steer, flow.client_conn)
-        if kind is not None:
-            self._steered_request(flow, kind)
-            return
-        req = flow.request
-        index = self._index()
-        if index is None:
-            self._no_blocklist(flow, _client(flow.client_conn), _target(req),
-                               req.headers.get("accept"))
-            return
-        sni = flow.client_conn.sni if flow.client_conn.tls else None
-        names = (authority_of(req.host), req.host_header, sni)
-        try:
-            d = judge_request(index, names, req.path)
-        except CanonError as e:
-            target = _target(req)
-            log.info("writ.http.bad_request %s: %s", target[:200], e)
-            self._answer(flow, bad_request_page(str(e), req.headers.get("accept")))
-            self._record(_client(flow.client_conn), target, "invalid", "400",
-                         version=index.version)
-            return
-        if d.decision is Verdict.BLOCK:
-            self._block(flow, d, index)
-            return
-        if req.method not in _BODYLESS and _upload_streams(req.headers):
-            req.stream = True  # large upload: forward as it arrives
-        # The common case stays cheap: no target string unless it is recorded.
-        self._record(_client(flow.client_conn), lambda: _target(req), "allow", "pass", d=d,
-                     version=index.version)
-
-    def _block(self, flow: http.HTTPFlow, d: Decision, index: Index) -> None:
-        """451 with the block page for the request's URL, and its record."""
-        req = flow.request
-        self._answer(flow, blocked_page(d, index.acts, self.policy, req.pretty_url,
-                                        accept=req.headers.get("accept"),
-                                        blocklist_version=index.version))
-        self._record(_client(flow.client_conn), _target(req), "block", "451", d=d,
-                     version=index.version)
-
-    def _internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData) -> None:
-        opened = self.policy.fail is FailMode.OPEN
-        # The answer first, the record after: the recording may be what failed.
-        if isinstance(obj, http.HTTPFlow):
-            if not opened:
-                self._answer(obj, unavailable_page(
-                    "writ could not judge this request (an internal error, logged); "
-                    "it fails closed.", obj.request.headers.get("accept")))
-        elif opened:
-            obj.ignore_connection = True
-        else:
-            self._refuse_handshake(obj)
-        with contextlib.suppress(Exception):
-            if isinstance(obj, http.HTTPFlow):
-                client, target = _client(obj.client_conn), _target(obj.request)
-                action = "pass" if opened else "503"
-            else:
-                client, target = _client(obj.context.client), f"TLS {obj.client_hello.sni or ''}"
-                action = "pass" if opened else "tls-refused"
-            self._record(client, target, "error", action)
-
-    def _no_blocklist(self, flow: http.HTTPFlow, client: str, target: str,
-                      accept: str | None) -> None:
-        if self.policy.fail is FailMode.OPEN:
-            self._record(client, target, "no-blocklist", "pass", d=None, version=None)
-            return
-        self._answer(flow, unavailable_page("No blocklist is loaded yet; writ fails closed.",
-                                            accept))
-        self._record(client, target, "no-blocklist", "503", d=None, version=None)
-
+    @fails_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None and _streams(flow.response.headers):
-            flow.response.stream = True
+        resp = flow.response
+        if resp is None:
+            return
+        if resp.status_code == 101 and not self._websocket_upgrade(flow):
+            self._upgrade(flow)
+        elif streams(resp.headers):
+            resp.stream = True
 
-    # -- steered HTTP (writ.proxy.steer) -----------------------------------
+    def _websocket_upgrade(self, flow: http.HTTPFlow) -> bool:
+        """What mitmproxy turns into its WebSocket layer (messages, no more requests)."""
+        assert flow.response is not None
+        return (self._websocket and flow.response.headers.get("upgrade", "").lower() == "websocket"
+                and bool(flow.request.headers.get("sec-websocket-version")))
 
-    def _steered_request(self, flow: http.HTTPFlow, kind: SteerKind) -> None:
-        req, conn = flow.request, flow.client_conn
-        tls = bool(conn.tls)
-        scheme = "https" if tls else "http"
-        target = f"{req.method} {scheme}://{req.host_header or ''}{req.path}"
-        index = self._index()
-        if index is None:
-            # Nothing was steered without a blocklist: no destination to fail open to.
-            self._answer(flow, unavailable_page("No blocklist is loaded yet.",
-                                                req.headers.get("accept")))
-            self._record(_client(conn), target, "no-blocklist", "503")
-            return
-        if kind is SteerKind.TLS and not tls:
-            self._misdirected(flow, target, "This address serves TLS only.", index.version)
-            return
-        if not req.host_header:
-            self._misdirected(flow, target, "The request names no host (no Host header).",
-                              index.version)
-            return
-        sni = conn.sni if tls else None
-        default_port = self.steer_tls_port if tls else DEFAULT_PORT[SteerKind.HTTP]
-        try:
-            host, port = parse_host(req.host_header, default_port)
-            steered = judge_names(index, (host,))
-            d = judge_request(index, (req.host_header, sni), req.path)
-        except CanonError as e:
-            log.info("writ.http.bad_request %s: %s", target[:200], e)
-            self._answer(flow, bad_request_page(str(e), req.headers.get("accept")))
-            self._record(_client(conn), target, "invalid", "400", version=index.version)
-            return
-        # Point the flow at the named host (the Host header stays as the client sent
-        # it); a flow answered below is never sent anywhere.
-        host_header = req.host_header
-        req.scheme, req.host, req.port = scheme, host, port
-        req.host_header = host_header
-        if d.decision is Verdict.BLOCK:
-            self._block(flow, d, index)
-            return
-        if steered.decision is not Verdict.URL_RULES:
-            self._misdirected(flow, _target(req), f"{host} is not served here.",
-                              index.version)
-            return
-        if req.method not in _BODYLESS and _upload_streams(req.headers):
-            req.stream = True
-        self._record(_client(conn), _target(req), "allow", "pass", d=d, version=index.version)
+    def _upgrade(self, flow: http.HTTPFlow) -> None:
+        """Any other 101 would make the connection a raw relay in which later
+        requests, naming any host, are never judged: refused, recorded."""
+        req = flow.request
+        index = self.index()
+        target = f"{req.method} {req.scheme}://{shown(req.host_header or req.host)}{req.path}"
+        self.record(flow.client_conn, target, Ruling("unenforceable", "502"),
+                    index.version if index is not None else None)
+        body = (b"writ: the upstream switched to a protocol other than WebSocket; what "
+                b"follows on this connection could not be judged, so it is refused.\n")
+        flow.response = http.Response.make(502, body, {"content-type": "text/plain",
+                                                       "connection": "close"})
+        flow.response.reason = "Bad Gateway"
 
-    def _misdirected(self, flow: http.HTTPFlow, target: str, message: str,
-                     version: str | None = None) -> None:
-        self._answer(flow, misdirected_page(message))
-        self._record(_client(flow.client_conn), target, NOT_STEERED, "421", version=version)
+    # -- CONNECT, TLS, and what a connection starts with --------------------------
 
-    def _steered_tls(self, data: tls.ClientHelloData, kind: SteerKind, sni: str | None) -> None:
-        client = _client(data.context.client)
-        target = f"TLS {authority_of(sni or '')}"
-        index = self._index()
-        version = index.version if index is not None else None
-        if kind is not SteerKind.TLS or not sni:
-            # TLS on the HTTP address, or no SNI: no host to steer to.
-            self._refuse(data, client, target, NOT_STEERED, version=version)
-            return
-        if index is None:
-            self._refuse(data, client, target, "no-blocklist")
-            return
-        try:
-            d = judge_names(index, (sni,))
-        except CanonError:
-            self._refuse(data, client, target, "invalid", version=version)
-            return
-        if d.decision is Verdict.BLOCK:
-            self._refuse(data, client, target, "tls-refused", d=d, version=version)
-            return
-        if d.decision is not Verdict.URL_RULES:
-            self._refuse(data, client, target, NOT_STEERED, version=version)
-            return
-        data.context.server.address = (sni, self.steer_tls_port)
-        if self.policy.proxy.tls is TlsMode.INTERCEPT:
-            return  # requestheaders judges each URL inside TLS (_steered_request)
-        data.ignore_connection = True
-        self._record(client, target, "unenforceable", "pass", d=d, version=version)
-
-    # -- CONNECT and TLS ---------------------------------------------------
-
-    @_fails_closed
+    @fails_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        target = f"CONNECT {authority_of(req.host)}:{req.port}"
-        client = _client(flow.client_conn)
-        accept = req.headers.get("accept")
-        index = self._index()
-        if index is None:
-            self._no_blocklist(flow, client, target, accept)
-            return
-        try:
-            d = judge_names(index, (req.host,))
-        except CanonError as e:
-            self._answer(flow, bad_request_page(str(e), accept))
-            self._record(client, target, "invalid", "400", d=None, version=index.version)
-            return
-        if d.decision is Verdict.BLOCK:
-            self._answer(flow, blocked_page(d, index.acts, self.policy, req.host,
-                                            accept=accept, blocklist_version=index.version))
-            self._record(client, target, "block", "451", d=d, version=index.version)
-        elif d.decision is Verdict.ALLOW:
-            self._record(client, target, "allow", "pass", d=d, version=index.version)
-        # url-rules: the TLS hook (or the requests inside a plain tunnel) decide.
+        out, version = self.verdict(Facts(Kind.CONNECT, (authority_of(req.host),)))
+        if out.action != "pass":
+            self.answer(flow, self._page(flow, out, version))
+        if out.decision != "url-rules":  # url-rules: what the tunnel carries is judged
+            target = f"CONNECT {shown(authority_of(req.host))}:{req.port}"
+            self.record(flow.client_conn, target, out, version)
 
-    @_fails_closed
+    @fails_closed
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        conn = data.context.client
+        if kind_of(self.steer, data.context.client) is not None:
+            return  # a steer listener's (SteerAddon)
         sni = data.client_hello.sni
-        kind = kind_of(self.steer, conn)
-        if kind is not None:
-            self._steered_tls(data, kind, sni)
-            return
         address = data.context.server.address
-        dest = address[0] if address else None
-        target = f"TLS {authority_of(sni or dest or '')}"
-        client = _client(conn)
-        index = self._index()
-        if index is None:
-            if self.policy.fail is FailMode.OPEN:
-                data.ignore_connection = True
-                self._record(client, target, "no-blocklist", "pass", d=None, version=None)
-            else:
-                self._refuse(data, client, target, "no-blocklist", d=None, version=None)
-            return
-        try:
-            d = judge_names(index, (sni, dest))
-        except CanonError:
-            self._refuse(data, client, target, "invalid", d=None, version=index.version)
-            return
-        if d.decision is Verdict.BLOCK:
-            self._refuse(data, client, target, "tls-refused", d=d, version=index.version)
-        elif d.decision is Verdict.URL_RULES:
-            if self.policy.proxy.tls is TlsMode.INTERCEPT:
-                return  # intercepted: requestheaders applies the URL rules inside TLS
+        dest = authority_of(address[0]) if address else None
+        out, version = self.verdict(Facts(Kind.TLS, (sni, dest)))
+        self.apply_tls(data, out, f"TLS {shown(sni or dest or '')}", version)
+
+    def apply_tls(self, data: tls.ClientHelloData, out: Ruling, target: str,
+                  version: str | None) -> None:
+        if out.action == "intercept":
+            return  # terminated: requestheaders judges each URL inside TLS
+        if out.action == "pass":
             data.ignore_connection = True
-            self._record(client, target, "unenforceable", "pass", d=d, version=index.version)
         else:
-            data.ignore_connection = True
-            self._record(client, target, "allow", "pass", d=d, version=index.version)
+            self.refuse_handshake(data)
+        self.record(data.context.client, target, out, version)
 
-    def _refuse(self, data: tls.ClientHelloData, client: str, target: str, decision: str,
-                *, d: Decision | None = None, version: str | None = None) -> None:
-        self._refuse_handshake(data)
-        self._record(client, target, decision, "tls-refused", d=d, version=version)
+    @fails_closed
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        chosen = stack.decided(nextlayer, ctx.master.addons)
+        context, address = nextlayer.context, nextlayer.context.server.address
+        names = (authority_of(address[0]) if address else None, context.client.sni)
+        where = f"{shown(names[0] or '')}:{address[1] if address else ''}"
+        unreadable = functools.partial(self.record, context.client, f"HTTP {where}",
+                                       Ruling("invalid", "400"), None)
+        if not isinstance(chosen, TCPLayer):  # TLS, HTTP: judged by their own hooks
+            stack.adopt(chosen, unreadable)  # (HTTP layers learn the early answer)
+            return
+        data: bytes = nextlayer.data_client()  # type: ignore[no-untyped-call]
+        first = stack.classify(data)
+        if first == "http":  # blank lines before a request line
+            stack.as_http(nextlayer, unreadable)
+            return
+        target = f"TCP {where}"
+        if first == "wait":  # more bytes within stack.WAIT_SECONDS, or closed and recorded
+            index = self.index()
+            stack.replace(nextlayer, stack.Wait(context, functools.partial(
+                self.record, context.client, target,
+                Ruling("invalid", "closed", reason="first bytes too slow"),
+                index.version if index is not None else None)))
+            return
+        out, version = self.verdict(Facts(Kind.TCP, names))  # opaque bytes
+        self.record(context.client, target, out, version)
+        if out.action not in ("raw-tcp", "pass"):
+            stack.replace(nextlayer, stack.Close(context))
 
-    def _refuse_handshake(self, data: tls.ClientHelloData) -> None:
+    def refuse_handshake(self, data: tls.ClientHelloData) -> None:
         # Never dial the upstream for a refused name; tls_start_client fails the handshake.
         data.establish_server_tls_first = False
         self._refused.add(data.context.client.id)
@@ -492,7 +309,7 @@ class WritAddon:
 
     async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Never open a connection to an address an ip/ip_prefix order blocks."""
-        index = self._index()
+        index = self.index()
         address = data.server.address
         if index is None or not index.ip_count or not address:
             return
@@ -509,5 +326,28 @@ class WritAddon:
         d, blocked = got
         data.server.error = (f"destination {blocked} blocked by court order "
                              f"{', '.join(d.orders)} ({d.rule})")
-        self._record(_client(data.client), f"connect {authority_of(host)}:{port} ({blocked})",
-                     "block", "refused", d=d, version=index.version)
+        self.record(data.client, f"connect {authority_of(host)}:{port} ({blocked})",
+                    Ruling("block", "refused", d), index.version)
+
+    def internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData | layer.NextLayer) -> None:
+        opened = self.policy.fail is FailMode.OPEN
+        out = Ruling("error", "pass")
+        # The answer first, the record after: the recording may be what failed.
+        if isinstance(obj, http.HTTPFlow):
+            if not opened:
+                out = Ruling("error", "503")
+                self.answer(obj, self._page(obj, out, None))
+        elif isinstance(obj, tls.ClientHelloData):
+            if opened:
+                obj.ignore_connection = True
+            else:
+                out = Ruling("error", "tls-refused")
+                self.refuse_handshake(obj)
+        elif not opened or obj.layer is None:
+            out = Ruling("error", "closed")
+            obj.layer = stack.Close(obj.context)
+        with contextlib.suppress(Exception):
+            if isinstance(obj, http.HTTPFlow):
+                self.record(obj.client_conn, self.request_target(obj), out, None)
+            else:
+                self.record(obj.context.client, "TLS/TCP", out, None)

@@ -1,20 +1,35 @@
-"""Judging one request on every name it carries (docs/design.md §4 HTTP).
+"""The verdict: what the proxy saw → what it does (docs/design.md §4 HTTP).
 
-Pure: an Index and strings in, a Decision out. The addon feeds it the
-request-target's host, the Host header and the TLS SNI.
+Pure: an Index (or None before the first load) and the facts of one request
+or connection in, one Ruling out (named so as not to be confused with the
+audit record's decision field). The addon gathers the facts, applies the
+ruling in one place and records it; nothing here touches mitmproxy.
 
 Invariants:
-- Blocked if any name is blocked: a forged Host header (or an SNI that
-  disagrees with it) must not slip through. The combined decision lists the
-  orders and rules behind every name that is blocked.
-- Each distinct canonical host is looked up once; the cost is O(names *
-  (labels + path segments)), independent of the blocklist's size.
-- Unreadable input raises CanonError; the caller answers 400.
+- Blocked if any name is blocked: the request-target's host, its own
+  authority (absolute-form, even inside a tunnel), the Host header, the TLS
+  SNI, the tunnel's or the original destination. A forged Host header does
+  not slip through, nor a URL naming another host than the tunnel.
+- Hosts first: a host no order touches is decided by its name alone, so a
+  path writ cannot read (a bad percent-escape, a URL over 16 KB) or a label
+  strict IDNA refuses never gets a request refused that no order names.
+  Paths are canonicalised only for hosts with URL rules, and matched in
+  both readings (`separator_reading`: `%2F`, `%5C`, `;params`).
+- Every ruling says what to do and how to record it: the action is the
+  refusal that fits the kind (451 for a request, `tls-refused` for a TLS
+  hello, `closed` for raw bytes), or `pass`, `intercept`, `raw-tcp`.
+- Raw TCP goes on only to a destination no order touches (`raw-tcp`);
+  anywhere else the bytes cannot be judged and the connection is closed.
+- The cost is O(names * (labels + path segments)), independent of the
+  blocklist's size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
 
 from writ.blocklist import (
     ALLOW,
@@ -23,10 +38,76 @@ from writ.blocklist import (
     Decision,
     Index,
     Verdict,
+    canonical_host,
     canonical_url,
+    separator_reading,
 )
 
-__all__ = ["authority_of", "judge_names", "judge_request"]
+__all__ = ["Facts", "Kind", "Ruling", "authority_of", "host_of", "judge", "judge_names",
+           "judge_request"]
+
+
+class Kind(StrEnum):
+    REQUEST = "request"  # an HTTP request (plain, in a tunnel, or inside intercepted TLS)
+    CONNECT = "connect"  # an explicit proxy's CONNECT
+    TLS = "tls"  # a TLS ClientHello
+    TCP = "tcp"  # bytes that are neither HTTP nor TLS
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    kind: Kind
+    names: tuple[str | None, ...]  # every authority (host[:port]) or bare host carried
+    path: str = "/"  # requests: the origin-form target (path and query)
+    invalid: str | None = None  # why the request cannot be read (found by the shell)
+
+
+class Ruling(NamedTuple):
+    decision: str  # the audit decision (docs/auditor.md)
+    action: str  # pass | intercept | raw-tcp | 451 | 400 | 503 | tls-refused | closed
+    d: Decision | None = None
+    reason: str = ""  # for `invalid`: what could not be read
+
+
+# The refusal of each kind: for a block, for an unreadable input, without a blocklist.
+_BLOCKED = {Kind.REQUEST: "451", Kind.CONNECT: "451", Kind.TLS: "tls-refused",
+            Kind.TCP: "closed"}
+_BAD = {Kind.REQUEST: "400", Kind.CONNECT: "400", Kind.TLS: "tls-refused", Kind.TCP: "closed"}
+_UNAVAILABLE = {Kind.REQUEST: "503", Kind.CONNECT: "503", Kind.TLS: "tls-refused",
+                Kind.TCP: "closed"}
+
+
+def judge(index: Index | None, facts: Facts, *, fail_open: bool = False,
+          intercept: bool = False) -> Ruling:
+    """The one verdict for every hook (see the module docstring)."""
+    kind = facts.kind
+    if index is None:
+        return Ruling("no-blocklist", "pass" if fail_open else _UNAVAILABLE[kind])
+    if facts.invalid is not None:
+        return Ruling("invalid", _BAD[kind], reason=facts.invalid)
+    try:
+        d, rule_hosts = _decide_hosts(index, canonical_hosts(facts.names))
+        if d.decision is Verdict.URL_RULES and kind is Kind.REQUEST:
+            d = _decide_path(index, rule_hosts, facts.path)  # block or allow
+    except CanonError as e:
+        return Ruling("invalid", _BAD[kind], reason=str(e))
+    if d.decision is Verdict.BLOCK:  # (a refused hello keeps its own audit name)
+        return Ruling("tls-refused" if kind is Kind.TLS else "block", _BLOCKED[kind], d)
+    if d.decision is Verdict.ALLOW:
+        return Ruling("allow", "raw-tcp" if kind is Kind.TCP else "pass", d)
+    # A host with URL rules, seen without a URL:
+    decision, action = ("url-rules", "intercept") if kind is Kind.TLS and intercept else \
+        _URL_RULES_ONLY[kind]  # intercepted: each request inside is judged
+    return Ruling(decision, action, d)
+
+
+# What a host with URL rules gets when no URL is visible: a tunnel opens (what
+# it carries is judged next), TLS passes unopened, raw bytes are refused.
+_URL_RULES_ONLY = {Kind.CONNECT: ("url-rules", "pass"), Kind.TLS: ("unenforceable", "pass"),
+                   Kind.TCP: ("unenforceable", "closed")}
+
+
+_NOT_IN_AUTHORITY = frozenset("/?#@\\ \t\r\n")
 
 
 def authority_of(host: str) -> str:
@@ -36,21 +117,74 @@ def authority_of(host: str) -> str:
     return host
 
 
-_NOT_IN_AUTHORITY = frozenset("/?#@\\ \t\r\n")
+def host_of(authority: str) -> str:
+    """The canonical host of an authority (`name`, `name:port`, `[v6]:port`,
+    a bare IPv6 address), read leniently (canon.canonical_host). Raises
+    CanonError; `a.example/x` or `a.example@b.example` is malformed, not a
+    second URL to parse."""
+    if _NOT_IN_AUTHORITY.intersection(authority):
+        raise CanonError(f"invalid host {authority[:80]!r}")
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end < 0:
+            raise CanonError(f"unterminated IPv6 literal {authority[:80]!r}")
+        return canonical_host(authority[: end + 1])
+    if authority.count(":") > 1:  # a bare IPv6 address (a socket address, never a Host)
+        return canonical_host(f"[{authority}]")
+    host, _, port = authority.partition(":")
+    if port and not port.isdigit():
+        raise CanonError(f"invalid port in {authority[:80]!r}")
+    if not host:
+        raise CanonError(f"no host in {authority[:80]!r}")
+    return canonical_host(host, lenient=True)
 
 
-def _checked(auth: str) -> str:
-    """An authority must be host[:port]: a Host header like `a.example/x` or
-    `a.example@b.example` is malformed, not a second URL to parse."""
-    if _NOT_IN_AUTHORITY.intersection(auth):
-        raise CanonError(f"invalid host {auth[:80]!r}")
-    return auth
+def canonical_hosts(names: Iterable[str | None]) -> list[str]:
+    """The distinct canonical hosts of `names`, in order. Raises CanonError."""
+    hosts: list[str] = []
+    for name in names:
+        if name:
+            h = host_of(name)
+            if h not in hosts:
+                hosts.append(h)
+    return hosts
 
 
-def _combine(decisions: list[Decision]) -> Decision:
-    blocked = [d for d in decisions if d.decision is Verdict.BLOCK]
-    if not blocked:
-        return decisions[0] if decisions else ALLOW
+def _decide_hosts(index: Index, hosts: list[str]) -> tuple[Decision, list[str]]:
+    """Combined host decision (block > url-rules > allow) and the hosts with URL rules."""
+    blocked: list[Decision] = []
+    rules: list[tuple[str, Decision]] = []
+    for h in hosts:
+        d = index.decide_canonical_host(h)  # an IP literal: its ip rules too
+        if d.decision is Verdict.BLOCK:
+            blocked.append(d)
+        elif d.decision is Verdict.URL_RULES:
+            rules.append((h, d))
+    if blocked:
+        return _combine(blocked), []
+    if rules:
+        ds = [d for _, d in rules]
+        orders = tuple(sorted({o for d in ds for o in d.orders}))
+        return (Decision(Verdict.URL_RULES, orders, ds[0].rule,
+                         tuple(d.rule for d in ds if d.rule)), [h for h, _ in rules])
+    return ALLOW, []
+
+
+def _decide_path(index: Index, hosts: list[str], path: str) -> Decision:
+    """The URL decision on each host with URL rules, in both readings of the path."""
+    if not path.startswith("/"):
+        path = "/"  # `OPTIONS *` and other non-origin forms: judge the host's root
+    first = canonical_url(f"http://h.invalid{path}")
+    paths = [first.path]
+    alt = separator_reading(first.path)
+    if alt is not None:
+        paths.append(alt)
+    blocked = [d for h in hosts for p in paths
+               if (d := index.decide_canonical_url(CanonicalURL(h, p, first.query))).blocked]
+    return _combine(blocked) if blocked else ALLOW
+
+
+def _combine(blocked: list[Decision]) -> Decision:
     if len(blocked) == 1:
         return blocked[0]
     orders = tuple(sorted({o for d in blocked for o in d.orders}))
@@ -62,54 +196,16 @@ def _combine(decisions: list[Decision]) -> Decision:
 
 
 def judge_request(index: Index, authorities: Iterable[str | None], path: str) -> Decision:
-    """Decide a request seen under several authorities (host[:port]) and one path.
-
-    `path` is the request's origin-form target (path and query). Raises
-    CanonError for a name or path that cannot be read.
-    """
-    if not path.startswith("/"):
-        path = "/"  # `OPTIONS *` and other non-origin forms: judge the host's root
-    seen_raw: set[str] = set()
-    seen_host: set[str] = set()
-    decisions: list[Decision] = []
-    first: CanonicalURL | None = None
-    for auth in authorities:
-        if not auth or auth in seen_raw:
-            continue
-        seen_raw.add(_checked(auth))
-        if first is None:
-            first = canonical_url(f"http://{auth}{path}")
-            cu = first
-        else:
-            # Only the host differs; reuse the canonical path and query.
-            host = canonical_url(f"http://{auth}/").host
-            cu = CanonicalURL(host, first.path, first.query)
-        if cu.host in seen_host:
-            continue
-        seen_host.add(cu.host)
-        decisions.append(index.decide_canonical_url(cu))
-    return _combine(decisions)
+    """The Decision for one request seen under several authorities (block or
+    allow). Raises CanonError."""
+    hosts = canonical_hosts(authorities)
+    d, rule_hosts = _decide_hosts(index, hosts)
+    if d.decision is not Verdict.URL_RULES:
+        return d
+    return _decide_path(index, rule_hosts, path)
 
 
 def judge_names(index: Index, names: Iterable[str | None]) -> Decision:
     """Decide a connection by its names alone (CONNECT target, SNI): block,
     url-rules or allow. Raises CanonError."""
-    decisions: list[Decision] = []
-    seen: set[str] = set()
-    for name in names:
-        if not name:
-            continue
-        host = canonical_url(f"http://{_checked(authority_of(name))}/").host
-        if host in seen:
-            continue
-        seen.add(host)
-        decisions.append(index.decide_canonical_host(host))  # an IP literal: its ip rules
-    blocked = _combine(decisions)
-    if blocked.decision is Verdict.BLOCK:
-        return blocked
-    url_rules = [d for d in decisions if d.decision is Verdict.URL_RULES]
-    if url_rules:
-        orders = tuple(sorted({o for d in url_rules for o in d.orders}))
-        return Decision(Verdict.URL_RULES, orders, url_rules[0].rule,
-                        tuple(d.rule for d in url_rules if d.rule))
-    return ALLOW
+    return _decide_hosts(index, canonical_hosts(names))[0]
