@@ -59,7 +59,8 @@ SERVER = """server:
 """
 
 
-def write_inputs(d: Path, n_prefixes: int, n_names: int, n_queries: int) -> None:
+def write_inputs(d: Path, n_prefixes: int, n_names: int, n_queries: int) -> tuple[str, str]:
+    """Write every input; (a name answered inside a rule, a name answered outside)."""
     from writ.blocklist.ipaddr import canonical_ip
     from writ.export.rpz import rpz_ip_owner
 
@@ -77,19 +78,37 @@ def write_inputs(d: Path, n_prefixes: int, n_names: int, n_queries: int) -> None
     rng = random.Random(7)
     v4 = [(net, plen) for fam, plen, net in table if fam == 4]
     local = ['local-zone: "allowed.example." static\n']
+    inside = outside = ""
     for i in range(n_names):
+        name = f"a{i}.allowed.example"
         if rng.random() < 0.1:  # an address inside a rule
+            inside = inside or name
             net, plen = rng.choice(v4)
             a = net | rng.getrandbits(32 - plen) if plen < 32 else net
             addr = f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}"
         else:
+            outside = outside or name
             addr = "192.0.2.1"
-        local.append(f'local-data: "a{i}.allowed.example. 3600 IN A {addr}"\n')
+        local.append(f'local-data: "{name}. 3600 IN A {addr}"\n')
     (d / "upstream.conf").write_text(
         SERVER.format(port="{port}", threads=1, d=d, name="upstream") + "".join(local))
     with (d / "queries.txt").open("w") as f:
         for _ in range(n_queries):
             f.write(f"a{rng.randrange(n_names)}.allowed.example A\n")
+    return inside, outside
+
+
+def answer(port: int, name: str) -> tuple[str, list[str]]:
+    """(rcode, A records) of one query: the bench checks both servers block alike."""
+    import socket
+
+    from dnslib import QTYPE, RCODE, DNSRecord
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(DNSRecord.question(name, "A").pack(), ("127.0.0.1", port))
+        r = DNSRecord.parse(s.recv(4096))
+    return str(RCODE.get(r.header.rcode)), [str(x.rdata) for x in r.rr if x.rtype == QTYPE.A]
 
 
 def start_unbound(d: Path, name: str, text: str) -> subprocess.Popen[bytes]:
@@ -115,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="writ-bench-dns-ip-") as tmp:
         d = Path(tmp)
         queries = d / "queries.txt"
-        write_inputs(d, n, 1000, 200_000)
+        inside, outside = write_inputs(d, n, 1000, 200_000)
         up_port, ub_port, writ_port = free_port(), free_port(), free_port()
         up_text = (d / "upstream.conf").read_text().replace("{port}", str(up_port))
         up = start_unbound(d, "upstream", up_text)
@@ -134,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                 writ_pids = [w.pid, *children(w.pid)]
                 warm(ub_port, queries)
                 warm(writ_port, queries)
+                # Both block the inside answer (Unbound NXDOMAIN, writ its sinkhole) and
+                # pass the outside one: the runs below measure the same work.
+                assert answer(ub_port, inside) == ("NXDOMAIN", [])
+                assert answer(writ_port, inside) == ("NOERROR", ["127.0.0.1"])
+                assert answer(ub_port, outside) == answer(writ_port, outside) == (
+                    "NOERROR", ["192.0.2.1"])
                 for _ in range(repeat):
                     u = dnsperf(ub_port, queries, duration, a.threads, [ub.pid])
                     x = dnsperf(writ_port, queries, duration, a.threads, writ_pids)
