@@ -1,13 +1,15 @@
 """Longest-prefix matching for ip and ip_prefix rules, from plain sorted arrays.
 
 Per address family the rules' prefixes (nested or disjoint, as CIDR prefixes
-always are) are flattened once into covered segments: sorted, disjoint
-address intervals `[first, last]`, each naming the most specific prefix that
-covers it. A lookup is one `bisect` over the segment starts (C speed) and
-one comparison; a miss allocates nothing. Every prefix keeps its parent (the
-next wider rule prefix containing it), so a hit reports every rule covering
-the address, most specific first, and the orders of all of them: overlapping
-rules from different orders all name themselves.
+always are) are kept sorted by network, wider first at one network, with
+their last addresses and a parent link each: the nearest wider rule prefix
+containing it. A lookup bisects, within the bucket of the address's top
+bits, for the last prefix starting at or before the address; if that one
+ends before the address, only its ancestors can hold it, so the walk
+follows parent links (usually none). A miss allocates nothing. A hit's
+chain of parents is every rule covering the address, most specific first,
+with the orders of all of them: overlapping rules from different orders all
+name themselves.
 
 Invariants:
 - Built whole, never changed afterwards (the Index it belongs to is swapped
