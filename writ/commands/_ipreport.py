@@ -20,11 +20,15 @@ def _line(text: str, where: str) -> str:
     return f"  ip_prefix {text}: {n:,} address{'es' if n != 1 else ''}  [{where}]"
 
 
+def _width(text: str) -> int:
+    """log2 of the addresses a canonical prefix covers (sorts without parsing it)."""
+    return (128 if ":" in text else 32) - int(text.rpartition("/")[2])
+
+
 def ip_report(acts: tuple[Act, ...], every: bool) -> list[str]:
     """One line per prefix (how many addresses it covers), per act, then the
     union of everything. Bulk lists show their widest BULK_SHOWN prefixes
     unless `every`."""
-    from writ.blocklist.ipaddr import canonical_ip
     from writ.blocklist.ipcount import coverage
 
     out: list[str] = []
@@ -40,8 +44,7 @@ def ip_report(acts: tuple[Act, ...], every: bool) -> list[str]:
                 continue
             texts.extend(b.ips)
             prefixes = [p for p in b.ips if "/" in p]
-            shown = prefixes if every else sorted(
-                prefixes, key=lambda p: canonical_ip(p).size, reverse=True)[:BULK_SHOWN]
+            shown = prefixes if every else sorted(prefixes, key=_width, reverse=True)[:BULK_SHOWN]
             out.extend(_line(p, f"{a.id} {b.file}") for p in shown)
             if len(shown) < len(prefixes):
                 out.append(f"  … {len(prefixes) - len(shown):,} more prefixes in {b.file} "
