@@ -1,6 +1,6 @@
 """Publish → every node enforcing, through Redis, with replicas in separate processes.
 
-    python bench/bench_redis.py [--quick] [--sizes 100000,1000000] [--nodes 3]
+    python bench/bench_redis.py [--quick] [--sizes 100000,1000000] [--nodes 3] [--signed]
 
 Starts its own redis-server on a free loopback port (never 6379), publishes a
 list of N names (one bulk act), starts N_NODES replica processes
@@ -10,6 +10,11 @@ list of N names (one bulk act), starts N_NODES replica processes
 - full: change one name inside the bulk act (no useful delta: full load).
 Latency = from the start of `publish()` (encode + write + CAS switch) to the
 last replica's swap, on the same machine clock (time.time()).
+
+--signed: the replicas demand signed manifests (the demonstration keyring,
+keys/demo-DO-NOT-USE/) and every publish signs one with the demo publisher
+key; such replicas always load the whole version (no delta) and check its
+SHA-256 against the manifest first.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from writ.blocklist import Act, ActKind, Blocklist, BlocklistHolder, BulkList, T
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 PREFIX = "writbench"
+DEMO_KEYS = Path(__file__).resolve().parent.parent / "keys" / "demo-DO-NOT-USE"
 
 
 def act(oid: str, names: tuple[str, ...] = (), target: str | None = None) -> Act:
@@ -45,10 +51,11 @@ def act(oid: str, names: tuple[str, ...] = (), target: str | None = None) -> Act
 
 # -- replica process -----------------------------------------------------------------
 
-async def replica(url: str, state: str) -> None:
+async def replica(url: str, state: str, signed: bool = False) -> None:
     from writ.blocklist.stores import RedisStore
 
-    store = RedisStore(url, prefix=PREFIX, state_dir=Path(state), poll_interval=5.0)
+    store = RedisStore(url, prefix=PREFIX, state_dir=Path(state), poll_interval=5.0,
+                       keyring=DEMO_KEYS / "keyring.yaml" if signed else None)
     holder = BlocklistHolder()
     holder.on_swap(lambda ix: print(json.dumps({"swap": ix.version, "t": time.time()}),
                                     flush=True))
@@ -81,9 +88,10 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 class Nodes:
-    def __init__(self, url: str, count: int, workdir: str) -> None:
+    def __init__(self, url: str, count: int, workdir: str, signed: bool = False) -> None:
         self.procs = [
-            subprocess.Popen([sys.executable, __file__, "--replica", url, f"{workdir}/n{i}"],
+            subprocess.Popen([sys.executable, __file__, "--replica", url, f"{workdir}/n{i}",
+                              *(["--signed"] if signed else [])],
                              stdout=subprocess.PIPE, text=True)
             for i in range(count)
         ]
@@ -110,10 +118,17 @@ class Nodes:
             p.wait()
 
 
-async def run_size(url: str, n: int, nodes: int, workdir: str) -> dict[str, float]:
+async def run_size(url: str, n: int, nodes: int, workdir: str,
+                   signed: bool = False) -> dict[str, float]:
     import redis.asyncio as aioredis
 
+    from writ.blocklist.signed import load_private_key
     from writ.blocklist.stores import Registry, publish
+    from writ.blocklist.stores.signedset import SetSigner
+
+    signer = (SetSigner(load_private_key((DEMO_KEYS / "demo-publisher").read_bytes()))
+              if signed else None)
+    shutil.rmtree(workdir + "/nodes", ignore_errors=True)  # no kept manifest from a last size
 
     names = tuple(f"h{i}.s{i % 7919}.example" for i in range(n))
     client = aioredis.Redis.from_url(url)
@@ -121,9 +136,9 @@ async def run_size(url: str, n: int, nodes: int, workdir: str) -> dict[str, floa
     await client.unlink(*[k async for k in client.scan_iter(f"{{{PREFIX}}}:*")] or ["_"])
     base = Blocklist([act("BIG", names)])
     t = time.perf_counter()
-    await publish(reg, base, by="bench")
+    await publish(reg, base, by="bench", signer=signer)
     res = {"rules": float(n), "publish_first_s": time.perf_counter() - t}
-    group = Nodes(url, nodes, workdir)
+    group = Nodes(url, nodes, workdir + "/nodes", signed)
     try:
         started = group.wait("started", base.version)
         res["node_start_max_s"] = max(m["seconds"] for m in started)
@@ -133,7 +148,7 @@ async def run_size(url: str, n: int, nodes: int, workdir: str) -> dict[str, floa
                                 act("NEW", target="new.example")])),
         ):
             t0 = time.time()
-            await publish(reg, new, by="bench")
+            await publish(reg, new, by="bench", signer=signer)
             t_switched = time.time()
             swaps = group.wait("swap", new.version)
             last = max(m["t"] for m in swaps)
@@ -150,20 +165,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--quick", action="store_true", help="100,000 rules only")
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--signed", action="store_true",
+                    help="replicas demand signed manifests; publishes sign them")
     ap.add_argument("--replica", nargs=2, metavar=("URL", "STATE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.replica:
-        asyncio.run(replica(*args.replica))
+        asyncio.run(replica(*args.replica, signed=args.signed))
         return {}
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     workdir = tempfile.mkdtemp(prefix="writ-bench-redis-")
     proc, url = start_redis(workdir)
-    results: dict[str, object] = {"nodes": args.nodes, "cores": os.cpu_count()}
+    results: dict[str, object] = {"nodes": args.nodes, "cores": os.cpu_count(),
+                                  "signed": args.signed}
     try:
         for n in sizes:
-            r = asyncio.run(run_size(url, n, args.nodes, workdir))
+            r = asyncio.run(run_size(url, n, args.nodes, workdir, args.signed))
             results[str(n)] = r
-            print(f"{n:>9,} rules, {args.nodes} replica processes: "
+            print(f"{n:>9,} rules, {args.nodes} replica processes"
+                  f"{' (signed manifests)' if args.signed else ''}: "
                   f"node start {r['node_start_max_s']:.2f} s (slowest); "
                   f"delta: publish {r['delta_publish_s']:.2f} s, all enforcing "
                   f"{r['delta_all_nodes_s']:.2f} s; full: publish {r['full_publish_s']:.2f} s, "

@@ -211,3 +211,21 @@ def test_only_the_node_wires_a_node() -> None:
                 if name in WIRING:
                     bad.append(f"{rel}:{node.lineno}: {name}()")
     assert not bad, bad
+
+
+@pytest.mark.parametrize("path", modules("icap"), ids=lambda p: p.name)
+def test_icap_shares_only_the_proxys_verdict(path: Path) -> None:
+    """writ.icap is a shell too: of the proxy it uses the pure verdict
+    (judge.py) and the record's way of showing a host (facts.shown), one
+    source of truth; nothing of mitmproxy's, and no other shell."""
+    allowed = {"writ.proxy.judge", "writ.proxy.facts"}
+    bad = {m for m in imports(path)
+           if (under(m, SHELLS) and not under(m, allowed)) or m.split(".")[0] == "mitmproxy"}
+    assert not bad, f"{path.relative_to(WRIT)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_no_shell_imports_icap(shell: str) -> None:
+    for path in modules(shell.split(".")[1]):
+        bad = {m for m in imports(path) if under(m, {"writ.icap"})}
+        assert not bad, f"{path.relative_to(WRIT)} imports {sorted(bad)}"

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("writ.commands.explain", "decision and provenance for URLs or names"),
     "dns": ("writ.commands.dnsd", "run the DNS resolver"),
     "proxy": ("writ.commands.proxyd", "run the HTTP proxy (mitmproxy with the writ addon)"),
+    "icap": ("writ.commands.icapd", "run the ICAP service (writ's decisions inside Squid)"),
+    "squid-sni": ("writ.commands.squidsni", "Squid's external ACL helper for the TLS SNI"),
     "web": ("writ.commands.webd", "run the block-page and admin web server"),
     "serve": ("writ.commands.serve", "run DNS + proxy + web for one box"),
     "audit": ("writ.commands.audit", "verify and summarise decision logs"),

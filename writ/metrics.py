@@ -115,4 +115,12 @@ STATS: dict[str, Family] = {
     "store_stale": _gauge(
         "store_stale", "1 while the node enforces its last good copy (the orders folder is "
         "invalid or Redis is unreachable), else 0."),
+    "manifest_expired": _gauge(
+        "manifest_expired", "1 while the signed set in force is past its manifest's expiry "
+        "(still enforced; /readyz says expired), else 0. Only with trust.keyring and --redis."),
+    "manifest_sequence": _gauge(
+        "manifest_sequence", "Sequence of the signed manifest in force (trust.keyring, --redis)."),
+    "sets_refused": _counter(
+        "sets_refused", "Published sets this node refused since it started (bad or missing "
+        "signature, replay, files not matching the manifest, expired); see the node's log."),
 }

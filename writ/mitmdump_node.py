@@ -76,7 +76,8 @@ class Lifecycle:
         try:  # the blocklist once, now: a bad one fails mitmdump at startup
             from writ.blocklist.stores import load_holder
 
-            holder = load_holder(orders, o.writ_redis, tz=policy.timezone,
+            keyring = Path(policy.trust.keyring) if policy.trust.keyring else None
+            holder = load_holder(orders, o.writ_redis, tz=policy.timezone, keyring=keyring,
                                  limits=policy.ip.limits())
         except Exception as e:  # noqa: BLE001 - as above
             raise _options_error(f"{which}: {e}") from None

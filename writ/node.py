@@ -35,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from writ.audit import RecordSink
+from writ.audit.record import SIGNED_SET
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
@@ -62,6 +63,7 @@ class NodeOptions:
     dns_listen: tuple[tuple[str, int], ...] = ()
     proxy_listen: str | None = None
     proxy_mode: str | None = None
+    icap_listen: str | None = None  # "icap" in components: the policy's icap.listen if None
     web_listen: str | None = None
     confdir: str | None = None
     audit: bool = True
@@ -84,6 +86,7 @@ class Node:
     audit: Any = None
     dns: Any = None
     proxy: Any = None
+    icap: Any = None
     web: Any = None
     addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
@@ -99,8 +102,10 @@ class Node:
         self.holder.on_swap(lambda _index: gc.freeze())
         try:
             # 2. the blocklist, before any listener opens
+            keyring = self._keyring()
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
                                     tz=ZoneInfo(policy.timezone), prefix=opts.prefix,
+                                    keyring=keyring, on_switch=self._switched,
                                     limits=policy.ip.limits())
             await self.store.start(self.holder)
             self._require_blocklist()
@@ -111,6 +116,8 @@ class Node:
                 await self._start_dns()
             if "proxy" in opts.components:
                 await self._start_proxy()
+            if "icap" in opts.components:
+                await self._start_icap()
         except BaseException:
             await self.stop()
             raise
@@ -125,6 +132,25 @@ class Node:
         self.audit = AuditLog.from_policy(self.policy, path=opts.audit_path,
                                           redis_url=opts.redis_url, prefix=opts.prefix).start()
         self.sink = self.audit
+
+    def _keyring(self) -> Path | None:
+        """The policy's trust.keyring, checked now: a node told to demand signatures
+        must not start without a keyring it can read (docs/operator.md)."""
+        if not self.policy.trust.keyring:
+            return None
+        from writ.blocklist.stores.setguard import KeyringError, KeyringFile
+
+        path = Path(self.policy.trust.keyring)
+        try:
+            KeyringFile(path).current()
+        except KeyringError as e:
+            raise StartError(f"trust.keyring: {e}") from None
+        return path
+
+    def _switched(self, fields: dict[str, Any]) -> None:
+        """A signed set went into force: tie it into the audit chain (docs/auditor.md)."""
+        if self.audit is not None:
+            self.audit.control(SIGNED_SET, **fields)
 
     def _require_blocklist(self) -> None:
         """With --orders, no valid folder and no last good copy: refuse to start
@@ -155,7 +181,8 @@ class Node:
             out.update(self.audit.stats())
         # Each shell's recorder (writ.audit.Recorder) counts the allows it did not log.
         recorders = [part.recorder for part in (self.dns and self.dns.server,
-                                                self.proxy and self.proxy.addon) if part]
+                                                self.proxy and self.proxy.addon, self.icap)
+                     if part]
         out["allows_not_logged"] = float(sum(r.allows_not_logged for r in recorders))
         if self.dns is not None:
             out.update(self.dns.stats())  # writ.dns.transport.Listeners.stats
@@ -195,9 +222,17 @@ class Node:
             if steered:
                 self.addresses[f"steer-{kind.value}"] = steered
 
+    async def _start_icap(self) -> None:
+        from writ.icap import run_icap
+
+        # Like the addon, the ICAP server counts every decision itself (allows too).
+        self.icap = await run_icap(self.holder, self.policy, self.sink, metrics=self.metrics,
+                                   listen=self.options.icap_listen)
+        self.addresses["icap"] = self.icap.addresses
+
     async def stop(self) -> None:
         # Reverse order: listeners drain, then the store, then the log is sealed.
-        for name in ("proxy", "dns", "web"):
+        for name in ("icap", "proxy", "dns", "web"):
             part = getattr(self, name)
             if part is None:
                 continue

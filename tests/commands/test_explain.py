@@ -116,3 +116,12 @@ def test_explain_shows_how_a_url_is_read() -> None:
     assert (e["decision"], e["orders"]) == ("block", ["EX-2015-0907-VH", "EX-2015-0928-VH-R"])
     r = writ("explain", "--orders", ORDERS, "--at", "2015-10-01", "http://2130706433/x")
     assert "read as 127.0.0.1/x" in r.stdout
+
+
+def test_explain_from_redis_names_who_signed_each_act(redis_url: str) -> None:
+    keyring = str(ROOT / "keys" / "demo-DO-NOT-USE" / "keyring.yaml")
+    r = writ("orders", "apply", ORDERS, "--redis", redis_url, "--keyring", keyring)
+    assert r.returncode == 0, r.stderr
+    r = writ("explain", "--redis", redis_url, "--at", "2016-04-01", "www.forum.example")
+    assert r.returncode == 0, r.stderr
+    assert "signed by demo-issuer" in r.stdout

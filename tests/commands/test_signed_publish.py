@@ -55,3 +55,81 @@ def test_a_signed_folder_is_published(
                  "--keyring", "keys/keyring.yaml"])
     assert code == 0, capsys.readouterr().err
     assert _live(redis_url) is not None
+
+
+def _manifest(url: str) -> dict[bytes, bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return client.hgetall("{writ}:manifest")  # type: ignore[return-value]
+    finally:
+        client.close()
+
+
+def test_apply_with_a_publisher_key_signs_the_set_and_renews_it(
+    signed: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--redis", redis_url, "--keyring", "keys/keyring.yaml",
+            "--publisher-key", "keys/demo-publisher"]
+    assert main(["orders", "apply", "court_orders", *base]) == 0
+    out = capsys.readouterr().out
+    assert "signed manifest 1 (" in out
+    assert _manifest(redis_url)[b"sequence"] == b"1"
+    assert main(["orders", "apply", "court_orders", *base]) == 0  # unchanged: renewed
+    out = capsys.readouterr().out
+    assert out.startswith("no change")
+    assert "signed manifest 2 (" in out
+    assert _manifest(redis_url)[b"sequence"] == b"2"
+
+
+def test_a_rollback_is_signed_with_the_next_sequence(
+    signed: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ["--publisher-key", "keys/demo-publisher"]
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url, *key]) == 0
+    first = _live(redis_url)
+    (signed / "court_orders" / "ex-2017-0724-blog-appeal.yaml").unlink()
+    (signed / "court_orders" / "ex-2017-0724-blog-appeal.yaml.sig").unlink()
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url, *key]) == 0
+    capsys.readouterr()
+    assert main(["orders", "rollback", str(first, "ascii"), "--redis", redis_url, *key]) == 0
+    out = capsys.readouterr().out
+    assert "rolled back" in out
+    assert "signed manifest 3 (" in out
+    assert _live(redis_url) == first
+    assert _manifest(redis_url)[b"sequence"] == b"3"
+
+
+@pytest.mark.parametrize("key", ["keys/demo-issuer", "keys/demo-issuer.pub", "keys/nothing"])
+def test_a_key_that_may_not_publish_publishes_nothing(
+    signed: Path, redis_url: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["orders", "apply", "court_orders", "--redis", redis_url,
+                 "--keyring", "keys/keyring.yaml", "--publisher-key", key])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") <= 2
+    assert "--publisher-key" in err
+    assert key in err
+    assert _live(redis_url) is None
+
+
+@pytest.mark.parametrize("verb", ["apply", "rollback"])
+def test_once_sets_are_signed_an_unsigned_switch_is_refused(
+    signed: Path, redis_url: str, verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ["--publisher-key", "keys/demo-publisher"]
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url]) == 0
+    first = _live(redis_url)
+    (signed / "court_orders" / "ex-2017-0724-blog-appeal.yaml").unlink()
+    assert main(["orders", "apply", "court_orders", "--redis", redis_url, *key]) == 0
+    live = _live(redis_url)
+    capsys.readouterr()
+    (signed / "court_orders" / "ex-2017-0510-blog.yaml").unlink()
+    argv = (["orders", "apply", "court_orders"] if verb == "apply"
+            else ["orders", "rollback", str(first, "ascii")])
+    code = main([*argv, "--redis", redis_url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "a signed manifest (sequence 1) is in force" in err
+    assert _live(redis_url) == live
+    assert _manifest(redis_url)[b"sequence"] == b"1"

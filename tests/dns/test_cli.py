@@ -152,3 +152,20 @@ def test_a_taken_port_is_named_in_the_error(tmp_path: Path) -> None:
     assert f"DNS on 127.0.0.1:{port}" in proc.stderr
     assert "in use" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_workers_refuse_an_unsigned_folder_before_forking(tmp_path: Path) -> None:
+    """With trust.keyring, the check before forking demands the signatures too."""
+    keyring = Path(__file__).resolve().parents[2] / "keys" / "demo-DO-NOT-USE" / "keyring.yaml"
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "kz.yaml").write_text(ORDER)
+    (tmp_path / "policy.yaml").write_text(f"trust:\n  keyring: {keyring}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "writ.cli", "dns", "--orders", str(tmp_path / "orders"),
+         "--policy", str(tmp_path / "policy.yaml"), "--listen", "127.0.0.1:0",
+         "--upstream", "127.0.0.1:9", "--workers", "2"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "invalid orders, nothing to enforce" in proc.stderr
+    assert "kz.yaml: signature: missing" in proc.stderr
+    assert "Traceback" not in proc.stderr

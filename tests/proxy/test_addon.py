@@ -95,7 +95,7 @@ def test_block_page_names_the_order(tctx: taddons.context, addon: WritAddon) -> 
     assert f.response is not None
     page = f.response.text
     for text in ("Northgate District Court", "2-5678/2015", "2015-09-07",
-                 "The &quot;Communications&quot; Act (example), s. 41",
+                 "The &#34;Communications&#34; Act (example), s. 41",
                  '<a href="https://court.example/orders/2-5678-2015">'):
         assert text in page
     assert f.response.headers["content-type"].startswith("text/html")

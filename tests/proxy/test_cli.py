@@ -72,6 +72,30 @@ def test_mitmdump_script_shim(tmp_path: Path) -> None:
     assert answer.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons"), err
 
 
+def test_mitmdump_script_checks_signatures_when_the_policy_has_a_keyring(
+        tmp_path: Path) -> None:
+    """`mitmdump -s` is a node like any other: with trust.keyring a tampered act
+    stops it at startup naming the file, and the signed samples are enforced."""
+    import shutil
+
+    orders = tmp_path / "orders"
+    shutil.copytree(ROOT / "court_orders", orders)
+    policy = "writ_policy=" + str(ROOT / "policies" / "demo-signed.yaml")
+    base = [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1",
+            "--set", f"confdir={tmp_path / 'mitm'}", "-s", "writ/proxy/mitmdump_addon.py",
+            "--set", policy, "--set", f"writ_audit_log={tmp_path / 'audit.log'}"]
+    port = free_port()
+    answer, err = _run([*base, "-p", str(port), "--set", f"writ_orders={orders}"], port)
+    assert answer.startswith(b"HTTP/1.1 451 Unavailable For Legal Reasons"), err
+    act = orders / "ex-2015-0928-vh-r.yaml"
+    act.write_text(act.read_text().replace("2015-09-28", "2015-09-29", 1))  # one byte moved
+    proc = subprocess.run([*base, "-p", str(free_port()), "--set", f"writ_orders={orders}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode != 0
+    assert "ex-2015-0928-vh-r.yaml: signature:" in proc.stdout + proc.stderr
+
+
 def test_mitmdump_script_refuses_uploads_at_once_and_judges_split_first_bytes(
         tmp_path: Path) -> None:
     """Under `mitmdump -s` the addon's next_layer runs before mitmproxy's own

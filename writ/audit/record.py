@@ -30,6 +30,7 @@ __all__ = [
     "GENESIS",
     "GENESIS_PREV",
     "SEAL",
+    "SIGNED_SET",
     "TsFormatter",
     "canonical",
     "decision_event",
@@ -45,6 +46,9 @@ GENESIS = "writ.audit.genesis"  # the first record of a node's chain
 CONTINUE = "writ.audit.continue"  # the first record of every later file
 SEAL = "writ.audit.seal"  # the last record of a closed file
 DROPPED = "writ.audit.dropped"  # records that could not be written, counted
+# A signed set went into force on the node: its manifest's sequence, digest, signer
+# key ids and the blocklist version it carries (docs/auditor.md).
+SIGNED_SET = "writ.blocklist.signed_set"
 GENESIS_PREV = "0" * 64
 
 _HASH_TAIL_LEN = len(',"hash":"') + 64 + len('"}')

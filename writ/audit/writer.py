@@ -22,6 +22,9 @@ Invariants:
   once writing works again. While decisions cannot be written,
   `stats()["writer_ok"]` is 0 (/readyz fails) and `audit.on_failure: fail`
   stops the node (SIGTERM to its own process) — docs/operator.md.
+- Control records from the node (`control()`: a signed set went into force)
+  are queued beside the decisions and written by the writer thread before the
+  next batch's decisions; they chain like every record.
 - A signing key that is not the one that signed the last checkpoint (deleted
   and recreated, or replaced) is written into the chain as a
   `writ.audit.key_changed` record naming both key ids and the new public key.
@@ -122,6 +125,7 @@ class AuditLog:
         self._last_cp = 0.0
         self._unsynced = False
         self._pending_drops = 0  # dropped but not yet written down in the chain
+        self._controls: deque[tuple[str, float, dict[str, Any]]] = deque()  # control()
         # Writer-thread only: failures not yet written into the chain, by kind
         # (count, last message), and when each kind was last logged.
         self._pending_errors: dict[str, tuple[int, str]] = {}
@@ -168,6 +172,12 @@ class AuditLog:
         q.append(record)
         if self._idle:
             self._wake.set()
+
+    def control(self, event: str, **fields: Any) -> None:
+        """Queue a control record (e.g. writ.blocklist.signed_set), now-stamped.
+        Never blocks and never raises: any thread may call it."""
+        self._controls.append((event, self.clock(), fields))
+        self._wake.set()
 
     def _make_room(self) -> bool:
         """Wait briefly for the writer; False when the record had to be dropped."""
@@ -336,6 +346,9 @@ class AuditLog:
             for what, (count, message) in sorted(errors.items()):
                 self._emit(ERROR, self.clock(), what=what, count=count, error=message)
             out.carried_errors.update(errors)
+        while self._controls:
+            name, when, fields = self._controls.popleft()
+            self._emit(name, when, **fields)
         # The decision loop runs the same structlog processors as self._log, called
         # directly: a BoundLogger would copy an empty context and dispatch per
         # record, ~12% of the writer's time, for nothing a decision needs.
@@ -429,7 +442,7 @@ class AuditLog:
 
     def _housekeeping(self) -> None:
         self._note_push_failures()
-        if self._pending_drops or self._pending_errors:  # even if no decision comes
+        if self._pending_drops or self._pending_errors or self._controls:  # even if no decision
             self._write_batch([])
         now_mono = time.monotonic()
         if self._unsynced and (self.policy.fsync != "interval"

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from writ.blocklist._bulk import ListReader
+from writ.blocklist._summary import read_confidential, read_summary
 from writ.blocklist._targets import TargetError, domain_target, ip_target, url_target
 from writ.blocklist._yamlsrc import Map, Node, Scalar, Seq
 from writ.blocklist.model import ActKind, BulkList, OrderError, Position, Target, TargetKind
@@ -26,11 +27,11 @@ from writ.blocklist.model import ActKind, BulkList, OrderError, Position, Target
 __all__ = ["Draft", "validate_document"]
 
 ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
-TEXT_FIELDS = ("court", "case", "authority", "legal_basis", "summary", "condition")
+TEXT_FIELDS = ("court", "case", "authority", "legal_basis", "condition")
 KNOWN = frozenset(
     ("id", "kind", "issued", "effective", "expires", "reference", "targets", "amends",
-     "restores", "keep_blocked", "allow_public_suffix", "collateral_acknowledged",
-     *TEXT_FIELDS)
+     "restores", "keep_blocked", "allow_public_suffix", "summary", "confidential",
+     "collateral_acknowledged", *TEXT_FIELDS)
 )
 RESTORE_ONLY = ("restores", "keep_blocked", "condition")
 _TARGET_KEYS = ("domain", "url", "url_prefix", "ip", "ip_prefix", "file")
@@ -61,6 +62,9 @@ class Draft:
     keep_blocked: list[Target] = field(default_factory=list)
     allow_public_suffix: bool = False
     collateral_acknowledged: bool = False
+    summary: str | None = None
+    summaries: tuple[tuple[str, str], ...] = ()
+    confidential: bool = False
 
 
 class _Doc:
@@ -108,6 +112,10 @@ def validate_document(
             draft.text[name] = d.text(items[name][1], name, required=name in ("court", "case"))
         elif name in ("court", "case"):
             d.err(doc.line, name, "required")
+    if "summary" in items:  # text or {language: text} (writ/blocklist/_summary.py)
+        draft.summary, draft.summaries = read_summary(items["summary"][1], d.err, d.text)
+    if "confidential" in items:
+        draft.confidential = read_confidential(items["confidential"][1], d.err)
     _dates(d, draft, items, tz, doc.line)
     if "reference" in items:
         node = items["reference"][1]

@@ -121,6 +121,11 @@ class Act:
     legal_basis: str | None = None
     reference: str | None = None
     summary: str | None = None
+    # `summary: {kk: …, ru: …, en: …}`: (language, text) pairs, sorted; `summary`
+    # above is then the English one, else the first (docs/operator.md, "Public pages").
+    summaries: tuple[tuple[str, str], ...] = ()
+    # `confidential: true`: the public register shows target counts, never the targets.
+    confidential: bool = False
     targets: tuple[Target, ...] = ()
     bulk: tuple[BulkList, ...] = ()
     amends: str | None = None
@@ -163,6 +168,9 @@ class Act:
                 yield t.host
         for b in self.bulk:
             yield from b.ips
+    def summary_in(self, language: str) -> str | None:
+        """The summary in `language` when the order has one, else the plain summary."""
+        return dict(self.summaries).get(language, self.summary)
 
     def target_count(self) -> int:
         return len(self.targets) + sum(

@@ -53,7 +53,7 @@ def _untarget(d: dict[str, Any]) -> Target:
 
 
 def act_to_dict(a: Act) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": a.id,
         "kind": a.kind.value,
         "court": a.court,
@@ -79,7 +79,17 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         # Only when set: sets without IP targets keep their version ids.
         **({"collateral_acknowledged": True} if a.collateral_acknowledged else {}),
         "@": _pos(a.pos),
+        # Who signed it (key ids, docs/regulator.md §10): shown by `writ explain --redis`,
+        # not part of the version id (see version_of).
+        **({"signers": list(a.signers)} if a.signers else {}),
     }
+    # Written only when set, so that an unchanged folder keeps its version
+    # (version_of hashes this dict) across the upgrade that added them.
+    if a.summaries:
+        out["summaries"] = [list(p) for p in a.summaries]
+    if a.confidential:
+        out["confidential"] = True
+    return out
 
 
 def act_from_dict(d: dict[str, Any]) -> Act:
@@ -96,6 +106,8 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         legal_basis=d.get("legal_basis"),
         reference=d.get("reference"),
         summary=d.get("summary"),
+        summaries=tuple((str(k), str(v)) for k, v in d.get("summaries", ())),
+        confidential=bool(d.get("confidential", False)),
         targets=tuple(_untarget(t) for t in d.get("targets", ())),
         bulk=tuple(
             BulkList(
@@ -114,6 +126,7 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         allow_public_suffix=bool(d.get("allow_public_suffix", False)),
         collateral_acknowledged=bool(d.get("collateral_acknowledged", False)),
         pos=_unpos(d.get("@")),
+        signers=tuple(str(k) for k in d.get("signers", ())),
     )
 
 
@@ -147,6 +160,7 @@ def version_of(acts: Sequence[Act]) -> str:
     """Content address of an act set: independent of file order and positions."""
     h = hashlib.sha256()
     for d in sorted((_strip_positions(act_to_dict(a)) for a in acts), key=lambda d: d["id"]):
+        d.pop("signers", None)  # who signed is not what is ordered
         h.update(json.dumps(d, sort_keys=True, separators=(",", ":")).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()[:16]

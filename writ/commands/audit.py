@@ -13,6 +13,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from writ.commands._audit_html import add_arguments as add_html_arguments
+from writ.commands._audit_html import refuse_without_html, run_html
 from writ.commands._common import UsageError, parse_instant
 
 __all__ = ["configure", "run"]
@@ -30,9 +32,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="signed checkpoints (collected off the box) to check the chain against")
     v.add_argument("--public-key", type=Path, metavar="KEY",
                    help="the node's checkpoint public key (PEM, from `writ audit keygen`)")
-    r = sub.add_parser("report", help="per-order summary of decision logs",
+    r = sub.add_parser("report", help="per-order summary of decision logs; --html: the "
+                                      "auditor's document",
                        description="Per order: decisions by kind, first and last enforcement, "
-                                   "counts per day (UTC).")
+                                   "counts per day (UTC). With --html OUT: one self-contained "
+                                   "HTML document (verification per node, findings, charts).")
     r.add_argument("files", nargs="+", type=Path, metavar="FILE")
     r.add_argument("--order", metavar="ID", help="only this order")
     r.add_argument("--since", metavar="T", help="from this instant (RFC 3339 or a date)")
@@ -41,6 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="CSV: order,day,decision,count,first,last")
+    add_html_arguments(r)
     k = sub.add_parser("keygen", help="create the checkpoint signing key; print its public key",
                        description="Create the Ed25519 signing key (0600) if missing and print "
                                    "the public key (PEM) that auditors verify checkpoints with.")
@@ -111,6 +116,9 @@ def _report(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise UsageError(f"{f}: a folder, not a log file (give the files, e.g. "
                              f"{f}/decisions.*.log)" if f.is_dir() else f"no such file: {f}")
+    if args.html is not None:
+        return run_html(args)
+    refuse_without_html(args)
     since = _instant("--since", args.since)
     until = _instant("--until", args.until)
     progress = _progress_bar if sys.stderr.isatty() else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import replace
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from writ.commands._common import UsageError
@@ -41,7 +42,15 @@ def _preflight(args: argparse.Namespace, policy: Policy) -> None:
     from writ.blocklist import load_orders
     from writ.blocklist.stores import LocalCache
 
-    result = load_orders(args.orders, ZoneInfo(policy.timezone), limits=policy.ip.limits())
+    trust = None
+    if policy.trust.keyring:  # the same check each worker's store makes (docs/regulator.md §10)
+        from datetime import UTC, datetime
+
+        from writ.blocklist.signed.sigcheck import OrderTrust
+        from writ.commands._trust import read_keyring
+
+        trust = OrderTrust(read_keyring(Path(policy.trust.keyring)), datetime.now(UTC))
+    result = load_orders(args.orders, ZoneInfo(policy.timezone), trust, policy.ip.limits())
     if result.ok or LocalCache(args.state_dir, "orders").path.exists():
         return
     lines = "\n".join(str(e) for e in result.errors)

@@ -35,7 +35,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -51,6 +51,7 @@ from writ.blocklist.stores import (
     connect,
     publish,
     redact,
+    renew,
     repair,
     rollback,
     rule_changes,
@@ -62,6 +63,9 @@ from writ.commands._common import (
     load_folder,
     parse_instant,
 )
+
+if TYPE_CHECKING:
+    from writ.blocklist.stores.signedset import SetSigner
 
 __all__ = ["EXIT_UNCONFIRMED", "configure_verb", "run_verb"]
 
@@ -94,7 +98,14 @@ def configure_verb(verb: str, p: argparse.ArgumentParser) -> None:
         from writ.commands._trust import add_trust_args
 
         add_trust_args(p, policy_flag=verb != "apply")
+    if verb == "rollback":
+        from writ.commands._trust import add_trust_args
+
+        add_trust_args(p)
     if verb in ("apply", "rollback"):
+        from writ.commands._publisher import add_publisher_args
+
+        add_publisher_args(p)
         p.add_argument("--by", help="who publishes (default: user@host)")
         p.add_argument("--keep", type=int, default=10, help="versions kept (default: 10)")
     if verb == "diff":
@@ -219,11 +230,16 @@ def _summary(e: dict[str, Any]) -> str:
     for key, sign in (("added", "+"), ("removed", "-"), ("changed", "~")):
         if e.get(key):
             parts.append(f"{key} {', '.join(sign + str(i) for i in e[key])}")
+    if e.get("manifest"):
+        parts.append(f"signed manifest {e['manifest']}")
     return "; ".join(parts)
 
 
 async def _apply(args: argparse.Namespace) -> int:
+    from writ.commands._publisher import publisher_from_args
+
     max_removed = _max_removed(args)
+    signer = publisher_from_args(args)
     async with _registry(args) as registry:
         base = await registry.current()  # before validating: see the invariants above
         if args.expect is not None and not _is(base, args.expect):
@@ -235,16 +251,18 @@ async def _apply(args: argparse.Namespace) -> int:
         if new is None:
             return 1
         if base is not None and base == new.version:
-            return await _same_as_live(registry, new, args)
+            return await _same_as_live(registry, new, args, signer)
         live = await _live_for_apply(registry, base)
         refused = None if base is None or args.allow_removals else _too_many_removals(
             live, new, max_removed)
         if refused:
             _err("apply", f"{refused}; nothing was changed — check the folder, or give "
                           f"--allow-removals if this is meant")
+        if refused or (signer is None and await _unsigned_refused("apply", registry)):
             return 1
         try:
-            done = await publish(registry, new, by=_by(args), keep=args.keep, expected=base)
+            done = await publish(registry, new, by=_by(args), keep=args.keep, expected=base,
+                                 signer=signer)
         except ConflictError as e:
             _err("apply", f"{e}; review `writ orders diff` and apply again")
             return 1
@@ -263,6 +281,27 @@ def _report(done: Published, new: Blocklist) -> None:
          f"{_summary(done.entry)}")
     if done.pruned:
         _say(f"removed old versions: {', '.join(done.pruned)}")
+    _say_manifest(done)
+
+
+async def _unsigned_refused(verb: str, registry: Registry) -> bool:
+    """Once sets are signed, an unsigned switch would be refused by every node
+    with a keyring: refuse it here instead (docs/regulator.md §9)."""
+    current = await registry.manifest()
+    if current is None:
+        return False
+    _err(verb, f"a signed manifest (sequence {current[2]}) is in force under "
+               f"{registry.keys.manifest}: give --publisher-key KEY (or the policy's "
+               f"trust.publisher_key); nodes with a keyring would refuse an unsigned "
+               f"version; nothing was changed")
+    return True
+
+
+def _say_manifest(done: Published) -> None:
+    if done.manifest is not None:
+        from writ.commands._publisher import manifest_line
+
+        _say(manifest_line(done.manifest.data))
 
 
 def _is(version: str | None, expect: str) -> bool:
@@ -312,13 +351,22 @@ async def _live_for_apply(registry: Registry, base: str | None) -> Blocklist | N
         return None  # publish() says why, or _same_as_live repairs it
 
 
-async def _same_as_live(registry: Registry, new: Blocklist, args: argparse.Namespace) -> int:
-    """The folder is the live version: check its stored blob, republish it if bad."""
+async def _same_as_live(registry: Registry, new: Blocklist, args: argparse.Namespace,
+                        signer: SetSigner | None = None) -> int:
+    """The folder is the live version: check its stored blob, republish it if bad;
+    with a publisher key, sign a fresh manifest over it (renew: no freeze)."""
     problem = await registry.problem(new.version)
     if problem is None:
         _say(f"no change: version {new.version} is already live ({len(new.acts)} acts)")
+        if signer is not None:
+            done = await renew(registry, new.version, by=_by(args), signer=signer,
+                               keep=args.keep)
+            _say_manifest(done)
         return 0
     if await repair(registry, new, by=_by(args)):
+        if signer is not None:
+            _say_manifest(await renew(registry, new.version, by=_by(args), signer=signer,
+                                      keep=args.keep))
         _say(f"repaired: {problem}; republished version {new.version} from the folder "
              f"({len(new.acts)} acts) and notified the nodes")
         return 0
@@ -383,6 +431,9 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace) -> int:
+    from writ.commands._publisher import publisher_from_args
+
+    signer = publisher_from_args(args)
     async with _registry(args) as registry:
         kept = await registry.kept()
         matches = [v for v in kept if v.startswith(args.version)]
@@ -390,8 +441,11 @@ async def _rollback(args: argparse.Namespace) -> int:
             why = "is ambiguous" if matches else "is not a kept version"
             _err("rollback", f"{args.version} {why}; kept: {', '.join(kept) or 'none'}")
             return 1
+        if signer is None and await _unsigned_refused("rollback", registry):
+            return 1
         try:
-            done = await rollback(registry, matches[0], by=_by(args), keep=args.keep)
+            done = await rollback(registry, matches[0], by=_by(args), keep=args.keep,
+                                  signer=signer)
         except ConflictError as e:
             _err("rollback", str(e))
             return 1
@@ -400,4 +454,5 @@ async def _rollback(args: argparse.Namespace) -> int:
         return 0
     _say(f"rolled back to version {done.version} (was {done.previous}): "
           f"{_summary(done.entry)}")
+    _say_manifest(done)
     return 0

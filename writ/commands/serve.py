@@ -32,7 +32,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="regular | transparent | reverse:URL (default: the policy's proxy.mode)")
     p.add_argument("--web", metavar="HOST:PORT", help="web listen address")
     p.add_argument("--confdir", metavar="DIR", help="mitmproxy's folder for its CA")
-    p.add_argument("--without", action="append", choices=["dns", "proxy", "web"], default=[],
+    p.add_argument("--icap", metavar="HOST:PORT",
+                   help="ICAP listen address (runs it even without the policy's icap.enabled)")
+    p.add_argument("--without", action="append", choices=["dns", "proxy", "web", "icap"],
+                   default=[],
                    help="leave one component out (repeatable)")
 
 
@@ -43,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
         upstreams = tuple(format_endpoint(*a) for a in addresses("--upstream", args.upstream, 53))
         policy = replace(policy, dns=replace(policy.dns, upstreams=upstreams))
+    icap = {"icap"} if policy.icap.enabled or args.icap else set()
     return run_node_with(
         args, policy,
-        components=frozenset({"dns", "proxy", "web"}) - set(args.without),
+        components=frozenset({"dns", "proxy", "web", *icap}) - set(args.without),
+        icap_listen=address("--icap", args.icap),
         dns_listen=tuple(addresses("--dns", args.dns or [], 53)),
         proxy_listen=address("--proxy", args.proxy), proxy_mode=args.proxy_mode,
         web_listen=address("--web", args.web),

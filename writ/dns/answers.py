@@ -26,7 +26,8 @@ from dnslib.dns import DNSError
 from dnslib.label import DNSBuffer, DNSLabel
 
 from writ.blocklist import Decision
-from writ.dns.ede import CENSORED, PROHIBITED, ede_option, fit_text
+from writ.dns.ede import CENSORED, OPTION_EDE, PROHIBITED, ede_option, fit_text
+from writ.dns.sde import Structured
 from writ.dns.wire import TYPE_OPT
 from writ.policies import DnsAction, DnsPolicy
 
@@ -49,11 +50,12 @@ SOA_RNAME = "hostmaster.writ.invalid."
 
 
 class EdnsInfo:
-    __slots__ = ("do", "present", "udp_size", "version")
+    __slots__ = ("do", "present", "sde", "udp_size", "version")
 
     def __init__(self, present: bool, do: bool = False, udp_size: int = 512,
-                 version: int = 0) -> None:
+                 version: int = 0, sde: bool = False) -> None:
         self.present = present
+        self.sde = sde  # opted in to structured DNS errors (writ/dns/sde.py)
         self.do = do
         self.udp_size = udp_size
         self.version = version
@@ -127,7 +129,10 @@ def name_error(labels: Sequence[bytes]) -> str | None:
 def edns_of(request: DNSRecord) -> EdnsInfo:
     for rr in request.ar:
         if rr.rtype == TYPE_OPT:
-            return EdnsInfo(True, bool(rr.ttl & 0x8000), int(rr.rclass), (rr.ttl >> 16) & 0xFF)
+            sde = any(getattr(o, "code", None) == OPTION_EDE and getattr(o, "data", None) == b"\0\0"
+                      for o in (rr.rdata if isinstance(rr.rdata, list) else ()))
+            return EdnsInfo(True, bool(rr.ttl & 0x8000), int(rr.rclass), (rr.ttl >> 16) & 0xFF,
+                            sde)
     return EdnsInfo(False)
 
 
@@ -164,7 +169,7 @@ def _with_ede(r: DNSRecord, edns: EdnsInfo, code: int, text: Callable[[int], str
 
 
 def blocked(request: DNSRecord, decision: Decision, dns: DnsPolicy, edns: EdnsInfo,
-            limit: int) -> tuple[bytes, str]:
+            limit: int, *, structured: Structured | None = None) -> tuple[bytes, str]:
     """The block answer for `decision` under the policy's action: (wire, action)."""
     q = request.q
     action = DnsAction(dns.action)
@@ -180,6 +185,9 @@ def blocked(request: DNSRecord, decision: Decision, dns: DnsPolicy, edns: EdnsIn
             r.add_answer(rr)
         if not addrs:
             r.add_auth(_soa(q.qname, dns.block_ttl))  # NODATA for other types
+    if edns.sde and structured is not None:  # the query opted in: JSON text
+        return (_with_ede(r, edns, CENSORED, partial(structured.text, decision.orders), limit),
+                str(action))
     text = partial(fit_text, decision.orders)
     return _with_ede(r, edns, CENSORED, lambda room: text(room + 6), limit), str(action)
 

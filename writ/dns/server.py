@@ -64,6 +64,7 @@ from writ.dns.limits import ClientRate, fd_budget
 from writ.dns.names import decide_labels, display_name
 from writ.dns.respip import answer_addresses_decision
 from writ.dns.screen import UnusableError, chain_hops, malformed
+from writ.dns.sde import Structured
 from writ.dns.synth import Synth, wire_name
 from writ.dns.upstream import Failure, Upstream, build_query
 from writ.dns.wire import (
@@ -168,7 +169,8 @@ class DnsServer:
         self._bad_logged = 0.0  # when the last bad-input line was logged
         self._bad_since = 0  # bad inputs not logged since
         self.max_udp = self.dns.max_udp_size
-        self.synth = Synth(self.dns)
+        self.structured = Structured.of(policy)  # EDE JSON for queries that opt in
+        self.synth = Synth(self.dns, self.structured)
         # Exact datagram (after the ID) → (reply after the ID, valid until, log line).
         self.memo: dict[bytes, MemoHit] = {}
         self._memo_size = max(1, self.dns.cache_size)
@@ -346,7 +348,8 @@ class DnsServer:
         p = plan(d, qtype, self.dns)
         line = LogLine(target, p.decision, p.action, d.orders, d.rule, version)
         if p.kind == "block":
-            body, _ = answers.blocked(request, d, self.dns, edns, limit)
+            body, _ = answers.blocked(request, d, self.dns, edns, limit,
+                                      structured=self.structured)
             return self._finish(request, wq, gen, Entry(body, line), edns, limit, client)
         if p.kind == "steer":
             body = answers.steered(request, self.dns, edns)
@@ -424,7 +427,8 @@ class DnsServer:
             for hop in chain_hops(rr, qname):
                 d = decide_labels(index, hop)
                 if d.decision is Verdict.BLOCK:
-                    body, action = answers.blocked(request, d, self.dns, edns, limit)
+                    body, action = answers.blocked(request, d, self.dns, edns, limit,
+                                      structured=self.structured)
                     via = f"{d.rule} (via {QTYPE.get(rr.rtype)} {display_name(hop)})"
                     line = LogLine(target, Outcome.BLOCK, Action(action), d.orders, via,
                                    index.version)

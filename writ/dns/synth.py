@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from writ.blocklist import CanonError, canonical_name
 from writ.dns.ede import CENSORED, OPTION_EDE, fit_text
+from writ.dns.sde import Structured
 from writ.dns.wire import Query
 from writ.policies import DnsAction, DnsPolicy
 
@@ -82,7 +83,8 @@ def _rrs(rtype: int, addrs: Sequence[str], ttl: int) -> bytes:
 class Synth:
     """Per-policy templates; `blocked()` and `steered()` splice a query into them."""
 
-    def __init__(self, dns: DnsPolicy) -> None:
+    def __init__(self, dns: DnsPolicy, structured: Structured | None = None) -> None:
+        self.structured = structured  # EDE text as JSON for queries that opt in
         self.action = DnsAction(dns.action)
         self.action_name = str(self.action)
         self.rcode = _RCODE[self.action]
@@ -118,7 +120,10 @@ class Synth:
         if not q.edns:
             return head
         room = limit - len(head) - 11 - 6  # 11: OPT RR, 6: EDE option head + INFO-CODE
-        text = self._fit(orders, room)
+        if q.sde and self.structured is not None:
+            text = self.structured.text(orders, room).encode()
+        else:
+            text = self._fit(orders, room)
         opt = _OPT_HEAD.pack(0, 41, OUR_UDP_SIZE, 0x8000 if q.do else 0, 6 + len(text))
         return head + opt + _EDE_HEAD.pack(OPTION_EDE, 2 + len(text), CENSORED) + text
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import struct
 
+from writ.dns.sde import opted_in
+
 __all__ = [
     "TYPE_OPT",
     "Query",
@@ -48,11 +50,11 @@ _TTL = struct.Struct("!I")
 class Query:
     """The parts of a plain query that the fast path and the cache need."""
 
-    __slots__ = ("do", "edns", "flags", "key", "qend", "qid", "qtype", "udp_size")
+    __slots__ = ("do", "edns", "flags", "key", "qend", "qid", "qtype", "sde", "udp_size")
 
     def __init__(  # noqa: PLR0917 (a record of parsed fields)
         self, qid: int, flags: int, qtype: int, qend: int, key: bytes,
-        edns: bool, do: bool, udp_size: int,
+        edns: bool, do: bool, udp_size: int, sde: bool = False,
     ) -> None:
         self.qid = qid
         self.flags = flags
@@ -62,6 +64,7 @@ class Query:
         self.edns = edns
         self.do = do
         self.udp_size = udp_size
+        self.sde = sde  # opted in to structured DNS errors (writ/dns/sde.py)
 
     @property
     def limit(self) -> int:
@@ -92,7 +95,7 @@ def parse_query(data: bytes) -> Query | None:  # noqa: PLR0911 (one early return
         return None
     qtype, qclass = _QTAIL.unpack_from(data, pos)
     qend = pos + 4
-    edns = do = False
+    edns = do = sde = False
     udp_size = 512
     if ar:
         if qend + 11 > n:
@@ -102,13 +105,16 @@ def parse_query(data: bytes) -> Query | None:  # noqa: PLR0911 (one early return
             return None  # not an OPT, trailing bytes, or EDNS version > 0 (BADVERS path)
         edns = True
         do = bool(ttl & 0x8000)
+        sde = rdlen > 0 and opted_in(data[qend + 11 :])
     elif qend != n:
         return None
-    state = 2 if do else 1 if edns else 0
+    # The cache keeps answers per EDNS state: a structured-error answer (JSON EDE
+    # text) is never served to a client that did not opt in, nor the other way.
+    state = (2 if do else 1 if edns else 0) | (4 if sde else 0)
     key = data[12:pos].lower() + data[pos:qend] + bytes(((flags & 0x0110) >> 4, state))
     if qclass != 1:
         return None
-    return Query(qid, flags, qtype, qend, key, edns, do, udp_size)
+    return Query(qid, flags, qtype, qend, key, edns, do, udp_size, sde)
 
 
 def _skip_name(data: bytes, pos: int) -> int:

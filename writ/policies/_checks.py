@@ -117,6 +117,15 @@ def node_name(value: object) -> str:
     return value
 
 
+_LANGUAGE = re.compile(r"[a-z]{2,8}(-[A-Za-z0-9]{2,8})?")
+
+
+def language(value: object) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+        raise BadValueError(f"expected a language tag such as kk, ru or en, got {_kind(value)}")
+    return value
+
+
 def http_url(value: object) -> str:
     if not isinstance(value, str):
         raise BadValueError(f"expected an http(s) URL, got {_kind(value)}")

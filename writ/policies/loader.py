@@ -29,8 +29,10 @@ from writ.policies.model import (
     DnsAction,
     DnsPolicy,
     FailMode,
+    IcapPolicy,
     IpPolicy,
     OverLimit,
+    PagesPolicy,
     Policy,
     ProxyPolicy,
     PublishPolicy,
@@ -92,9 +94,25 @@ _PROXY: dict[str, _Key] = {
     "steer_http": _Key(c.endpoint(), many=True),
     "steer_tls": _Key(c.endpoint(), many=True),
 }
+_ICAP: dict[str, _Key] = {
+    "enabled": _Key(c.boolean),
+    "listen": _Key(c.endpoint()),
+    "service": _Key(c.node_name),  # the same alphabet: letters, digits, . _ -
+    "max_connections": _Key(c.integer(1, 65536)),
+    "idle_timeout": _Key(c.seconds),
+    "options_ttl": _Key(c.integer(1, 86400)),
+}
 _WEB: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
     "token_file": _Key(c.optional(c.text)),
+}
+_PAGES: dict[str, _Key] = {
+    "default_language": _Key(c.language),
+    "languages_dir": _Key(c.optional(c.text)),
+    "register_url": _Key(c.optional(c.http_url)),
+    "blocked_by": _Key(c.optional(c.http_url)),
+    "contest": _Key(c.optional(c.text)),
+    "rate_limit": _Key(c.integer(1)),
 }
 _AUDIT: dict[str, _Key] = {
     "path": _Key(c.text),
@@ -118,6 +136,8 @@ _PUBLISH: dict[str, _Key] = {
 }
 _TRUST: dict[str, _Key] = {
     "keyring": _Key(c.optional(c.text)),
+    "publisher_key": _Key(c.optional(c.text)),
+    "manifest_lifetime": _Key(c.integer(60, 366 * 86400)),
 }
 _IP: dict[str, _Key] = {
     "max_prefix_ipv4": _Key(c.integer(0, 32)),
@@ -127,7 +147,9 @@ _IP: dict[str, _Key] = {
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
+    "icap": (IcapPolicy, _ICAP),
     "web": (WebPolicy, _WEB),
+    "pages": (PagesPolicy, _PAGES),
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
     "publish": (PublishPolicy, _PUBLISH),
@@ -277,6 +299,8 @@ class _Reader:
         # A wildcard address (0.0.0.0, ::) takes the port on every address.
         tcp = [("dns.listen", e) for e in d.listen]
         tcp += [("proxy.listen", p.proxy.listen), ("web.listen", p.web.listen)]
+        if p.icap.enabled or "icap" in self.lines:
+            tcp.append(("icap.listen", p.icap.listen))
         tcp += [("proxy.steer_http", e) for e in p.proxy.steer_http]
         tcp += [("proxy.steer_tls", e) for e in p.proxy.steer_tls]
         for i, later in enumerate(tcp):

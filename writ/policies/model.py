@@ -22,6 +22,7 @@ __all__ = [
     "FailMode",
     "IpPolicy",
     "OverLimit",
+    "PagesPolicy",
     "Policy",
     "ProxyPolicy",
     "PublishPolicy",
@@ -115,9 +116,34 @@ class ProxyPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class IcapPolicy:
+    # The ICAP service (writ behind Squid, docs/operator.md). `writ icap` always
+    # runs it; `writ serve` only with `enabled: true`. Bind it to loopback or a
+    # private address: whoever can connect names the client (X-Client-IP).
+    enabled: bool = False
+    listen: str = "127.0.0.1:1344"
+    service: str = "writ"  # icap://HOST:PORT/writ
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    options_ttl: int = 60  # seconds a client may keep the OPTIONS answer (and its ISTag)
+
+
+@dataclass(frozen=True, slots=True)
 class WebPolicy:
     listen: str = "127.0.0.1:8451"
     token_file: str | None = None  # bearer token for the admin API
+
+
+@dataclass(frozen=True, slots=True)
+class PagesPolicy:
+    """The public pages: block page and register (docs/operator.md, "Public pages")."""
+
+    default_language: str = "en"  # when Accept-Language names none we have
+    languages_dir: str | None = None  # operator catalogs: LANG/LC_MESSAGES/writ.po
+    register_url: str | None = None  # public base URL of `writ web`'s register
+    blocked_by: str | None = None  # another page for `Link: rel="blocked-by"`
+    contest: str | None = None  # how to contest a block, shown on every block page
+    rate_limit: int = 120  # register requests per client per minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,12 @@ class TrustPolicy:
     # one, every act file and bulk list must carry a valid in-scope issuer
     # signature (FILE.sig). None: signatures are not checked.
     keyring: str | None = None
+    # `writ orders apply/rollback`: the publisher's OpenSSH private key that signs
+    # each published set's manifest (--publisher-key overrides). None: no manifest.
+    publisher_key: str | None = None
+    # How long a signed manifest stays valid (seconds, default 7 days). Past it a
+    # node keeps enforcing the set and raises the `expired` alarm (docs/operator.md).
+    manifest_lifetime: int = 7 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +213,9 @@ class Policy:
     fail: FailMode = FailMode.CLOSED
     dns: DnsPolicy = field(default_factory=DnsPolicy)
     proxy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    icap: IcapPolicy = field(default_factory=IcapPolicy)
     web: WebPolicy = field(default_factory=WebPolicy)
+    pages: PagesPolicy = field(default_factory=PagesPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     publish: PublishPolicy = field(default_factory=PublishPolicy)

@@ -174,7 +174,8 @@ class WritAddon:
         index = self.index()
         if out.action == "451" and out.d is not None and index is not None:
             return blocked_page(out.d, index.acts, self.policy, flow.request.pretty_url,
-                                accept=accept, blocklist_version=version)
+                                accept=accept, blocklist_version=version,
+                                accept_language=flow.request.headers.get("accept-language"))
         if out.action == "400":
             log.info("writ.http.bad_request %s: %s", flow.request.pretty_url[:200], out.reason)
             return bad_request_page(out.reason, accept)

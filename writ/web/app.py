@@ -27,6 +27,7 @@ from writ.blockpage import Page, bad_request_page, blocked_page, not_blocked_pag
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.web import prom
+from writ.web.register import is_register_host, setup_register
 
 __all__ = ["make_app", "read_token"]
 
@@ -80,33 +81,38 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def block_page(request: web.Request) -> web.Response:
     holder, policy = request.app[HOLDER], request.app[POLICY]
     accept = request.headers.get("Accept")
+    lang_of = {"accept_language": request.headers.get("Accept-Language")}
     index = holder.index
     if index is None:
-        return _reply(unavailable_page("No blocklist is loaded yet.", accept))
+        return _reply(unavailable_page("No blocklist is loaded yet.", accept, policy=policy,
+                                       **lang_of))
     path = request.raw_path if request.raw_path.startswith("/") else "/"
     try:
         cu = canonical_url(f"http://{request.host}{path}")
     except CanonError as e:
-        return _reply(bad_request_page(str(e), accept))
+        return _reply(bad_request_page(str(e), accept, policy=policy, **lang_of))
     by_name = index.decide_canonical_name(cu.host)
     if by_name.decision is Verdict.BLOCK:
         return _reply(blocked_page(by_name, index.acts, policy, cu.host, accept=accept,
-                                   blocklist_version=index.version))
+                                   blocklist_version=index.version,
+                                   lang=request.query.get("lang"), **lang_of))
     by_url = index.decide_canonical_url(cu)
     if by_url.blocked:
         return _reply(blocked_page(by_url, index.acts, policy, f"http://{cu}", accept=accept,
-                                   blocklist_version=index.version))
+                                   blocklist_version=index.version,
+                                   lang=request.query.get("lang"), **lang_of))
     note = ["This is the block-page server: your DNS answer for this name pointed here. "
             "It may be out of date; try again in a minute."]
     if by_name.decision is Verdict.URL_RULES:
         note.append("Some addresses on this host are blocked by court order; this one is not.")
     return _reply(not_blocked_page(cu.host, by_url if by_url.orders else by_name, policy,
-                                   accept, note))
+                                   accept, note, **lang_of))
 
 
 @web.middleware
 async def sinkhole_first(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _is_admin_host(request.host):
+    if not _is_admin_host(request.host) and not is_register_host(request.app[POLICY],
+                                                                 request.host):
         return await block_page(request)
     return await handler(request)
 
@@ -137,9 +143,13 @@ def _store_detail(app: web.Application) -> dict[str, Any]:
     if status_fn is None:
         return {}
     st = status_fn()
-    return {"source": st.source, "stale": st.stale, "last_error": st.last_error,
-            "loaded_at": st.loaded_at.isoformat() if st.loaded_at else None,
-            "location": st.location}
+    detail = {"source": st.source, "stale": st.stale, "last_error": st.last_error,
+              "loaded_at": st.loaded_at.isoformat() if st.loaded_at else None,
+              "location": st.location}
+    if st.manifest_sequence is not None or st.sets_refused:  # signed sets (trust.keyring)
+        detail.update(alarm=st.alarm, manifest_sequence=st.manifest_sequence,
+                      sets_refused=st.sets_refused)
+    return detail
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -156,8 +166,11 @@ async def readyz(request: web.Request) -> web.Response:
         return _json({"ready": False, "store": store,
                       "detail": "the audit log cannot be written: decisions are not recorded "
                                 "(see writ_audit_write_errors and the node's log)"}, 503)
+    # Past its manifest's expiry the set stays in force (still ready) and says
+    # `expired`: the publisher must sign a fresh manifest (docs/operator.md).
+    expired = {"expired": True} if store.get("alarm") == "expired" else {}
     return _json({"ready": True, "blocklist_version": index.version, "rules": len(index),
-                  "stale": bool(store.get("stale")), "store": store})
+                  "stale": bool(store.get("stale")), **expired, "store": store})
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -168,6 +181,10 @@ async def metrics_page(request: web.Request) -> web.Response:
     store = _store_detail(app)
     if store:
         extra["store_stale"] = 1.0 if store["stale"] else 0.0
+        if "alarm" in store:
+            extra["manifest_expired"] = 1.0 if store["alarm"] == "expired" else 0.0
+            extra["manifest_sequence"] = float(store["manifest_sequence"] or 0)
+            extra["sets_refused"] = float(store["sets_refused"])
     text = prom.render(app[METRICS], app[HOLDER].index, clock(), extra or None)
     return web.Response(body=text.encode(), headers={"Content-Type": prom.CONTENT_TYPE})
 
@@ -248,6 +265,7 @@ def make_app(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics | None
     r.add_get("/v1/version", version)
     r.add_get("/v1/orders", orders)
     r.add_get("/v1/explain", explain)
+    setup_register(app, holder, policy)  # the public register (writ/web/register.py)
     r.add_route("*", "/{tail:.*}", not_found)
     return app
 

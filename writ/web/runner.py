@@ -11,6 +11,7 @@ from aiohttp import web
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import split_hostport
 from writ.metrics import Metrics
+from writ.pages.i18n import CatalogError
 from writ.policies import Policy
 from writ.web.app import make_app
 
@@ -47,8 +48,11 @@ async def run_web(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics |
         host, port = split_hostport(where)
     except ValueError as e:  # say where the address came from: the flag or the policy
         raise WebStartError(f"{'--listen' if listen else 'web.listen'}: {e}") from None
-    app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats,
-                   store_status=store_status)
+    try:
+        app = make_app(holder, policy, metrics=metrics, token=token, sink_stats=sink_stats,
+                       store_status=store_status)
+    except CatalogError as e:  # a bad message catalog in pages.languages_dir
+        raise WebStartError(str(e)) from None
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

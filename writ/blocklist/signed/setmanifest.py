@@ -61,6 +61,7 @@ __all__ = [
     "decode_manifest",
     "digest",
     "encode_manifest",
+    "files_problem",
     "in_force_alarm",
     "judge_switch",
     "sign_manifest",
@@ -232,7 +233,7 @@ def judge_switch(data: bytes, sig: bytes, files: Mapping[str, bytes], keyring: K
     if in_force is not None and d == in_force.digest:
         return Switch(m, d, key, None, f"{name}: already in force", same=True)
     problem = (_sequence_problem(m, in_force) or _expiry_problem(m, at)
-               or _files_problem(m, files))
+               or files_problem(m, files))
     if problem is not None:
         return Switch(m, d, key, problem[0], f"{name}: {problem[1]}")
     return Switch(m, d, key, None, f"{name}: verified, {len(m.files)} files")
@@ -256,7 +257,8 @@ def _expiry_problem(m: Manifest, at: datetime) -> tuple[Alarm, str] | None:
     return (Alarm.EXPIRED, f"expired at {_instant(m.expires)}") if at >= m.expires else None
 
 
-def _files_problem(m: Manifest, files: Mapping[str, bytes]) -> tuple[Alarm, str] | None:
+def files_problem(m: Manifest, files: Mapping[str, bytes]) -> tuple[Alarm, str] | None:
+    """What is wrong with `files` as the files of `m` (None: they are exactly its files)."""
     for fname, want in m.files:
         if fname not in files:
             return Alarm.FILE_MISSING, f"{fname} is listed but absent"

@@ -29,8 +29,10 @@ which owns the Redis key layout (see registry.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 
 from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
@@ -44,6 +46,7 @@ from writ.blocklist.stores.publishing import (
     Published,
     SwitchUncertainError,
     publish,
+    renew,
     repair,
     rollback,
 )
@@ -84,6 +87,7 @@ __all__ = [
     "read_blocklist",
     "read_published",
     "redact",
+    "renew",
     "repair",
     "rollback",
     "rule_changes",
@@ -92,12 +96,18 @@ __all__ = [
 
 def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | None,
                tz: tzinfo | None = None, prefix: str = "writ", clock: Clock = utc_now,
-               poll_interval: float = 5.0, limits: IpLimits = DEFAULT_LIMITS) -> Store:
+               poll_interval: float = 5.0, keyring: Path | None = None,
+               on_switch: Callable[[dict[str, Any]], None] | None = None,
+               limits: IpLimits = DEFAULT_LIMITS) -> Store:
     """The store for a node: Redis when `redis_url` is given, else the orders folder.
+    With `keyring` (the policy's trust.keyring), a folder's acts and lists must be
+    signed, and a Redis set must come with a signed manifest (setguard.py);
+    `on_switch` receives each accepted manifest's audit fields.
     Raises ValueError for a malformed Redis URL or when neither is given."""
     if redis_url:
         return RedisStore(redis_url, prefix=prefix, state_dir=state_dir, clock=clock,
-                          poll_interval=poll_interval)
+                          poll_interval=poll_interval, keyring=keyring, on_switch=on_switch)
     if orders is None:
         raise ValueError("no blocklist source: give --orders DIR or --redis URL")
-    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, limits=limits)
+    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, keyring=keyring,
+                         limits=limits)

@@ -43,6 +43,10 @@ class StoreStatus:
     stale: bool  # enforcing a disk copy, or the source is unreachable / invalid
     ready: bool  # the holder has an index (otherwise the shells apply their fail mode)
     location: str = ""  # the orders folder or the Redis URL (password redacted)
+    # With a keyring (trust.keyring) on a node following Redis, see setguard.py:
+    alarm: str | None = None  # "expired": the signed set in force is past its expiry
+    manifest_sequence: int | None = None  # the sequence of the manifest in force
+    sets_refused: int = 0  # sets refused since start (bad signature, replay, files…)
 
 
 class Store(Protocol):

@@ -10,6 +10,11 @@ Invariants:
 - A reload that yields the same version (same content) swaps nothing.
 - The last good version is saved to `state_dir`, so a node restarting on a
   folder that is invalid at that moment still enforces its last good version.
+- With a keyring (`trust.keyring`) every load demands valid, in-scope issuer
+  signatures, judged at the load's own instant; a refused folder is an invalid
+  one. The keyring file is watched with the folder, and the folder is
+  re-checked every `recheck` seconds even unchanged, so a revocation or a key's
+  expiry takes effect without an edit.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from writ.blocklist.stores.base import (
     utc_now,
 )
 from writ.blocklist.stores.localcache import LocalCache
+from writ.blocklist.stores.setguard import KeyringError, KeyringFile
 
 __all__ = ["EmbeddedStore", "folder_snapshot"]
 
@@ -64,8 +70,11 @@ def folder_snapshot(root: Path) -> Snapshot:
 class EmbeddedStore(StoreState):
     def __init__(self, orders: Path, *, tz: tzinfo | None = None,
                  state_dir: Path | None = None, clock: Clock = utc_now,
-                 interval: float = 1.0, limits: IpLimits = DEFAULT_LIMITS) -> None:
+                 interval: float = 1.0, keyring: Path | None = None,
+                 recheck: float = 60.0, limits: IpLimits = DEFAULT_LIMITS) -> None:
         self.orders = orders
+        self.keyring = KeyringFile(keyring) if keyring is not None else None
+        self.recheck = recheck
         self.tz = tz
         self.limits = limits  # the policy's ip collateral guard
         self.interval = interval
@@ -76,7 +85,7 @@ class EmbeddedStore(StoreState):
 
     async def start(self, holder: BlocklistHolder) -> None:
         self._holder = holder
-        self._snapshot = await asyncio.to_thread(folder_snapshot, self.orders)
+        self._snapshot = await asyncio.to_thread(self._snap)
         await self._reload()
         if self._blocklist is None:
             self._from_disk()
@@ -91,20 +100,38 @@ class EmbeddedStore(StoreState):
     def status(self) -> StoreStatus:
         return self._status(str(self.orders))
 
+    def _snap(self) -> Snapshot:
+        snap = folder_snapshot(self.orders)
+        if self.keyring is not None:  # a key added or revoked is a change too
+            snap[f"keyring:{self.keyring.path}"] = self.keyring.stamp() or (0, -1)
+        return snap
+
     async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         while True:
             await asyncio.sleep(self.interval)
-            snap = await asyncio.to_thread(folder_snapshot, self.orders)
-            if snap != self._snapshot:
-                self._snapshot = snap
+            snap = await asyncio.to_thread(self._snap)
+            due = self.keyring is not None and loop.time() - checked >= self.recheck
+            if snap != self._snapshot or due:
+                self._snapshot, checked = snap, loop.time()
                 await self._reload()
 
     async def _reload(self) -> None:
         if not self.orders.is_dir():
             self._problem(f"{self.orders}: no such folder", [])
             return
+        trust = None
+        if self.keyring is not None:
+            from writ.blocklist.signed.sigcheck import OrderTrust
+
+            try:
+                trust = OrderTrust(self.keyring.current(), self._clock())
+            except KeyringError as e:
+                self._problem(str(e), [])
+                return
         try:
-            result = await asyncio.to_thread(load_orders, self.orders, self.tz, None,
+            result = await asyncio.to_thread(load_orders, self.orders, self.tz, trust,
                                              self.limits)
         # A loader bug must not kill the watcher: keep the last good version.
         except Exception as e:  # noqa: BLE001

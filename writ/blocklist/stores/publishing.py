@@ -20,14 +20,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from writ.blocklist.holder import Blocklist
 from writ.blocklist.stores.blob import VersionError, encode_acts
 from writ.blocklist.stores.changes import act_changes
-from writ.blocklist.stores.registry import ConflictError, Registry, Switched
+from writ.blocklist.stores.registry import ConflictError, Registry, SignedSet, Switched
 
-__all__ = ["Published", "SwitchUncertainError", "history_entry", "publish", "repair",
+if TYPE_CHECKING:
+    from writ.blocklist.stores.signedset import SetSigner
+
+__all__ = ["Published", "SwitchUncertainError", "history_entry", "publish", "renew", "repair",
            "rollback"]
 
 _UNSET: Any = object()
@@ -50,6 +53,7 @@ class Published:
     pruned: tuple[str, ...] = ()
     unchanged: bool = False
     previous_unusable: str | None = None  # why the live version could not be compared
+    manifest: SignedSet | None = None  # the signed manifest written with the switch
 
 
 def history_entry(action: str, new: Blocklist, old: Blocklist | None, by: str,
@@ -73,13 +77,18 @@ async def _previous(registry: Registry, vid: str | None) -> tuple[Blocklist | No
 
 
 async def publish(registry: Registry, new: Blocklist, *, by: str, keep: int = 10,
-                  expected: str | None = _UNSET, now: datetime | None = None) -> Published:
+                  expected: str | None = _UNSET, now: datetime | None = None,
+                  signer: SetSigner | None = None) -> Published:
     """Publish `new`. `expected` (default: the pointer as read now) is the version
-    the caller built on. Raises ConflictError, VersionError, RedisError."""
+    the caller built on. With `signer`, a signed manifest is written with the
+    switch (and an unchanged set gets a fresh one: `renew`). Raises
+    ConflictError, VersionError, RedisError."""
     now = now or datetime.now(UTC)
     if expected is _UNSET:
         expected = await registry.current()
     if expected == new.version:
+        if signer is not None:
+            return await renew(registry, new.version, by=by, keep=keep, now=now, signer=signer)
         return Published(new.version, expected, {}, unchanged=True)
     old, why = await _previous(registry, expected)
     entry = history_entry("apply", new, old, by, now)
@@ -87,18 +96,22 @@ async def publish(registry: Registry, new: Blocklist, *, by: str, keep: int = 10
     meta = {k: entry[k] for k in ("version", "by", "at", "acts", "rules")}
     written = await registry.put(new, encoded, meta, old)
     try:
-        sw = await _switch(registry, new.version, expected, entry=entry, keep=keep, now=now)
-    except ConflictError:
+        signed = await _signed(registry, new.version, signer, entry, now)
+        sw = await _switch(registry, new.version, expected, entry=entry, keep=keep, now=now,
+                           signed=signed)
+    except (ConflictError, VersionError):
         if written:
             await registry.discard(new.version)
         raise
-    return Published(new.version, sw.previous, entry, sw.pruned, previous_unusable=why)
+    return Published(new.version, sw.previous, entry, sw.pruned, previous_unusable=why,
+                     manifest=signed)
 
 
 async def rollback(registry: Registry, version: str, *, by: str, keep: int = 10,
-                   now: datetime | None = None) -> Published:
+                   now: datetime | None = None, signer: SetSigner | None = None) -> Published:
     """Switch back to a kept version (verified first). Raises VersionError when it is
-    not kept or unusable, ConflictError, RedisError."""
+    not kept or unusable, ConflictError, RedisError. With `signer`: a new manifest,
+    with the next sequence, over the older content (never the old manifest again)."""
     now = now or datetime.now(UTC)
     target = await registry.load(version)
     expected = await registry.current()
@@ -106,9 +119,38 @@ async def rollback(registry: Registry, version: str, *, by: str, keep: int = 10,
         return Published(target.version, expected, {}, unchanged=True)
     old, why = await _previous(registry, expected)
     entry = history_entry("rollback", target, old, by, now)
+    signed = await _signed(registry, target.version, signer, entry, now)
     sw = await _switch(registry, target.version, expected, entry=entry, keep=keep,
-                     now=now)
-    return Published(target.version, sw.previous, entry, sw.pruned, previous_unusable=why)
+                       now=now, signed=signed)
+    return Published(target.version, sw.previous, entry, sw.pruned, previous_unusable=why,
+                     manifest=signed)
+
+
+async def renew(registry: Registry, version: str, *, by: str, signer: SetSigner,
+                keep: int = 10, now: datetime | None = None) -> Published:
+    """Sign a fresh manifest (next sequence, new expiry) over the live version
+    `version`: how a publisher keeps an unchanged set from expiring."""
+    now = now or datetime.now(UTC)
+    live = await registry.load(version)
+    entry = history_entry("renew", live, live, by, now)
+    signed = await _signed(registry, version, signer, entry, now)
+    sw = await _switch(registry, version, version, entry=entry, keep=keep, now=now,
+                       signed=signed)
+    return Published(version, sw.previous, entry, sw.pruned, manifest=signed)
+
+
+async def _signed(registry: Registry, vid: str, signer: SetSigner | None,
+                  entry: dict[str, Any], now: datetime) -> SignedSet | None:
+    """The manifest for switching to `vid`; its sequence and digest go into `entry`."""
+    if signer is None:
+        return None
+    from writ.blocklist.signed.setmanifest import digest
+    from writ.blocklist.stores.signedset import sign_set
+
+    signed = await sign_set(registry, vid, signer, now)
+    entry["manifest"] = signed.sequence
+    entry["manifest_digest"] = digest(signed.data)
+    return signed
 
 
 async def repair(registry: Registry, live: Blocklist, *, by: str,
@@ -123,10 +165,11 @@ async def repair(registry: Registry, live: Blocklist, *, by: str,
 
 
 async def _switch(registry: Registry, vid: str, expected: str | None, *,
-                  entry: dict[str, Any], keep: int, now: datetime) -> Switched:
+                  entry: dict[str, Any], keep: int, now: datetime,
+                  signed: SignedSet | None = None) -> Switched:
     from redis.exceptions import RedisError
 
     try:
-        return await registry.switch(vid, expected, entry, keep, now.timestamp())
+        return await registry.switch(vid, expected, entry, keep, now.timestamp(), signed=signed)
     except (TimeoutError, RedisError, OSError) as e:
         raise SwitchUncertainError(vid, expected, e) from e

@@ -8,6 +8,10 @@ Keys (all under one hash tag, so they share a cluster slot; P = prefix):
     {P}:versions         zset    kept version ids, scored by when they last went live
     {P}:history          list    JSON entries, newest first (apply / rollback)
     {P}:events           channel a version id is published on every switch (a hint)
+    {P}:manifest         hash    data, sig, sequence, version: the signed manifest of the
+                                 set in force (written by the same script as the pointer)
+    {P}:manifest:<seq>   hash    data, sig, version: every manifest ever written (the chain
+                                 an auditor follows through `previous`)
 
 Invariants:
 - A version is written whole before the pointer names it, and never rewritten:
@@ -47,16 +51,25 @@ from writ.blocklist.stores.blob import (
     encode_delta,
 )
 
-__all__ = ["ConflictError", "Keys", "Registry", "Switched"]
+__all__ = ["ConflictError", "Keys", "Registry", "SignedSet", "Switched"]
 
 HISTORY_MAX = 200
 
-# KEYS: current, versions, history, version key
-# ARGV: expected ('' = no version yet), new id, score, history entry, keep, channel
+# KEYS: current, versions, history, version key, manifest, manifest:<seq>
+# ARGV: expected ('' = no version yet), new id, score, history entry, keep, channel,
+#       then manifest data ('' = none), sig, sequence, the sequence in force it follows
 _SWITCH = """
 local cur = redis.call('GET', KEYS[1]) or ''
 if cur ~= ARGV[1] then return {'conflict', cur} end
 if redis.call('HEXISTS', KEYS[4], 'sha256') == 0 then return {'missing', cur} end
+if ARGV[7] ~= '' then
+  local seq = redis.call('HGET', KEYS[5], 'sequence') or ''
+  if seq ~= ARGV[10] then return {'manifest', seq} end
+  redis.call('DEL', KEYS[5])
+  redis.call('HSET', KEYS[5], 'data', ARGV[7], 'sig', ARGV[8], 'sequence', ARGV[9],
+             'version', ARGV[2])
+  redis.call('HSET', KEYS[6], 'data', ARGV[7], 'sig', ARGV[8], 'version', ARGV[2])
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[4])
@@ -113,9 +126,11 @@ return 1
 class ConflictError(Exception):
     """The pointer moved between reading it and switching it."""
 
-    def __init__(self, expected: str | None, actual: str | None) -> None:
-        super().__init__(f"another publisher switched the live version to {actual or 'none'} "
-                         f"(expected {expected or 'none'}); nothing was changed")
+    def __init__(self, expected: str | None, actual: str | None,
+                 message: str | None = None) -> None:
+        super().__init__(message or f"another publisher switched the live version to "
+                         f"{actual or 'none'} (expected {expected or 'none'}); nothing was "
+                         f"changed")
         self.expected, self.actual = expected, actual
 
 
@@ -147,6 +162,23 @@ class Keys:
 
     def delta(self, vid: str) -> str:
         return self._k(f"delta:{vid}")
+
+    @property
+    def manifest(self) -> str:
+        return self._k("manifest")
+
+    def manifest_at(self, sequence: int) -> str:
+        return self._k(f"manifest:{sequence}")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedSet:
+    """A manifest and its signature, to be written with the pointer."""
+
+    data: bytes
+    sig: bytes
+    sequence: int
+    follows: int | None  # the sequence of the manifest in force it was built on
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,17 +287,42 @@ class Registry:
         keys = [self.keys.version(blocklist.version), self.keys.delta(blocklist.version)]
         return bool(await self.client.eval(_PUT, 2, *keys, *args))
 
+    async def live(self) -> tuple[str | None, bytes | None, bytes | None]:
+        """(pointer, manifest data, manifest sig), read in one transaction: the
+        switch script writes them together, so they always belong together."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.keys.current)
+        pipe.hmget(self.keys.manifest, ["data", "sig"])
+        vid, (data, sig) = await pipe.execute()
+        return _s(vid), _b(data), _b(sig)
+
+    async def manifest(self) -> tuple[bytes, bytes, int] | None:
+        """The manifest in force: (data, sig, sequence), or None."""
+        data, sig, seq = await self.client.hmget(self.keys.manifest, ["data", "sig", "sequence"])
+        if not isinstance(data, bytes) or not isinstance(sig, bytes) or seq is None:
+            return None
+        return data, sig, int(seq)
+
     async def switch(self, vid: str, expected: str | None, entry: dict[str, Any],
-                     keep: int, now: float) -> Switched:
-        """Compare-and-set the pointer to `vid`, record history, notify, prune."""
+                     keep: int, now: float, *, signed: SignedSet | None = None) -> Switched:
+        """Compare-and-set the pointer to `vid` (and, with `signed`, the manifest, if
+        the one in force is still the one it follows), record history, notify, prune."""
         k = self.keys
+        seq = signed.sequence if signed else 0
         res = await self.client.eval(
-            _SWITCH, 4, k.current, k.versions, k.history, k.version(vid),
+            _SWITCH, 6, k.current, k.versions, k.history, k.version(vid), k.manifest,
+            k.manifest_at(seq),
             expected or "", vid, repr(now), json.dumps(entry), str(max(keep, 1)), k.channel,
+            signed.data if signed else b"", signed.sig if signed else b"", str(seq),
+            "" if signed is None or signed.follows is None else str(signed.follows),
         )
         status, cur, *old = (_s(x) or "" for x in res)
         if status == "conflict":
             raise ConflictError(expected, cur or None)
+        if status == "manifest":
+            raise ConflictError(expected, expected, f"another publisher signed manifest "
+                                f"{cur or 'none'} meanwhile (this one followed "
+                                f"{signed.follows if signed else None}); nothing was changed")
         if status == "missing":
             raise VersionError(f"version {vid} is not stored under this prefix")
         if old:

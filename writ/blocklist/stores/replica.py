@@ -15,6 +15,12 @@ Invariants:
 - A node enforcing the live version still checks, every poll, that its stored
   copy exists: when it is gone the status says so (`last_error`, not stale —
   this node enforces what is live, but a node starting now could not).
+- With a keyring (`trust.keyring`), a version is switched to only under a
+  signed manifest that verifies, lists exactly its blob, has a sequence above
+  the highest this node ever accepted (kept on disk) and has not expired
+  (setguard.py); the blob is fetched whole (no delta) and checked byte for
+  byte before it is decoded. A refused set changes nothing; each switch is
+  reported to `on_switch` (the node writes it into the audit chain).
 - The last good version is saved to `state_dir`; a node starting while Redis
   is down enforces that copy and reports `stale` with source "disk". With
   neither, the holder stays not ready and the shells apply the policy's
@@ -26,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +54,7 @@ from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
 from writ.blocklist.stores.connection import connect, redact
 from writ.blocklist.stores.localcache import LocalCache
 from writ.blocklist.stores.registry import Registry
+from writ.blocklist.stores.setguard import KeyringError, KeyringFile, Refusal, SetGuard
 
 __all__ = ["RedisStore"]
 
@@ -72,7 +81,8 @@ class RedisStore(StoreState):
 
     def __init__(self, url: str, *, prefix: str = "writ", state_dir: Path | None = None,
                  clock: Clock = utc_now, poll_interval: float = 5.0,
-                 max_backoff: float = 5.0) -> None:
+                 max_backoff: float = 5.0, keyring: Path | None = None,
+                 on_switch: Callable[[dict[str, Any]], None] | None = None) -> None:
         connect(url)  # fail early on a malformed URL (ValueError); creates no connection
         self.url = url
         self.prefix = prefix
@@ -87,6 +97,10 @@ class RedisStore(StoreState):
         self._refused_stamp: tuple[str | None, str | None] = (None, None)
         self._backoff = self.MIN_BACKOFF
         self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
+        self.on_switch = on_switch
+        self._guard = (SetGuard(KeyringFile(keyring), state_dir, f"redis-{prefix}")
+                       if keyring is not None else None)
+        self._refused_set: tuple[Any, ...] | None = None
 
     # -- Store protocol -------------------------------------------------------
 
@@ -108,7 +122,12 @@ class RedisStore(StoreState):
         await self._stop_ticker()
 
     def status(self) -> StoreStatus:
-        return self._status(redact(self.url))
+        st = self._status(redact(self.url))
+        g = self._guard
+        if g is None:
+            return st
+        return replace(st, alarm=g.alarm(self._clock()), manifest_sequence=g.sequence,
+                       sets_refused=g.refused)
 
     # -- background ------------------------------------------------------------
 
@@ -157,6 +176,9 @@ class RedisStore(StoreState):
                 await client.aclose()
 
     async def _sync(self, registry: Registry) -> None:
+        if self._guard is not None:
+            await self._sync_signed(registry, self._guard)
+            return
         vid = await registry.current()
         if vid is None:
             self._last_error = f"nothing published under {registry.keys.current}"
@@ -193,6 +215,71 @@ class RedisStore(StoreState):
         self._source, self._loaded_at, self._stale, self._last_error = "redis", now, False, None
         log.info("writ.store.switched", version=vid, previous=previous, source="redis")
         self._save(blocklist, now, encoded)
+
+    async def _sync_signed(self, registry: Registry, guard: SetGuard) -> None:
+        """_sync under a keyring: switch only to a set whose manifest passes (setguard.py)."""
+        vid, mdata, msig = await registry.live()
+        if vid is None:
+            self._last_error = f"nothing published under {registry.keys.current}"
+            self._stale = self._blocklist is not None
+            return
+        if guard.is_in_force(vid, mdata, self._version):
+            self._source, self._stale, self._last_error = "redis", False, None
+            guard.alarm(self._clock())  # logs once when the set in force expires
+            return
+        seen = (vid, mdata, msig, await registry.stamp(vid), guard.keyring.stamp())
+        if seen == self._refused_set:
+            self._stale = True  # refused already, nothing changed since: no re-download
+            return
+        data, sha = await registry.fetch(vid)
+        now = self._clock()
+        try:
+            verdict = await asyncio.to_thread(guard.judge, vid, mdata, msig, data, now)
+        except KeyringError as e:  # never loaded (the node checks it at start): refuse
+            verdict = Refusal("keyring", str(e))
+        if isinstance(verdict, Refusal):
+            self._refuse_set(seen, guard, verdict)
+            return
+        assert data is not None
+        assert mdata is not None
+        assert msig is not None
+        try:
+            if self._blocklist is not None and vid == self._version:
+                blocklist = self._blocklist  # a renewed manifest over the same set
+            else:
+                acts = await asyncio.to_thread(decode_acts, data, sha, f"version {vid}")
+                blocklist = Blocklist(acts, version=vid)
+            assert self._holder is not None
+            try:
+                if blocklist is not self._blocklist:
+                    await install_off_loop(self._holder, blocklist, now)
+            except Exception as e:  # noqa: BLE001 (as in _sync: the old index stays)
+                raise VersionError(f"version {vid}: cannot be compiled: {e!r}") from None
+        except VersionError as e:
+            self._refuse_set(seen, guard, Refusal("unusable", str(e)))
+            return
+        self.loads["full"] += 1
+        try:  # before the switch is reported: a replay must be refused after a restart
+            await asyncio.to_thread(guard.accept, verdict, mdata, msig)
+        except OSError as e:
+            log.error("writ.store.disk_write_failed", path=str(guard.file and guard.file.path),  # noqa: TRY400
+                      error=str(e))
+        previous, self._blocklist = self._version, blocklist
+        self._source, self._loaded_at, self._stale, self._last_error = "redis", now, False, None
+        self._refused_set = None
+        fields = guard.control_fields(vid, verdict)
+        log.info("writ.store.switched", version=vid, previous=previous, source="redis",
+                 manifest=fields["manifest_sequence"], signers=fields["signers"])
+        if self.on_switch is not None:
+            self.on_switch(fields)
+        self._save(blocklist, now, Encoded(data, sha) if sha else None)
+
+    def _refuse_set(self, seen: tuple[Any, ...], guard: SetGuard, why: Refusal) -> None:
+        self._refused_set, self._stale = seen, True
+        guard.refused += 1
+        self._last_error = f"refused set ({why.alarm}): {why.message}"
+        log.error("writ.store.refused_set", alarm=str(why.alarm),
+                  reason=why.message, keeping=self._version)
 
     async def _fetch(self, registry: Registry, vid: str) -> tuple[Blocklist, Encoded | None]:
         """Version `vid`, by delta from the version in force when possible. Raises

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
 from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.loader import load_orders
 from writ.blocklist.model import OrderError
+
+if TYPE_CHECKING:
+    from writ.blocklist.signed.sigcheck import OrderTrust
 
 __all__ = ["InvalidOrdersError", "SourceError", "load_holder", "read_blocklist"]
 
@@ -35,9 +39,11 @@ class InvalidOrdersError(Exception):
 
 
 def read_blocklist(orders: Path | None, redis_url: str | None, prefix: str = "writ",
-                   tz: str = "UTC", limits: IpLimits | None = None) -> Blocklist:
+                   tz: str = "UTC", keyring: Path | None = None, *,
+                   limits: IpLimits | None = None) -> Blocklist:
     """The act set, read once: the published version from Redis when
-    `redis_url` is given, else the orders folder compiled in `tz`."""
+    `redis_url` is given, else the orders folder compiled in `tz` (with
+    `keyring`: every act and list signed, checked now; docs/regulator.md §10)."""
     if redis_url is not None:
         from writ.blocklist.stores.oneshot import PublishedError, read_published
 
@@ -47,18 +53,31 @@ def read_blocklist(orders: Path | None, redis_url: str | None, prefix: str = "wr
             raise SourceError(str(e)) from None
     if orders is None or not orders.is_dir():
         raise SourceError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(tz), limits=limits or DEFAULT_LIMITS)
+    result = load_orders(orders, ZoneInfo(tz), _trust(keyring), limits or DEFAULT_LIMITS)
     if not result.ok:
         raise InvalidOrdersError(result.errors)
     return Blocklist(result.acts)
 
 
+def _trust(keyring: Path | None) -> OrderTrust | None:
+    if keyring is None:
+        return None
+    from writ.blocklist.signed.sigcheck import OrderTrust
+    from writ.blocklist.stores.setguard import KeyringError, KeyringFile
+
+    try:
+        return OrderTrust(KeyringFile(keyring).current(), datetime.now(UTC))
+    except KeyringError as e:
+        raise SourceError(str(e)) from None
+
+
 def load_holder(orders: Path | None, redis_url: str | None, tz: str = "UTC",
-                prefix: str = "writ", limits: IpLimits | None = None) -> BlocklistHolder:
+                prefix: str = "writ", keyring: Path | None = None, *,
+                limits: IpLimits | None = None) -> BlocklistHolder:
     """A holder filled once, synchronously, for now. SourceError (an invalid
     folder's errors listed in its message) when there is nothing to enforce."""
     try:
-        blocklist = read_blocklist(orders, redis_url, prefix, tz, limits)
+        blocklist = read_blocklist(orders, redis_url, prefix, tz, keyring, limits=limits)
     except InvalidOrdersError as e:
         raise SourceError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
     holder = BlocklistHolder()

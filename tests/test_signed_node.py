@@ -1,0 +1,120 @@
+"""A real node (writ.node) following Redis with `trust.keyring`: it enforces the
+signed set, writes the switch into its audit chain (a `writ.blocklist.signed_set`
+control record that `writ audit verify` accepts), shows the manifest on /readyz
+and /metrics, and raises `expired` past the manifest's expiry."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.audit.support import files, records
+from tests.audit.support import policy as audit_policy
+from tests.blocklist.stores.conftest import wait_for
+from writ.audit.verify import verify
+from writ.blocklist.signed.sshsigfmt import load_private_key
+from writ.blocklist.stores import Registry, connect, publish, read_blocklist
+from writ.blocklist.stores.signedset import SetSigner
+from writ.node import Node, NodeOptions, StartError
+from writ.policies import Policy, TrustPolicy
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = REPO / "keys" / "demo-DO-NOT-USE"
+
+
+def _policy(tmp: Path) -> Policy:
+    return Policy(node="edge-s", audit=audit_policy(tmp),
+                  trust=TrustPolicy(keyring=str(KEYS / "keyring.yaml")))
+
+
+async def _get(node: Node, path: str) -> tuple[int, Any]:
+    host, port = node.addresses["web"][0][:2]
+    async with aiohttp.ClientSession() as s, s.get(f"http://{host}:{port}{path}") as r:
+        body = await (r.json() if path != "/metrics" else r.text())
+        return r.status, body
+
+
+async def _publish(url: str, seconds: float) -> str:
+    blocklist = read_blocklist(REPO / "court_orders", None, keyring=KEYS / "keyring.yaml")
+    signer = SetSigner(load_private_key((KEYS / "demo-publisher").read_bytes()),
+                       timedelta(seconds=seconds))
+    client = connect(url)
+    try:
+        done = await publish(Registry(client), blocklist, by="tester@test", signer=signer)
+    finally:
+        await client.aclose()
+    return done.version
+
+
+async def test_a_node_enforces_the_signed_set_and_records_the_switch(
+        redis_url: str, tmp_path: Path) -> None:
+    vid = await _publish(redis_url, 3600)
+    node = Node(_policy(tmp_path), NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                                               components=frozenset({"web"}),
+                                               web_listen="127.0.0.1:0"))
+    await node.start()
+    try:
+        status, ready = await _get(node, "/readyz")
+        assert status == 200
+        assert ready["blocklist_version"] == vid
+        assert ready["store"]["manifest_sequence"] == 1
+        assert "expired" not in ready
+        _, metrics = await _get(node, "/metrics")
+        assert "writ_manifest_sequence 1" in metrics
+        assert "writ_manifest_expired 0" in metrics
+    finally:
+        await node.stop()
+    log = files(tmp_path)
+    switched = [r for r in records(log[0]) if r["event"] == "writ.blocklist.signed_set"]
+    assert len(switched) == 1
+    assert switched[0]["blocklist_version"] == vid
+    assert switched[0]["manifest_sequence"] == 1
+    assert switched[0]["signers"] == ["demo-publisher"]
+    report = verify(log)
+    assert report.ok, report.findings
+
+
+async def test_past_expiry_readyz_says_expired_and_the_set_stays(
+        redis_url: str, tmp_path: Path) -> None:
+    vid = await _publish(redis_url, 1.5)
+    node = Node(_policy(tmp_path), NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                                               components=frozenset({"web"}),
+                                               web_listen="127.0.0.1:0"))
+    await node.start()
+    try:
+        assert node.holder.index is not None
+        assert node.holder.index.version == vid
+        await wait_for(lambda: node.store.status().alarm == "expired", timeout=10)
+        status, ready = await _get(node, "/readyz")
+        assert status == 200  # still enforcing: a cut-off publisher cannot blank the node
+        assert ready["expired"] is True
+        assert ready["blocklist_version"] == vid
+        _, metrics = await _get(node, "/metrics")
+        assert "writ_manifest_expired 1" in metrics
+    finally:
+        await node.stop()
+
+
+async def test_a_node_refuses_a_tampered_folder_at_start(tmp_path: Path) -> None:
+    orders = tmp_path / "orders"
+    shutil.copytree(REPO / "court_orders", orders)
+    lst = orders / "lists" / "ex-2016-0314-mirrors.txt"
+    lst.write_text(lst.read_text() + "lawful-news.example\n")
+    node = Node(_policy(tmp_path), NodeOptions(orders=orders, state_dir=tmp_path / "s",
+                                               components=frozenset()))
+    with pytest.raises(StartError, match="1 error"):
+        await node.start()
+
+
+async def test_a_node_without_its_keyring_does_not_start(tmp_path: Path) -> None:
+    policy = Policy(node="edge-s", audit=audit_policy(tmp_path),
+                    trust=TrustPolicy(keyring=str(tmp_path / "missing.yaml")))
+    node = Node(policy, NodeOptions(orders=REPO / "court_orders", state_dir=tmp_path / "s",
+                                    components=frozenset()))
+    with pytest.raises(StartError, match=r"trust\.keyring"):
+        await node.start()
