@@ -77,7 +77,8 @@ class Lifecycle:
             from writ.blocklist.stores import load_holder
 
             keyring = Path(policy.trust.keyring) if policy.trust.keyring else None
-            holder = load_holder(orders, o.writ_redis, tz=policy.timezone, keyring=keyring)
+            holder = load_holder(orders, o.writ_redis, tz=policy.timezone, keyring=keyring,
+                                 limits=policy.ip.limits())
         except Exception as e:  # noqa: BLE001 - as above
             raise _options_error(f"{which}: {e}") from None
         node = Node(policy, NodeOptions(orders=orders, redis_url=o.writ_redis,

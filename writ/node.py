@@ -105,7 +105,8 @@ class Node:
             keyring = self._keyring()
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
                                     tz=ZoneInfo(policy.timezone), prefix=opts.prefix,
-                                    keyring=keyring, on_switch=self._switched)
+                                    keyring=keyring, on_switch=self._switched,
+                                    limits=policy.ip.limits())
             await self.store.start(self.holder)
             self._require_blocklist()
             # 3. the shells

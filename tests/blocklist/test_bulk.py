@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from writ.blocklist import BulkList, Position, TargetKind, load_orders
 from writ.blocklist._bulk import MAX_ERRORS, _fast_names, _read_lines, read_list
 from writ.blocklist.canon import CanonError, canonical_name
+from writ.blocklist.ipaddr import looks_like_ip
 
 
 def write(root: Path, name: str, text: str) -> Path:
@@ -222,6 +223,8 @@ def test_fast_path_agrees_with_the_exact_path(lines: list[str], eol: str) -> Non
     for line in lines:
         line = line.split(" #")[0]  # noqa: PLW2901
         if line.strip() and not line.strip().startswith("#"):
+            if looks_like_ip(line.strip()):
+                return  # an address line (ends in a number): tests/blocklist/test_ip_targets.py
             try:
                 expected.append(canonical_name(line))
             except CanonError:

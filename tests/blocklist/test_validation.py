@@ -82,7 +82,7 @@ CASES = [
     ("target not a mapping", HEAD + "targets:\n  - videohost.example\n",
      6, "targets[1]", "each entry is a mapping"),
     ("two kinds in one target", BLOCK + "    url: http://a.example/x\n", 6, "targets[1]",
-     "needs exactly one of domain, url, url_prefix, file (found domain, url)"),
+     "needs exactly one of domain, url, url_prefix, ip, ip_prefix, file (found domain, url)"),
     ("no kind in a target", BLOCK + "  - subdomains: true\n", 7, "targets[2]",
      "needs exactly one of"),
     ("unknown target key", BLOCK + "    hostname: x\n", 7, "targets[1].hostname", "unknown key"),

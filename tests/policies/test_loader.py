@@ -89,7 +89,8 @@ def _model_keys() -> set[str]:
 def test_default_yaml_lists_and_comments_every_key() -> None:
     documented = _keys_with_comment(POLICIES / "default.yaml")
     leaves = {k for k in documented
-              if k not in ("dns", "proxy", "icap", "web", "pages", "audit", "trust", "publish")}
+              if k not in ("dns", "proxy", "icap", "web", "pages", "audit", "trust", "publish",
+                           "ip")}
     assert leaves == _model_keys()
     undocumented = [k for k in leaves if not documented[k]]
     assert undocumented == []
@@ -324,3 +325,17 @@ def test_audit_on_failure_and_publish_threshold_are_read_and_checked() -> None:
                      "p.yaml")
     assert [x.split(":")[1:3] for x in e.value.errors] == [
         ["2", " audit.on_failure"], ["4", " publish.max_removed_acts"]]
+def test_the_ip_guard_limits_and_allowed_ranges() -> None:
+    p = parse_policy("ip:\n  max_prefix_ipv4: 22\n  allow_ranges: [127.0.0.0/8, '::1']\n")
+    assert (p.ip.max_prefix_ipv4, p.ip.max_prefix_ipv6) == (22, 48)
+    assert p.ip.allow_ranges == ("127.0.0.0/8", "::1")
+    assert p.ip.limits().max_prefix_ipv4 == 22
+
+
+def test_bad_ip_guard_values_name_their_line() -> None:
+    with pytest.raises(PolicyError) as e:
+        parse_policy("ip:\n  max_prefix_ipv4: 40\n  allow_ranges: [127.0.0.1/8]\n")
+    text = "\n".join(e.value.errors)
+    assert "<policy>:2: ip.max_prefix_ipv4" in text
+    assert "<policy>:3: ip.allow_ranges" in text
+    assert "127.0.0.0/8" in text

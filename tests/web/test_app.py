@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.blocklist.builders import T0, act, domain, url
-from writ.blocklist import Blocklist, BlocklistHolder
+from writ.blocklist import Blocklist, BlocklistHolder, Target, TargetKind
 from writ.metrics import Metrics
 from writ.policies import Policy
 from writ.web import WebHandle, WebStartError, read_token, run_web
@@ -19,7 +19,9 @@ TOKEN = "s3cret-token-for-tests-0123456789"
 ACTS = (
     act("ORD-1", court="<b>Court</b>", reference="https://court.example/1",
         targets=(domain("blocked.example"), url("http://mixed.example/bad?id=1"))),
-    act("ORD-2", targets=(domain("blocked.example"),)),
+    act("ORD-2", targets=(domain("blocked.example"),
+                          Target(TargetKind.IP_PREFIX, "198.51.100.0/24"),
+                          Target(TargetKind.IP, "2001:db8::7"))),
 )
 
 
@@ -122,6 +124,7 @@ async def test_metrics(server: Server) -> None:
     assert f'writ_blocklist_info{{version="{server.holder.index.version}"}} 1' in lines
     assert 'writ_blocklist_rules{kind="domain"} 1' in lines
     assert 'writ_blocklist_rules{kind="url"} 1' in lines
+    assert 'writ_blocklist_rules{kind="ip"} 2' in lines  # ip and ip_prefix rules
     assert "writ_drops_total 0" in lines
     assert "# TYPE writ_drops_total counter" in lines
     assert any(line.startswith("writ_blocklist_age_seconds ") for line in lines)
@@ -154,7 +157,7 @@ async def test_version_orders_explain(server: Server) -> None:
     _, _, body, _ = await get(server.url("/v1/version"), **AUTH)
     v = json.loads(body)
     assert v["blocklist_version"] == server.holder.index.version
-    assert v["rules"] == 2
+    assert v["rules"] == 4  # a domain, a url, an ip and an ip_prefix
     _, _, body, _ = await get(server.url("/v1/orders"), **AUTH)
     assert [o["id"] for o in json.loads(body)["orders"]] == ["ORD-1", "ORD-2"]
     _, _, body, _ = await get(

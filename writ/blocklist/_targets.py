@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from writ.blocklist._psl import is_public
 from writ.blocklist.canon import CanonError, canonical_name, canonical_url
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpError, IpLimits, guard_problem, parse_prefix
 from writ.blocklist.model import Position, Target, TargetKind
 
-__all__ = ["TargetError", "domain_target", "public_suffix_message", "url_target"]
+__all__ = ["TargetError", "domain_target", "ip_target", "public_suffix_message", "url_target"]
 
 
 class TargetError(ValueError):
@@ -36,6 +37,10 @@ def domain_target(text: str, allow_public_suffix: bool) -> str:
     """The canonical name for a domain target. Raises TargetError."""
     if "://" in text or "/" in text:
         raise TargetError(f"{text!r} is not a host name (for a URL use url: or url_prefix:)")
+    last = text.strip().rstrip(".").rpartition(".")[2]
+    if ":" in text or (last.isascii() and last.isdigit()):
+        # A host ending in a number is an IPv4 address to a browser (WHATWG).
+        raise TargetError(f"{text!r} is an address, not a host name (use ip: or ip_prefix:)")
     try:
         name = canonical_name(text)
     except CanonError as e:
@@ -67,3 +72,17 @@ def url_target(
     if not u.host.startswith("[") and not allow_public_suffix and is_public(u.host):
         raise TargetError(public_suffix_message(u.host))
     return Target(kind, u.host, u.path, u.query, True, pos)
+
+
+def ip_target(text: str, kind: TargetKind, limits: IpLimits = DEFAULT_LIMITS,
+              acknowledged: bool = False) -> str:
+    """The canonical text of an ip or ip_prefix target, checked by the
+    collateral guard. Raises TargetError."""
+    try:
+        p = parse_prefix(text, kind is TargetKind.IP_PREFIX)
+    except IpError as e:
+        raise TargetError(str(e)) from None
+    problem = guard_problem(p, limits, acknowledged)
+    if problem is not None:
+        raise TargetError(problem)
+    return str(p)

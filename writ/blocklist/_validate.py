@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from writ.blocklist._bulk import ListReader
 from writ.blocklist._summary import read_confidential, read_summary
-from writ.blocklist._targets import TargetError, domain_target, url_target
+from writ.blocklist._targets import TargetError, domain_target, ip_target, url_target
 from writ.blocklist._yamlsrc import Map, Node, Scalar, Seq
 from writ.blocklist.model import ActKind, BulkList, OrderError, Position, Target, TargetKind
 
@@ -30,10 +30,12 @@ ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 TEXT_FIELDS = ("court", "case", "authority", "legal_basis", "condition")
 KNOWN = frozenset(
     ("id", "kind", "issued", "effective", "expires", "reference", "targets", "amends",
-     "restores", "keep_blocked", "allow_public_suffix", "summary", "confidential", *TEXT_FIELDS)
+     "restores", "keep_blocked", "allow_public_suffix", "summary", "confidential",
+     "collateral_acknowledged", *TEXT_FIELDS)
 )
 RESTORE_ONLY = ("restores", "keep_blocked", "condition")
-_TARGET_KEYS = ("domain", "url", "url_prefix", "file")
+_TARGET_KEYS = ("domain", "url", "url_prefix", "ip", "ip_prefix", "file")
+_HOST_LEVEL_KEYS = ("domain", "ip", "ip_prefix")  # what a restore can lift
 
 Items = dict[str, tuple[int, Node]]
 
@@ -59,6 +61,7 @@ class Draft:
     restores: list[Target] | None = None
     keep_blocked: list[Target] = field(default_factory=list)
     allow_public_suffix: bool = False
+    collateral_acknowledged: bool = False
     summary: str | None = None
     summaries: tuple[tuple[str, str], ...] = ()
     confidential: bool = False
@@ -157,6 +160,13 @@ def _identity(d: _Doc, draft: Draft, items: Items, doc_line: int) -> None:
             d.err(node.line, "allow_public_suffix", _NOT_BOOLEAN)
         else:
             draft.allow_public_suffix = flag
+    if "collateral_acknowledged" in items:
+        node = items["collateral_acknowledged"][1]
+        ack = _boolean(node)
+        if ack is None:
+            d.err(node.line, "collateral_acknowledged", _NOT_BOOLEAN)
+        else:
+            draft.collateral_acknowledged = ack
 
 
 def _is_web_url(text: str) -> bool:
@@ -238,6 +248,7 @@ def _block_fields(d: _Doc, draft: Draft, items: Items, doc_line: int) -> None:
         draft.targets = _target_list(
             d, items["targets"][1], "targets", _TARGET_KEYS,
             allow_ps=draft.allow_public_suffix, bulk=draft.bulk,
+            ack=draft.collateral_acknowledged,
         )
     elif draft.kind is ActKind.BLOCK:
         d.err(doc_line, "targets", "required for a block: what the court orders blocked")
@@ -269,7 +280,8 @@ def _amending_fields(d: _Doc, draft: Draft, items: Items, doc_line: int) -> None
         return
     if "restores" in items:
         draft.restores = _target_list(
-            d, items["restores"][1], "restores", ("domain",), allow_ps=True, bulk=None
+            d, items["restores"][1], "restores", _HOST_LEVEL_KEYS, allow_ps=True, bulk=None,
+            ack=True,  # lifting a block never needs the guard
         )
     if "keep_blocked" in items:
         draft.keep_blocked = _target_list(
@@ -287,6 +299,7 @@ def _target_list(
     allow_ps: bool,
     bulk: list[BulkList] | None,
     empty_ok: bool = False,
+    ack: bool = False,
 ) -> list[Target]:
     out: list[Target] = []
     if not isinstance(node, Seq):
@@ -302,13 +315,14 @@ def _target_list(
         if not isinstance(item, Map):
             d.err(item.line, fname, f"each entry is a mapping such as `- {allowed[0]}: …`")
             continue
-        _target_entry(d, item, fname, allowed=allowed, allow_ps=allow_ps, bulk=bulk, out=out)
+        _target_entry(d, item, fname, allowed=allowed, allow_ps=allow_ps, bulk=bulk, out=out,
+                      ack=ack)
     return out
 
 
 def _target_entry(
     d: _Doc, item: Map, fname: str, *, allowed: tuple[str, ...], allow_ps: bool,
-    bulk: list[BulkList] | None, out: list[Target],
+    bulk: list[BulkList] | None, out: list[Target], ack: bool = False,
 ) -> None:
     keys = [k for k in item.items if k in _TARGET_KEYS]
     for k, (kl, _) in item.items.items():
@@ -332,9 +346,13 @@ def _target_entry(
         if key == "domain":
             host = domain_target(text, allow_ps)
             out.append(Target(TargetKind.DOMAIN, host, "", (), subdomains, pos))
+        elif key in ("ip", "ip_prefix"):
+            host = ip_target(text, TargetKind(key), d.lists.limits, ack)
+            kind = TargetKind.IP if "/" not in host else TargetKind.IP_PREFIX  # /32 is an ip
+            out.append(Target(kind, host, "", (), True, pos))
         elif key == "file":
             assert bulk is not None  # only `targets` allows file entries
-            bulk.append(_bulk_list(d, text, allow_ps, pos))
+            bulk.append(_bulk_list(d, text, allow_ps, pos, ack))
         else:
             out.append(url_target(text, TargetKind(key), allow_ps, pos))
     except TargetError as e:
@@ -368,10 +386,10 @@ def _boolean(node: Node) -> bool | None:
     return None
 
 
-def _bulk_list(d: _Doc, rel: str, allow_ps: bool, pos: Position) -> BulkList:
+def _bulk_list(d: _Doc, rel: str, allow_ps: bool, pos: Position, ack: bool) -> BulkList:
     inner = d.lists.locate(d.path, rel)
-    got = d.lists.read(inner, allow_ps)
+    got = d.lists.read(inner, allow_ps, ack)
     shown = d.lists.display(inner)
     for line, name, message in got.errors:
         d.err(line, name, message, file=shown)
-    return BulkList(inner.as_posix(), got.domains, got.urls, pos)
+    return BulkList(inner.as_posix(), got.domains, got.urls, pos, got.ips, got.ip_keys)

@@ -1,7 +1,9 @@
 """Explanations: a decision with its provenance, as data and as a sentence.
 
 Shared by `writ explain` and the admin API's /v1/explain so both say the same.
-A target with `://` is a URL; anything else a name (DNS decision).
+A target with `://` is a URL; an address or prefix (writ/blocklist/ipaddr.py
+`looks_like_ip`) is judged against ip/ip_prefix rules — a prefix names every
+order covering any part of it; anything else a name (DNS decision).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from writ.blocklist.canon import (
     separator_reading,
 )
 from writ.blocklist.index import Decision, Index, Verdict
+from writ.blocklist.ipaddr import IpError, canonical_ip, looks_like_ip
 
 __all__ = ["explain", "sentence"]
 
@@ -29,15 +32,23 @@ def explain(index: Index, target: str) -> dict[str, Any]:
     `read_as` (its second reading, when it has one); an invalid target has
     decision "invalid" and `error`."""
     url = is_url(target)
-    out: dict[str, Any] = {"target": target, "kind": "url" if url else "name"}
+    ip = not url and looks_like_ip(target)
+    out: dict[str, Any] = {"target": target, "kind": "url" if url else "ip" if ip else "name"}
     try:  # canonicalised once: the decision and the restoration note use the same host
-        if url:
+        if ip:
+            p = canonical_ip(target)
+            host, d = str(p), index.decide_ip(target)
+            out["canonical"] = host
+            if not p.is_address:
+                out["kind"] = "ip_prefix"
+                out["addresses"] = p.size
+        elif url:
             u = canonical_url(target)
             host, d = u.host, _decide_readings(index, u, out)
         else:
             host = canonical_name(target)
             d = index.decide_canonical_name(host)
-    except CanonError as e:
+    except (CanonError, IpError) as e:
         out.update(decision="invalid", orders=[], rule=None, error=str(e))
     else:
         out.update(decision=d.decision.value, orders=list(d.orders), rule=d.rule,
@@ -93,7 +104,10 @@ def sentence(index: Index, e: dict[str, Any]) -> str:
     if d == "invalid":
         return f"INVALID    {t}: {e['error']}"
     if d == "block":
-        what = "URL" if e["kind"] == "url" else "name"
+        what = {"url": "URL", "ip": "address", "ip_prefix": "prefix"}.get(e["kind"], "name")
+        if e["kind"] == "ip_prefix":
+            return (f"BLOCK      {t}: {len(e['rules'])} rule(s) cover part or all of this "
+                    f"prefix ({', '.join(e['rules'])}) — {_acts(index, e['orders'])}")
         return (f"BLOCK      {t}: this {what} is blocked by rule `{e['rule']}` — "
                 f"{_acts(index, e['orders'])}")
     if d == "url-rules":

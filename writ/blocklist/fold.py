@@ -3,8 +3,9 @@
 Invariants (docs/design.md §2, §3):
 - A block is in force from `effective` until `expires` (exclusive), unless an
   active revoke amends it.
-- A restore lifts only host-level (domain) targets of the order it amends —
-  those listed in `restores`, or all of them when `restores` is omitted — and
+- A restore lifts only host-level targets (domain, ip, ip_prefix) of the
+  order it amends — those listed in `restores`, or all of them when
+  `restores` is omitted — and
   puts its `keep_blocked` URL rules in force, for as long as both the restore
   and the amended block are in force. Its URL/url_prefix targets stay.
 - A revoke lifts everything the amended act put in force; revoking a block also
@@ -31,7 +32,7 @@ class InForce:
     """A block act in force at the instant, minus what restorations lifted."""
 
     act: Act
-    lifted: frozenset[str]  # hosts of its domain targets lifted by restorations
+    lifted: frozenset[str]  # its domain (and ip/ip_prefix) targets lifted by restorations
     restored_by: tuple[str, ...]  # ids of the restorations in force
 
 
@@ -86,6 +87,7 @@ def fold(acts: Sequence[Act], at: datetime) -> Fold:
             restored_by.append(r.id)
             if r.restores is None:
                 lifted.update(host for host, _ in a.domain_targets())
+                lifted.update(a.ip_targets())
             else:
                 lifted.update(t.host for t in r.restores)
             kept.extend(KeptRule(t, (a.id, r.id)) for t in r.keep_blocked)

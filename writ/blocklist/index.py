@@ -5,10 +5,13 @@ changes afterwards, so readers need no locks. A name is answered in
 O(labels) dict lookups; a URL in O(labels + path segments + rules for that
 host). Every answer is a Decision carrying its provenance: the ids of every
 act behind it (all of them, not the first) and the rule that matched.
+Addresses are answered by writ.blocklist.iptable (longest prefix first,
+every covering rule reported).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +19,8 @@ from enum import StrEnum
 
 from writ.blocklist.canon import CanonicalURL, canonical_name, canonical_url
 from writ.blocklist.fold import Fold
+from writ.blocklist.ipaddr import IpError, Prefix, canonical_ip
+from writ.blocklist.iptable import Group, IpTable, RuleHit
 from writ.blocklist.model import Act, Target, TargetKind
 
 __all__ = ["ALLOW", "Decision", "Index", "Verdict"]
@@ -33,7 +38,7 @@ class Decision:
     orders: tuple[str, ...] = ()  # every act behind the decision, sorted
     rule: str | None = None  # the most specific rule that matched
     rules: tuple[str, ...] = ()  # every rule that matched
-    host_level: bool = False  # blocked by a domain rule (not only by URL rules)
+    host_level: bool = False  # blocked by a host-level rule (domain, ip, ip_prefix)
 
     @property
     def blocked(self) -> bool:
@@ -80,9 +85,14 @@ class Index:
         "_domains",
         "_hosts",
         "_interior",
+        "_ip4",
+        "_ip6",
+        "_ip_decisions",
+        "_ips",
         "acts",
         "at",
         "domain_count",
+        "ip_count",
         "restored",
         "url_count",
         "valid_until",
@@ -98,6 +108,7 @@ class Index:
         hosts: dict[str, _HostRules] = {}
         self.restored: dict[str, tuple[str, ...]] = {}  # lifted host -> restoration ids
         url_count = 0
+        ip_rules: list[Group] = []
         for f in fold.in_force:
             oid = (f.act.id,)
             for host in f.lifted:
@@ -110,6 +121,15 @@ class Index:
             for t in f.act.url_targets():
                 self._add_url(hosts, t, oid)
                 url_count += 1
+            ip_rules.append(([t.host for t in f.act.targets if t.is_ip and t.host not in f.lifted],
+                             oid, None))
+            for b in f.act.bulk:
+                if not b.ips:
+                    continue
+                if f.lifted and not f.lifted.isdisjoint(b.ips):
+                    ip_rules.append(([t for t in b.ips if t not in f.lifted], oid, None))
+                else:
+                    ip_rules.append((b.ips, oid, b.ip_keys))  # type: ignore[arg-type]
         for k in fold.kept:
             self._add_url(hosts, k.target, tuple(sorted(k.orders)))
             url_count += 1
@@ -135,6 +155,14 @@ class Index:
             h.decision = Decision(Verdict.URL_RULES, h.orders, f"url rules for {host}")
         self.domain_count = len(domains)
         self.url_count = url_count
+        self._ips = IpTable(ip_rules)
+        del ip_rules
+        self.ip_count = len(self._ips)
+        v4, v6 = self._ips.v4, self._ips.v6
+        self._ip4 = (v4.nets, v4.lasts, v4.parent, v4.bucket, v4.shift)
+        self._ip6 = (v6.nets, v6.lasts, v6.parent, v6.bucket, v6.shift)
+        # Decisions per (family, most specific prefix): shared by every address under it.
+        self._ip_decisions: dict[tuple[int, int], Decision] = {}
 
     @staticmethod
     def _add_url(hosts: dict[str, _HostRules], t: Target, orders: tuple[str, ...]) -> None:
@@ -146,7 +174,46 @@ class Index:
         h.orders = _merge(h.orders, orders)
 
     def __len__(self) -> int:
-        return self.domain_count + self.url_count
+        return self.domain_count + self.url_count + self.ip_count
+
+    # -- addresses -----------------------------------------------------------
+
+    def decide_address(self, family: int, value: int) -> Decision:
+        """Decision for one address (4 or 6, as an int): block or allow. The
+        hot path of response-IP policy: a miss is one bisect and allocates nothing."""
+        # IpTable._Family.find, inlined: this runs for every address of every answer.
+        nets, lasts, parent, bucket, shift = self._ip4 if family == 4 else self._ip6
+        b = value >> shift
+        pid = bisect_right(nets, value, bucket[b], bucket[b + 1]) - 1
+        while pid >= 0 and lasts[pid] < value:
+            pid = parent[pid]
+        if pid < 0:
+            if family == 6 and value >> 32 == 0xFFFF:  # IPv4-mapped: the IPv4 host
+                return self.decide_address(4, value & 0xFFFFFFFF)
+            return ALLOW
+        key = (family, pid)
+        d = self._ip_decisions.get(key)
+        if d is None:
+            if len(self._ip_decisions) > 65536:  # bounded: hits vary, prefixes may be millions
+                self._ip_decisions.clear()
+            d = self._ip_decisions[key] = _ip_decision(self._ips.hits(family, pid))
+        return d
+
+    def decide_packed(self, packed: bytes) -> Decision:
+        """Decision for an address in network byte order (an A or AAAA rdata)."""
+        return self.decide_address(4 if len(packed) == 4 else 6, int.from_bytes(packed, "big"))
+
+    def decide_ip(self, text: str) -> Decision:
+        """Decision for an address, or for a prefix: every rule covering any part
+        of it. Raises IpError."""
+        p = canonical_ip(text)
+        if p.is_address:
+            return self.decide_address(p.family, p.net)
+        return self.decide_prefix(p)
+
+    def decide_prefix(self, p: Prefix) -> Decision:
+        hits = self._ips.covering(p)
+        return _ip_decision(hits) if hits else ALLOW
 
     # -- names -------------------------------------------------------------
 
@@ -186,6 +253,16 @@ class Index:
             hit = self._decisions[key] = _domain_decision(hits, name)
         return hit
 
+    def decide_canonical_host(self, host: str) -> Decision:
+        """A connection's decision by its host alone (CONNECT target, SNI): the
+        name's decision, or for an IP literal (`203.0.113.7`, `[2001:db8::7]`)
+        its address rules' when they block it."""
+        if self.ip_count and (host[:1] == "[" or host[-1:].isdigit()):
+            by_ip = self._decide_ip_host(host)
+            if by_ip is not None:
+                return by_ip
+        return self.decide_canonical_name(host)
+
     def decide_name(self, name: str) -> Decision:
         """DNS decision for a name: block, url-rules or allow. Raises CanonError."""
         return self.decide_canonical_name(canonical_name(name))
@@ -197,6 +274,17 @@ class Index:
         return self.decide_canonical_url(canonical_url(url))
 
     def decide_canonical_url(self, u: CanonicalURL) -> Decision:
+        d = self._decide_url(u)
+        if self.ip_count and (u.host[:1] == "[" or u.host[-1:].isdigit()):
+            by_ip = self._decide_ip_host(u.host)
+            if by_ip is not None:
+                if not d.blocked:
+                    return by_ip
+                return Decision(Verdict.BLOCK, _merge(by_ip.orders, d.orders), by_ip.rule,
+                                by_ip.rules + d.rules, host_level=True)
+        return d
+
+    def _decide_url(self, u: CanonicalURL) -> Decision:
         name = self.decide_canonical_name(u.host)  # one walk: domain rules, url-rules, allow
         if name is ALLOW:
             return ALLOW
@@ -227,7 +315,28 @@ class Index:
         )
 
 
+    def _decide_ip_host(self, host: str) -> Decision | None:
+        """An IP-literal URL host blocked by an address rule (the IP decision
+        plus any URL rules on the host), or None to decide by name and URL rules."""
+        try:
+            p = canonical_ip(host[1:-1] if host[:1] == "[" else host)
+        except IpError:
+            return None
+        by_ip = self.decide_address(p.family, p.net)
+        if not by_ip.blocked:
+            return None
+        return by_ip
+
+
 _LEAF: object = object()  # marks "not an interior name" in the interior table
+
+
+def _ip_decision(hits: list[RuleHit]) -> Decision:
+    orders: tuple[str, ...] = ()
+    for _, o in hits:
+        orders = _merge(orders, o)
+    rules = tuple(r for r, _ in hits)
+    return Decision(Verdict.BLOCK, orders, rules[0], rules, host_level=True)
 
 
 def _domain_decision(hits: list[tuple[str, _Entry]], name: str) -> Decision:

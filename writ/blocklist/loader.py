@@ -27,6 +27,7 @@ from pathlib import Path
 from writ.blocklist._bulk import MAX_ERRORS, ListReader
 from writ.blocklist._validate import Draft, validate_document
 from writ.blocklist._yamlsrc import Map, Seq, read_documents
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.model import Act, ActKind, OrderError, TargetKind
 from writ.blocklist.signed.sigcheck import OrderTrust, SignedFile, check_signatures
 
@@ -47,7 +48,8 @@ class LoadResult:
 
 
 def load_orders(
-    directory: Path, tz: tzinfo | None = None, trust: OrderTrust | None = None
+    directory: Path, tz: tzinfo | None = None, trust: OrderTrust | None = None,
+    limits: IpLimits = DEFAULT_LIMITS,
 ) -> LoadResult:
     """Load every *.yaml / *.yml file under `directory` (recursively).
 
@@ -55,12 +57,14 @@ def load_orders(
     every problem becomes an OrderError; `acts` is empty when there are errors.
     With `trust`, every order file and bulk list must carry a valid signature
     by an issuer key in scope (writ/blocklist/signed/sigcheck.py).
+    `limits` is the policy's collateral guard for ip/ip_prefix targets
+    (writ/blocklist/ipaddr.py).
     """
     directory = Path(directory)
     root_display = _display_root(directory)
     if not directory.is_dir():
         return LoadResult((), (OrderError(root_display, 0, "folder", "no such folder"),))
-    lists = ListReader(directory, root_display)
+    lists = ListReader(directory, root_display, limits)
     drafts: list[Draft] = []
     files, outside = _walk(directory)
     errors: list[OrderError] = [
@@ -225,13 +229,15 @@ def _cross_checks(drafts: list[Draft], root_display: str) -> list[OrderError]:
             hosts = hosts_of.get(dr.amends)
             if hosts is None:
                 hosts = hosts_of[dr.amends] = frozenset(
-                    [t.host for t in target.targets if t.kind is TargetKind.DOMAIN]
-                    + [n for b in target.bulk for n in b.domains]
+                    [t.host for t in target.targets if t.kind is not TargetKind.URL
+                     and t.kind is not TargetKind.URL_PREFIX]
+                    + [n for b in target.bulk for n in (*b.domains, *b.ips)]
                 )
             errors.extend(
                 OrderError(
                     dr.pos.file, t.pos.line if t.pos else dr.amends_line, "restores",
-                    f"{t.host} is not a domain target of {dr.amends}: a restore lifts only "
+                    f"{t.host} is not {'an' if t.is_ip else 'a'} {t.kind.value} target of "
+                    f"{dr.amends}: a restore lifts only "
                     "what the order it amends blocks", dr.id,
                 )
                 for t in dr.restores
@@ -270,5 +276,6 @@ def _act(d: Draft) -> Act:
         targets=tuple(d.targets), bulk=tuple(d.bulk), amends=d.amends,
         restores=None if d.restores is None else tuple(d.restores),
         keep_blocked=tuple(d.keep_blocked), condition=d.text.get("condition"),
-        allow_public_suffix=d.allow_public_suffix, pos=d.pos,
+        allow_public_suffix=d.allow_public_suffix,
+        collateral_acknowledged=d.collateral_acknowledged, pos=d.pos,
     )

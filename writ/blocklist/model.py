@@ -34,6 +34,12 @@ class TargetKind(StrEnum):
     DOMAIN = "domain"
     URL = "url"
     URL_PREFIX = "url_prefix"
+    IP = "ip"  # one address: host = its canonical text (writ/blocklist/ipaddr.py)
+    IP_PREFIX = "ip_prefix"  # host = canonical `NETWORK/LEN`
+
+
+_IP_KINDS = (TargetKind.IP, TargetKind.IP_PREFIX)
+_URL_KINDS = (TargetKind.URL, TargetKind.URL_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,8 @@ class Target:
     domain:     host = the name, path = "", query = ()
     url:        host, canonical path (no trailing "/"), query pairs that must be present
     url_prefix: host, canonical path prefix (matched at segment boundaries)
+    ip:         host = the canonical address (`203.0.113.7`, `2001:db8::7`)
+    ip_prefix:  host = the canonical prefix (`198.51.100.0/24`)
     """
 
     kind: TargetKind
@@ -65,8 +73,14 @@ class Target:
     def host_level(self) -> bool:
         return self.kind is TargetKind.DOMAIN
 
+    @property
+    def is_ip(self) -> bool:
+        return self.kind in _IP_KINDS
+
     def describe(self) -> str:
         """The rule as people read it: `domain videohost.example`, `url a.example/x?v=1`."""
+        if self.kind in _IP_KINDS:
+            return f"{self.kind.value} {self.host}"
         if self.kind is TargetKind.DOMAIN:
             return f"domain {self.host}" + ("" if self.subdomains else " (exact)")
         q = "&".join(f"{k}={v}" for k, v in self.query)
@@ -80,12 +94,18 @@ class Target:
 class BulkList:
     """Targets from a `file:` list, kept compact: a million names are a million
     strings, not a million objects. Names are canonical domain targets with
-    subdomains; URL lines become ordinary Targets."""
+    subdomains; URL lines become ordinary Targets; address and prefix lines
+    are canonical texts (`203.0.113.7`, `198.51.100.0/24`) in `ips`."""
 
     file: str
     domains: tuple[str, ...]
     urls: tuple[Target, ...] = ()
     pos: Position | None = field(default=None, compare=False)
+    ips: tuple[str, ...] = ()
+    # The loader's integer keys for `ips` (writ/blocklist/_ipfast.py
+    # bulk_keys), kept so that compiling does not parse a million texts
+    # twice; None when the acts came from elsewhere (Redis): compile parses.
+    ip_keys: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +133,9 @@ class Act:
     keep_blocked: tuple[Target, ...] = ()
     condition: str | None = None
     allow_public_suffix: bool = False
+    # The court orders a prefix wider than the policy's limit, knowingly
+    # (writ/blocklist/ipaddr.py: the collateral guard).
+    collateral_acknowledged: bool = False
     pos: Position | None = field(default=None, compare=False)
     # Keyring ids of the keys whose signatures vouched for this act's file and
     # lists, when the folder was loaded with a keyring (empty otherwise).
@@ -133,17 +156,25 @@ class Act:
     def url_targets(self) -> Iterator[Target]:
         """Every url and url_prefix target, inline and bulk."""
         for t in self.targets:
-            if t.kind is not TargetKind.DOMAIN:
+            if t.kind in _URL_KINDS:
                 yield t
         for b in self.bulk:
             yield from b.urls
 
+    def ip_targets(self) -> Iterator[str]:
+        """The canonical text of every ip and ip_prefix target, inline and bulk."""
+        for t in self.targets:
+            if t.kind in _IP_KINDS:
+                yield t.host
+        for b in self.bulk:
+            yield from b.ips
     def summary_in(self, language: str) -> str | None:
         """The summary in `language` when the order has one, else the plain summary."""
         return dict(self.summaries).get(language, self.summary)
 
     def target_count(self) -> int:
-        return len(self.targets) + sum(len(b.domains) + len(b.urls) for b in self.bulk)
+        return len(self.targets) + sum(
+            len(b.domains) + len(b.urls) + len(b.ips) for b in self.bulk)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "targets": [_target(t) for t in a.targets],
         "bulk": [
             {"file": b.file, "domains": list(b.domains), "urls": [_target(t) for t in b.urls],
-             "@": _pos(b.pos)}
+             **({"ips": list(b.ips)} if b.ips else {}), "@": _pos(b.pos)}
             for b in a.bulk
         ],
         "amends": a.amends,
@@ -76,6 +76,8 @@ def act_to_dict(a: Act) -> dict[str, Any]:
         "keep_blocked": [_target(t) for t in a.keep_blocked],
         "condition": a.condition,
         "allow_public_suffix": a.allow_public_suffix,
+        # Only when set: sets without IP targets keep their version ids.
+        **({"collateral_acknowledged": True} if a.collateral_acknowledged else {}),
         "@": _pos(a.pos),
         # Who signed it (key ids, docs/regulator.md §10): shown by `writ explain --redis`,
         # not part of the version id (see version_of).
@@ -113,6 +115,7 @@ def act_from_dict(d: dict[str, Any]) -> Act:
                 tuple(str(n) for n in b["domains"]),
                 tuple(_untarget(t) for t in b.get("urls", ())),
                 _unpos(b.get("@")),
+                tuple(str(n) for n in b.get("ips", ())),
             )
             for b in d.get("bulk", ())
         ),
@@ -121,6 +124,7 @@ def act_from_dict(d: dict[str, Any]) -> Act:
         keep_blocked=tuple(_untarget(t) for t in d.get("keep_blocked", ())),
         condition=d.get("condition"),
         allow_public_suffix=bool(d.get("allow_public_suffix", False)),
+        collateral_acknowledged=bool(d.get("collateral_acknowledged", False)),
         pos=_unpos(d.get("@")),
         signers=tuple(str(k) for k in d.get("signers", ())),
     )

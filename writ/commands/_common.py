@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from writ.blocklist import Blocklist, LoadResult
+    from writ.blocklist.ipaddr import IpLimits
     from writ.blocklist.signed.sigcheck import OrderTrust
 
-__all__ = ["UsageError", "check_folder_args", "load_folder", "parse_instant",
+__all__ = ["UsageError", "check_folder_args", "ip_limits", "load_folder", "parse_instant",
            "source_blocklist"]
 
 
@@ -46,14 +47,17 @@ def check_folder_args(verb: str, directory: Path, tz: str) -> tzinfo:
         raise UsageError(f"--tz: unknown time zone {tz!r}") from None
 
 
-def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None
-                ) -> LoadResult:
+def load_folder(verb: str, directory: Path, tz: str, trust: OrderTrust | None = None,
+                limits: IpLimits | None = None) -> LoadResult:
     """`writ orders VERB DIR --tz ZONE`: the folder loaded and validated (its
     errors are in the result; with `trust`, signature errors too). UsageError
     for no such folder or zone."""
     from writ.blocklist import load_orders
 
-    return load_orders(directory, check_folder_args(verb, directory, tz), trust)
+    zone = check_folder_args(verb, directory, tz)
+    if limits is None:
+        return load_orders(directory, zone, trust)
+    return load_orders(directory, zone, trust, limits)
 
 
 def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
@@ -68,7 +72,7 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
     if trust is not None and args.redis is None:
         from writ.blocklist import Blocklist
 
-        result = load_folder("explain", args.orders, tz, trust)
+        result = load_folder("explain", args.orders, tz, trust, ip_limits(args))
         if not result.ok:
             for e in result.errors:
                 print(e, file=sys.stderr)
@@ -78,6 +82,7 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
         return Blocklist(result.acts)
     try:
         return read_blocklist(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
+                              limits=ip_limits(args),
                               tz=tz)
     except SourceError as e:
         raise UsageError(str(e)) from None
@@ -86,3 +91,17 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             print(line, file=sys.stderr)
         print(f"writ: {len(e.errors)} error(s) in the orders; {nothing}", file=sys.stderr)
         return None
+
+
+def ip_limits(args: argparse.Namespace) -> IpLimits | None:
+    """The `ip:` limits (the address collateral guard) of `--policy FILE`, or
+    None (the defaults)."""
+    path: Path | None = getattr(args, "policy", None)
+    if path is None:
+        return None
+    from writ.policies import PolicyError, load_policy
+
+    try:
+        return load_policy(path).ip.limits()
+    except PolicyError as e:
+        raise UsageError("invalid policy:\n" + "\n".join(e.errors)) from None

@@ -50,7 +50,7 @@ def _preflight(args: argparse.Namespace, policy: Policy) -> None:
         from writ.commands._trust import read_keyring
 
         trust = OrderTrust(read_keyring(Path(policy.trust.keyring)), datetime.now(UTC))
-    result = load_orders(args.orders, ZoneInfo(policy.timezone), trust)
+    result = load_orders(args.orders, ZoneInfo(policy.timezone), trust, policy.ip.limits())
     if result.ok or LocalCache(args.state_dir, "orders").path.exists():
         return
     lines = "\n".join(str(e) for e in result.errors)

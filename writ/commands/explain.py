@@ -31,7 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     add_trust_args(p)
     p.add_argument("targets", nargs="+", metavar="TARGET",
-                   help="a URL (has ://) or a host name; - reads targets from stdin")
+                   help="a URL (has ://), a host name, an address or a prefix "
+                        "(ADDRESS/LEN); - reads targets from stdin")
 
 
 def _targets(args: argparse.Namespace) -> Iterator[str]:

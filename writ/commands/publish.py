@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from writ.blocklist import Blocklist
+from writ.blocklist.ipcount import address_changes, rules_in_force_ip
 from writ.blocklist.stores import (
     ConflictError,
     Published,
@@ -55,7 +56,13 @@ from writ.blocklist.stores import (
     rollback,
     rule_changes,
 )
-from writ.commands._common import UsageError, check_folder_args, load_folder, parse_instant
+from writ.commands._common import (
+    UsageError,
+    check_folder_args,
+    ip_limits,
+    load_folder,
+    parse_instant,
+)
 
 if TYPE_CHECKING:
     from writ.blocklist.stores.signedset import SetSigner
@@ -186,7 +193,7 @@ def _by(args: argparse.Namespace) -> str:
 def _load(args: argparse.Namespace, verb: str) -> Blocklist | None:
     from writ.commands._trust import order_trust
 
-    result = load_folder(verb, args.dir, args.tz, order_trust(args))
+    result = load_folder(verb, args.dir, args.tz, order_trust(args), ip_limits(args))
     if result.errors:
         for e in result.errors:
             print(e, file=sys.stderr)
@@ -390,6 +397,11 @@ async def _diff(args: argparse.Namespace) -> int:
     rules = rule_changes(old.acts if old else (), new.acts, at)
     print(f"at {at.isoformat()}: {len(rules.blocked)} newly blocked, "
           f"{len(rules.released)} released")
+    addresses = address_changes(rules_in_force_ip(old.acts if old else (), at),
+                                rules_in_force_ip(new.acts, at))
+    if addresses.added.ipv4 or addresses.added.ipv6 or addresses.lifted.ipv4 \
+            or addresses.lifted.ipv6:
+        print(f"addresses: +{addresses.added} blocked, -{addresses.lifted} lifted")
     for r in rules.blocked:
         print(f"  + {r}")
     for r in rules.released:

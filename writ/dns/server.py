@@ -33,6 +33,11 @@ Invariants:
   cleared, TTLs cleaned (wire.clean_reply), records owned by a blocked name
   removed, and a CNAME or DNAME (RFC 6672) leading to a blocked name blocks
   the whole answer.
+- Response-IP policy (docs/design.md §6): an A or AAAA record in the answer
+  section inside a blocked address or prefix blocks the whole answer with the
+  policy's action, its EDE 16 naming every order whose rule holds any of the
+  answer's blocked addresses (writ.dns.respip). The cache is emptied on every
+  swap, so a cached answer is judged again under the new blocklist.
 - Client input never produces a traceback: illegal names, two OPT records or
   a TSIG are FORMERR, logged as one rate-limited line.
 """
@@ -57,6 +62,7 @@ from writ.dns.cache import FOREVER, AnswerCache, Entry, LogLine
 from writ.dns.ede import NETWORK_ERROR, NO_REACHABLE_AUTHORITY, OPTION_EDE, OTHER
 from writ.dns.limits import ClientRate, fd_budget
 from writ.dns.names import decide_labels, display_name
+from writ.dns.respip import answer_addresses_decision
 from writ.dns.screen import UnusableError, chain_hops, malformed
 from writ.dns.sde import Structured
 from writ.dns.synth import Synth, wire_name
@@ -386,7 +392,8 @@ class DnsServer:
         reply, ttls, negative, rcode = cleaned
         if index is not None:
             try:
-                blocked = self._chain_block(request, parsed, index, edns, limit, target)
+                blocked = (self._chain_block(request, parsed, index, edns, limit, target)
+                           or self._address_block(request, parsed, index, edns, limit, target))
             except UnusableError as e:
                 self.servfail += 1
                 return answers.servfail(request, edns, NETWORK_ERROR, str(e))
@@ -427,6 +434,16 @@ class DnsServer:
                                    index.version)
                     return Entry(body, line)
         return None
+
+    def _address_block(self, request: DNSRecord, parsed: DNSRecord, index: Index,  # noqa: PLR0917 (private helper of one caller)
+                       edns: EdnsInfo, limit: int, target: str) -> Entry | None:
+        """The block answer when an A/AAAA of the answer lies in a blocked prefix."""
+        d = answer_addresses_decision(parsed, index)
+        if d is None:
+            return None
+        body, action = answers.blocked(request, d, self.dns, edns, limit)
+        return Entry(body, LogLine(target, Outcome.BLOCK, Action(action), d.orders, d.rule,
+                                   index.version))
 
     def _strip_blocked(self, parsed: DNSRecord, index: Index) -> bytes | None:
         """The answer re-packed without records owned by a blocked name; None: none found."""

@@ -7,6 +7,10 @@ instant's fold into zone-file text; nothing here reads a clock or a file.
 Invariants:
 - Only host-level blocks (`domain` targets in force, minus what restorations
   lifted) become triggers: `name` always, `*.name` unless `subdomains: false`.
+- ip and ip_prefix targets in force become Response IP triggers
+  (`24.0.100.51.198.rpz-ip` for 198.51.100.0/24; IPv6 words reversed with
+  `zz` for the compressed zero run: `48.zz.db8.2001.rpz-ip`): an answer
+  holding such an address gets the zone's action, as writ's resolver does.
 - Hosts that only have URL rules are NOT triggers — DNS must not block a
   host for one video (docs/design.md §3) — they are listed in comments only.
 - Provenance (order ids, courts, cases) goes in `;` comments, never in
@@ -29,8 +33,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from writ.blocklist import Act, Fold, Target
+from writ.blocklist.ipaddr import Prefix, canonical_ip
 
-__all__ = ["RpzAction", "RpzOptions", "render_rpz"]
+__all__ = ["RpzAction", "RpzOptions", "render_rpz", "rpz_ip_owner"]
 
 # RFC draft-vixie-dnsop-dns-rpz §2: owner names ending in these labels are
 # not QNAME triggers but IP, NSDNAME, NSIP or client-IP triggers.
@@ -95,6 +100,26 @@ def _covered(host: str, entries: dict[str, _Entry]) -> bool:
     )
 
 
+def rpz_ip_owner(p: Prefix) -> str:
+    """The Response IP trigger owner (relative to the origin) for a prefix."""
+    if p.family == 4:
+        octets = p.address_text().split(".")
+        return ".".join([str(p.plen), *reversed(octets), "rpz-ip"])
+    left, gap, right = p.address_text().partition("::")
+    words = (left.split(":") if left else []) + (["zz"] if gap else []) + (
+        right.split(":") if right else [])
+    return ".".join([str(p.plen), *reversed(words), "rpz-ip"])
+
+
+def _ip_entries(fold: Fold) -> dict[Prefix, set[str]]:
+    rules: dict[Prefix, set[str]] = {}
+    for f in fold.in_force:
+        for text in f.act.ip_targets():
+            if text not in f.lifted:
+                rules.setdefault(canonical_ip(text), set()).add(f.act.id)
+    return rules
+
+
 def _url_only(fold: Fold, entries: dict[str, _Entry]) -> dict[str, set[str]]:
     rules: list[tuple[Target, Iterable[str]]] = []
     for f in fold.in_force:
@@ -144,6 +169,7 @@ def render_rpz(
     serial = o.serial if o.serial is not None else int(fold.at.timestamp()) % 2**32
     entries = _entries(fold)
     url_only = _url_only(fold, entries)
+    ip_rules = _ip_entries(fold)
 
     out = [
         f"; writ RPZ export: court-ordered domain blocks in force at {fold.at.isoformat()}",
@@ -156,7 +182,8 @@ def render_rpz(
         "@ NS localhost.",
     ]
     ids = sorted({i for e in entries.values() for i in e.sub | e.exact}
-                 | {i for s in url_only.values() for i in s})
+                 | {i for s in url_only.values() for i in s}
+                 | {i for s in ip_rules.values() for i in s})
     if ids:
         out.append(";")
         out.append("; Orders behind this zone:")
@@ -179,6 +206,16 @@ def render_rpz(
                 continue
             why = " ".join(sorted(orders))
             out.extend(f"{owner} {rtype} {value} ; {why}" for rtype, value in rdata)
+
+    if ip_rules:
+        out.append(";")
+        out.append("; Response IP triggers (ip, ip_prefix targets): an answer holding one of")
+        out.append("; these addresses gets the action above.")
+        for p in sorted(ip_rules, key=lambda p: (p.family, p.net, p.plen)):
+            owner = rpz_ip_owner(p)
+            why = " ".join(sorted(ip_rules[p]))
+            out.extend(f"{owner} {rtype} {value} ; {p.describe()} {why}"
+                       for rtype, value in rdata)
 
     if url_only:
         out.append(";")

@@ -236,3 +236,13 @@ def public_addresses(nets: Sequence[Network], version: int) -> int:
     union = list(ipaddress.collapse_addresses(mine))  # type: ignore[type-var]  # one version at a time
     root = _PUBLIC_ROOT[version]
     return sum(_overlap(n, root) - sum(_overlap(n, x) for x in _NOT_PUBLIC) for n in union)
+def ip_range(value: object) -> str:
+    """A prefix (or one address) the ip collateral guard allows: its canonical text."""
+    from writ.blocklist.ipaddr import IpError, canonical_ip
+
+    if not isinstance(value, str):
+        raise BadValueError(f"expected a prefix like 127.0.0.0/8, got {_kind(value)}")
+    try:
+        return str(canonical_ip(value))
+    except IpError as e:
+        raise BadValueError(str(e)) from None

@@ -30,6 +30,7 @@ from writ.policies.model import (
     DnsPolicy,
     FailMode,
     IcapPolicy,
+    IpPolicy,
     OverLimit,
     PagesPolicy,
     Policy,
@@ -138,6 +139,11 @@ _TRUST: dict[str, _Key] = {
     "publisher_key": _Key(c.optional(c.text)),
     "manifest_lifetime": _Key(c.integer(60, 366 * 86400)),
 }
+_IP: dict[str, _Key] = {
+    "max_prefix_ipv4": _Key(c.integer(0, 32)),
+    "max_prefix_ipv6": _Key(c.integer(0, 128)),
+    "allow_ranges": _Key(c.ip_range, many=True),
+}
 _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "dns": (DnsPolicy, _DNS),
     "proxy": (ProxyPolicy, _PROXY),
@@ -147,6 +153,7 @@ _SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
     "audit": (AuditPolicy, _AUDIT),
     "trust": (TrustPolicy, _TRUST),
     "publish": (PublishPolicy, _PUBLISH),
+    "ip": (IpPolicy, _IP),
 }
 _TOP: dict[str, _Key] = {
     "node": _Key(c.node_name),

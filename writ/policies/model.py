@@ -12,12 +12,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from writ.blocklist.ipaddr import IpLimits, canonical_ip
+
 __all__ = [
     "AuditPolicy",
     "ClientPrivacy",
     "DnsAction",
     "DnsPolicy",
     "FailMode",
+    "IpPolicy",
     "OverLimit",
     "PagesPolicy",
     "Policy",
@@ -187,6 +190,21 @@ class TrustPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class IpPolicy:
+    # The collateral guard for ip/ip_prefix targets (docs/regulator.md):
+    # prefixes wider than these need `collateral_acknowledged: true` in the act.
+    max_prefix_ipv4: int = 24
+    max_prefix_ipv6: int = 48
+    # Special-purpose ranges (private, loopback, link-local, …) orders may
+    # target anyway, as canonical prefixes; e.g. 127.0.0.0/8 for tests.
+    allow_ranges: tuple[str, ...] = ()
+
+    def limits(self) -> IpLimits:
+        return IpLimits(self.max_prefix_ipv4, self.max_prefix_ipv6,
+                        tuple(canonical_ip(r) for r in self.allow_ranges))
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     node: str = "writ-node"
     operator: str = "Example ISP"
@@ -201,3 +219,4 @@ class Policy:
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     trust: TrustPolicy = field(default_factory=TrustPolicy)
     publish: PublishPolicy = field(default_factory=PublishPolicy)
+    ip: IpPolicy = field(default_factory=IpPolicy)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.proxy import layer
+from mitmproxy.proxy import layer, server_hooks
 from mitmproxy.proxy.layers import TCPLayer
 from OpenSSL import SSL
 
@@ -42,6 +42,7 @@ from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_pag
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy import stack
+from writ.proxy.destination import Resolve, destination_decision, system_resolve
 from writ.proxy.facts import (
     JUDGED,
     STREAM_THRESHOLD,
@@ -82,6 +83,8 @@ class WritAddon:
         self._websocket = True  # mitmproxy's `websocket` option (read in configure)
         self.steered = SteerAddon(self)
         self.addons = [self.steered]  # mitmproxy: one addon per concern
+        # How a destination name becomes addresses (writ.proxy.destination).
+        self.resolve: Resolve = system_resolve
 
     def attach(self, holder: Any, policy: Policy, sink: RecordSink | None) -> None:
         """What a `mitmdump -s` node hands over once its options are read."""
@@ -302,6 +305,30 @@ class WritAddon:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._refused.discard(client.id)  # closed before its handshake began
+
+    # -- the destination address (writ.proxy.destination) -------------------
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Never open a connection to an address an ip/ip_prefix order blocks."""
+        index = self.index()
+        address = data.server.address
+        if index is None or not index.ip_count or not address:
+            return
+        host, port = str(address[0]), int(address[1])
+        try:
+            got = await destination_decision(index, host, port, self.resolve)
+        except Exception:  # a bug: the fail mode decides, as in the other hooks
+            log.exception("writ: internal error in server_connect")
+            if self.policy.fail is not FailMode.OPEN:
+                data.server.error = "writ could not judge the destination (fails closed)"
+            return
+        if got is None:
+            return
+        d, blocked = got
+        data.server.error = (f"destination {blocked} blocked by court order "
+                             f"{', '.join(d.orders)} ({d.rule})")
+        self.record(data.client, f"connect {authority_of(host)}:{port} ({blocked})",
+                    Ruling("block", "refused", d), index.version)
 
     def internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData | layer.NextLayer) -> None:
         opened = self.policy.fail is FailMode.OPEN

@@ -155,7 +155,7 @@ def _decide_hosts(index: Index, hosts: list[str]) -> tuple[Decision, list[str]]:
     blocked: list[Decision] = []
     rules: list[tuple[str, Decision]] = []
     for h in hosts:
-        d = index.decide_canonical_name(h)
+        d = index.decide_canonical_host(h)  # an IP literal: its ip rules too
         if d.decision is Verdict.BLOCK:
             blocked.append(d)
         elif d.decision is Verdict.URL_RULES:

@@ -53,6 +53,7 @@ def render(metrics: Metrics, index: Index | None, now: float,
         family("writ_blocklist_rules", "gauge", "Rules in force now, by kind.")
         out.append(f'writ_blocklist_rules{{kind="domain"}} {index.domain_count}')
         out.append(f'writ_blocklist_rules{{kind="url"}} {index.url_count}')
+        out.append(f'writ_blocklist_rules{{kind="ip"}} {index.ip_count}')  # ip + ip_prefix
         family("writ_blocklist_age_seconds", "gauge",
                "Seconds since the index in force was built (reload or time switch).")
         out.append(f"writ_blocklist_age_seconds {max(0.0, now - index.at.timestamp()):.3f}")

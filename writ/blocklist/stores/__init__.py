@@ -34,6 +34,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.stores.base import Clock, Store, StoreStatus, Ticker, utc_now
 from writ.blocklist.stores.blob import VersionError
 from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, rule_changes
@@ -96,7 +97,8 @@ __all__ = [
 def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | None,
                tz: tzinfo | None = None, prefix: str = "writ", clock: Clock = utc_now,
                poll_interval: float = 5.0, keyring: Path | None = None,
-               on_switch: Callable[[dict[str, Any]], None] | None = None) -> Store:
+               on_switch: Callable[[dict[str, Any]], None] | None = None,
+               limits: IpLimits = DEFAULT_LIMITS) -> Store:
     """The store for a node: Redis when `redis_url` is given, else the orders folder.
     With `keyring` (the policy's trust.keyring), a folder's acts and lists must be
     signed, and a Redis set must come with a signed manifest (setguard.py);
@@ -107,4 +109,5 @@ def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | 
                           poll_interval=poll_interval, keyring=keyring, on_switch=on_switch)
     if orders is None:
         raise ValueError("no blocklist source: give --orders DIR or --redis URL")
-    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, keyring=keyring)
+    return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, keyring=keyring,
+                         limits=limits)

@@ -56,6 +56,8 @@ def rules_in_force(acts: Sequence[Act], at: datetime) -> set[str]:
             if host not in inf.lifted:
                 rules.add(f"domain {host}" if sub else f"domain {host} (exact)")
         rules.update(t.describe() for t in inf.act.url_targets())
+        rules.update(f"{'ip_prefix' if '/' in t else 'ip'} {t}" for t in inf.act.ip_targets()
+                     if t not in inf.lifted)
     rules.update(k.target.describe() for k in f.kept)
     return rules
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import structlog
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.loader import load_orders
 from writ.blocklist.stores.base import (
     Clock,
@@ -70,11 +71,12 @@ class EmbeddedStore(StoreState):
     def __init__(self, orders: Path, *, tz: tzinfo | None = None,
                  state_dir: Path | None = None, clock: Clock = utc_now,
                  interval: float = 1.0, keyring: Path | None = None,
-                 recheck: float = 60.0) -> None:
+                 recheck: float = 60.0, limits: IpLimits = DEFAULT_LIMITS) -> None:
         self.orders = orders
         self.keyring = KeyringFile(keyring) if keyring is not None else None
         self.recheck = recheck
         self.tz = tz
+        self.limits = limits  # the policy's ip collateral guard
         self.interval = interval
         super().__init__(clock, LocalCache(state_dir, "orders") if state_dir else None)
         self._task: asyncio.Task[None] | None = None
@@ -129,7 +131,8 @@ class EmbeddedStore(StoreState):
                 self._problem(str(e), [])
                 return
         try:
-            result = await asyncio.to_thread(load_orders, self.orders, self.tz, trust)
+            result = await asyncio.to_thread(load_orders, self.orders, self.tz, trust,
+                                             self.limits)
         # A loader bug must not kill the watcher: keep the last good version.
         except Exception as e:  # noqa: BLE001
             self._problem(f"{self.orders}: loading failed: {type(e).__name__}: {e}", [])

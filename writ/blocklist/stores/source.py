@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from writ.blocklist.holder import Blocklist, BlocklistHolder
+from writ.blocklist.ipaddr import DEFAULT_LIMITS, IpLimits
 from writ.blocklist.loader import load_orders
 from writ.blocklist.model import OrderError
 
@@ -38,7 +39,8 @@ class InvalidOrdersError(Exception):
 
 
 def read_blocklist(orders: Path | None, redis_url: str | None, prefix: str = "writ",
-                   tz: str = "UTC", keyring: Path | None = None) -> Blocklist:
+                   tz: str = "UTC", keyring: Path | None = None, *,
+                   limits: IpLimits | None = None) -> Blocklist:
     """The act set, read once: the published version from Redis when
     `redis_url` is given, else the orders folder compiled in `tz` (with
     `keyring`: every act and list signed, checked now; docs/regulator.md §10)."""
@@ -51,7 +53,7 @@ def read_blocklist(orders: Path | None, redis_url: str | None, prefix: str = "wr
             raise SourceError(str(e)) from None
     if orders is None or not orders.is_dir():
         raise SourceError(f"--orders: no such folder: {orders}")
-    result = load_orders(orders, ZoneInfo(tz), _trust(keyring))
+    result = load_orders(orders, ZoneInfo(tz), _trust(keyring), limits or DEFAULT_LIMITS)
     if not result.ok:
         raise InvalidOrdersError(result.errors)
     return Blocklist(result.acts)
@@ -70,11 +72,12 @@ def _trust(keyring: Path | None) -> OrderTrust | None:
 
 
 def load_holder(orders: Path | None, redis_url: str | None, tz: str = "UTC",
-                prefix: str = "writ", keyring: Path | None = None) -> BlocklistHolder:
+                prefix: str = "writ", keyring: Path | None = None, *,
+                limits: IpLimits | None = None) -> BlocklistHolder:
     """A holder filled once, synchronously, for now. SourceError (an invalid
     folder's errors listed in its message) when there is nothing to enforce."""
     try:
-        blocklist = read_blocklist(orders, redis_url, prefix, tz, keyring)
+        blocklist = read_blocklist(orders, redis_url, prefix, tz, keyring, limits=limits)
     except InvalidOrdersError as e:
         raise SourceError("invalid orders:\n" + "\n".join(str(x) for x in e.errors)) from None
     holder = BlocklistHolder()
