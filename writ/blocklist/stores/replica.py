@@ -75,6 +75,16 @@ async def _close_quietly(pubsub: Any, client: Any) -> None:
         await client.aclose()
 
 
+def _end_if_cancelled() -> None:
+    """Raise CancelledError in a task that stop() cancelled. The Redis client can
+    turn a cancellation into an error of its own, which the replica's loops treat
+    as a network fault and retry: a stopped store would then go on switching the
+    holder (seen under load: a version applied after stop)."""
+    me = asyncio.current_task()
+    if me is not None and me.cancelling():
+        raise asyncio.CancelledError
+
+
 class RedisStore(StoreState):
     STARTUP_TIMEOUT = 15.0
     MIN_BACKOFF = 0.1
@@ -104,6 +114,8 @@ class RedisStore(StoreState):
 
     # -- Store protocol -------------------------------------------------------
 
+    SAVE_ON_STOP_TIMEOUT = 30.0
+
     async def start(self, holder: BlocklistHolder) -> None:
         self._holder = holder
         try:
@@ -116,9 +128,17 @@ class RedisStore(StoreState):
         self._task = asyncio.create_task(self._run(), name="writ-redis-replica")
 
     async def stop(self) -> None:
-        for task in (self._task, self._persist):
-            await cancel(task)
-        self._task = self._persist = None
+        await cancel(self._task)
+        persist, self._task, self._persist = self._persist, None, None
+        if persist is not None:
+            # The last switch's disk copy is finished, not cancelled: a node restarted
+            # (or one whose Redis is gone) must find the set it enforced. Bounded: a
+            # disk that hangs must not hang the stop.
+            try:
+                await asyncio.wait_for(asyncio.shield(persist), self.SAVE_ON_STOP_TIMEOUT)
+            except (TimeoutError, asyncio.CancelledError, OSError):
+                log.error("writ.store.disk_write_unfinished",  # noqa: TRY400 (no traceback: a slow disk)
+                          timeout=self.SAVE_ON_STOP_TIMEOUT)
         await self._stop_ticker()
 
     def status(self) -> StoreStatus:
@@ -141,6 +161,7 @@ class RedisStore(StoreState):
             except Exception:
                 self._stale, self._last_error = True, "replica error (see log)"
                 log.exception("writ.store.replica_failed")
+            _end_if_cancelled()
             # Jitter spreads a fleet's reconnects after an outage.
             await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))  # noqa: S311
             self._backoff = min(self._backoff * 2, self.max_backoff)
@@ -156,6 +177,7 @@ class RedisStore(StoreState):
             while True:
                 await pubsub.get_message(ignore_subscribe_messages=True,
                                          timeout=self.poll_interval)
+                _end_if_cancelled()
                 await self._sync(registry)  # a notification, or the low-rate poll
         finally:
             # Closing runs as its own task and is waited for with a bound: closing a
@@ -199,6 +221,7 @@ class RedisStore(StoreState):
             now = self._clock()
             assert self._holder is not None
             try:
+                _end_if_cancelled()
                 await install_off_loop(self._holder, blocklist, now)
             # A version that parses but cannot be compiled is refused like a corrupt
             # one; the old index stays (holder.set builds before it assigns).
@@ -252,6 +275,7 @@ class RedisStore(StoreState):
             assert self._holder is not None
             try:
                 if blocklist is not self._blocklist:
+                    _end_if_cancelled()
                     await install_off_loop(self._holder, blocklist, now)
             except Exception as e:  # noqa: BLE001 (as in _sync: the old index stays)
                 raise VersionError(f"version {vid}: cannot be compiled: {e!r}") from None
