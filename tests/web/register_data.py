@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from tests.blocklist.builders import T0, act, domain, url
-from writ.blocklist import Blocklist, BlocklistHolder
+from writ.blocklist import Blocklist, BlocklistHolder, Target, TargetKind
 
 AT = T0.replace(year=2016)
 XSS = "<script>alert(1)</script>"
@@ -19,7 +19,8 @@ ACTS = (
                    ("kk", "Лицензиясыз хабар тарататын бейне сайт"),
                    ("ru", "Видеохостинг с нелицензионными трансляциями")),
         targets=(domain("videohost.example"), domain("streams.example"),
-                 url("http://news.example/article?id=7"))),
+                 url("http://news.example/article?id=7"),
+                 Target(TargetKind.IP_PREFIX, "198.51.100.0/24"))),
     act("KZ-2015-002", court="Southgate Specialised Court", case="3-55/2015",
         confidential=True, legal_basis="Criminal Code, art. 174",
         targets=(domain("secret-one.example"), domain("secret-two.example"))),

@@ -126,7 +126,13 @@ async def test_lookup_form_and_json(web: str) -> None:
     _, data = await get_json(f"{web}/lookup?q=free.example")
     assert data["decision"] == "allow"  # type: ignore[index]
     _, data = await get_json(f"{web}/lookup?q=192.0.2.1")
-    assert data["kind"] == "address"  # type: ignore[index]
+    assert (data["kind"], data["decision"]) == ("ip", "allow")  # type: ignore[index]
+    _, data = await get_json(f"{web}/lookup?q=198.51.100.7")  # inside an ip_prefix target
+    assert (data["kind"], data["decision"], data["orders"]) == (  # type: ignore[index]
+        "ip", "block", ["KZ-2015-001"])
+    assert data["rule"] == "ip_prefix 198.51.100.0/24"  # type: ignore[index]
+    _, body, _ = await get(f"{web}/lookup?q=198.51.100.0/28")
+    assert "Blocked now by court order." in body
     status, data = await get_json(f"{web}/lookup?q=bad..name")
     assert status == 400
     assert data["decision"] == "invalid"

@@ -1,18 +1,16 @@
-"""`/lookup`: is this name or URL blocked now, and by which orders?
+"""`/lookup`: is this name, URL, address or prefix blocked now, and by which orders?
 
 Pure: an index and the text asked about in, a JSON-able result out.
 
 Extension point: `LOOKUPS` is tried in order; the first whose `accepts(q)`
-is true answers. Names and URLs are answered by the index's own explanation
-(writ.blocklist.explain, what `writ explain` says). An IP address is
-answered by `_address`, which says that address targets are not enforced
-yet; when IP targets land, replace `_address` with a lookup in their index
-and keep the result's shape (target, kind, decision, orders, rule).
+is true answers, in one shape (target, kind, decision, orders, rule). Today
+one entry answers everything with the index's own explanation
+(writ.blocklist.explain, what `writ explain` says): names, URLs, and IP
+addresses and prefixes (every `ip`/`ip_prefix` order covering any part).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,27 +29,8 @@ class Lookup:
     answer: Callable[[Index, str], dict[str, Any]]
 
 
-def _is_address(q: str) -> bool:
-    try:
-        ipaddress.ip_address(q.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _address(index: Index, q: str) -> dict[str, Any]:
-    return {"target": q, "kind": "address", "decision": "allow", "orders": [], "rule": None,
-            "note": "address targets are not enforced by this version",
-            "blocklist_version": index.version, "at": index.at.isoformat()}
-
-
-def _name_or_url(index: Index, q: str) -> dict[str, Any]:
-    return explain(index, q)
-
-
 LOOKUPS: list[Lookup] = [
-    Lookup(_is_address, _address),
-    Lookup(lambda q: True, _name_or_url),
+    Lookup(lambda q: True, explain),
 ]
 
 
