@@ -14,9 +14,9 @@ same query file, same threads.
   latencies for p99. writ runs with audit logging on.
 - Every server gets one unmeasured pass through the query file first (fills
   the caches), then R rounds of unbound, pdns, writ runs in turn, so load
-  drifting on a shared machine hits all alike; the ratios are per round. Server CPU µs/query (user + system time of the server's
-  processes, writ's audit-writing parent included) is less sensitive to
-  other load than QPS.
+  drifting on a shared machine hits all alike; the ratios are per round.
+  Server CPU µs/query (user + system time of the server's processes, writ's
+  audit-writing parent included) is less sensitive to other load than QPS.
 - RSS of writ with 1,000,000 names (skipped with --quick).
 Everything listens on 127.0.0.1 only.
 """
@@ -68,7 +68,8 @@ def write_inputs(d: Path, n_blocked: int, n_allowed: int, n_queries: int) -> Non
         "id: BENCH-0001\ncourt: Bench Court\ncase: \"0/0\"\nissued: 2015-09-07\n"
         "targets:\n  - file: lists/blocked.txt\n")
     with (d / "rpz.zone").open("w") as f:
-        f.write("$ORIGIN rpz.test.\n$TTL 60\n@ SOA localhost. root.localhost. 1 3600 600 86400 60\n@ NS localhost.\n")
+        f.write("$ORIGIN rpz.test.\n$TTL 60\n"
+                "@ SOA localhost. root.localhost. 1 3600 600 86400 60\n@ NS localhost.\n")
         for n in blocked:
             f.write(f"{n} CNAME .\n")
     rng = random.Random(7)
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             ports["writ"] = free_port()
             procs["writ"] = start_writ(d, ports["writ"], auth_port, a.threads, d / "orders")
-            for name, port in ports.items():
+            for port in ports.values():
                 wait_dns(port)
             pids = {name: [procs[name].pid, *children(procs[name].pid)] for name in ports}
             for port in ports.values():

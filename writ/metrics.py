@@ -53,7 +53,7 @@ class Metrics:
         self._flush()
         return self._by_order
 
-    def count(self, component: str, decision: str, action: str,  # noqa: PLR0917 (the counted fields, in the record's order)
+    def count(self, component: str, decision: str, action: str,
               orders: Sequence[str] = (), n: int = 1) -> None:
         self._decisions[component, decision, action] += n
         for oid in orders:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.audit.support import files, policy, records
 from writ.audit import Action, AuditLog, Component, MemorySink, Outcome, Record, Recorder
-from writ.audit.recorder import TALLY_MAX
 from writ.audit.record import render_line
+from writ.audit.recorder import TALLY_MAX
 from writ.metrics import Metrics
 
 
@@ -93,7 +93,7 @@ def test_hot_path_counts_reach_the_metrics_on_every_read_and_the_tally_stays_bou
     for i in range(TALLY_MAX * 2 + 7):
         hot("192.0.2.1", (f"n{i}.videohost.example. A", Outcome.BLOCK, Action.NXDOMAIN,
                           ("EX-1",), "r", "v1"))
-        assert sum(map(len, recorder._tallies.values())) <= TALLY_MAX  # noqa: SLF001
+        assert sum(map(len, recorder._tallies.values())) <= TALLY_MAX
     assert metrics.decisions[("dns", "block", "nxdomain")] == TALLY_MAX * 2 + 7
     assert metrics.by_order[("dns", "EX-1")] == TALLY_MAX * 2 + 7
     assert metrics.decisions[("dns", "allow", "pass")] == 4

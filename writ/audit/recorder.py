@@ -31,8 +31,17 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
-__all__ = ["Action", "Component", "Counts", "Line", "Outcome", "Record", "RecordSink",
-           "Recorder", "TALLY_MAX"]
+__all__ = [
+    "TALLY_MAX",
+    "Action",
+    "Component",
+    "Counts",
+    "Line",
+    "Outcome",
+    "Record",
+    "RecordSink",
+    "Recorder",
+]
 
 
 class Component(StrEnum):
@@ -103,7 +112,7 @@ class RecordSink(Protocol):
 class Counts(Protocol):
     """What /metrics counts (writ.metrics.Metrics)."""
 
-    def count(self, component: str, decision: str, action: str,  # noqa: PLR0917 (the counted fields, in the record's order)
+    def count(self, component: str, decision: str, action: str,
               orders: Sequence[str] = (), n: int = 1) -> None: ...
 
     def add_source(self, flush: Callable[[], None]) -> None:
