@@ -21,7 +21,7 @@ Invariants:
   sink's `enqueue()` (a deque append for AuditLog).
 - Every decision reaches the metrics before they are read: the hot path's
   tally is flushed by every read (Counts.add_source), and holds at most
-  TALLY_MAX distinct decisions in between.
+  TALLY_MAX distinct (decision, action, orders) in between.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ _ALLOW = Outcome.ALLOW  # a global, not an attribute lookup on the class, per de
 _new_record = tuple.__new__  # Record(...) without the generated __new__'s Python frame
 
 
-TALLY_MAX = 4096  # distinct decisions a hot path's tally holds before it is flushed
+TALLY_MAX = 4096  # distinct (decision, action, orders) a tally holds before it is flushed
 
 
 class RecordSink(Protocol):
@@ -124,10 +124,10 @@ class Recorder:
 
     The resolver's hot path calls `liner(component)`'s function once per
     answer, cache hits included. There, counting is one update of a tally
-    keyed by the decision's fields; the tally is handed to the metrics in one
-    go whenever they are read (`Counts.add_source`), when it holds
-    `TALLY_MAX` distinct decisions, and by `flush()`. A record is built only
-    when the log keeps it. One thread (the event loop's) calls a recorder."""
+    keyed by what the metrics count (decision, action, orders); the tally
+    is handed to the metrics in one go whenever they are read
+    (`Counts.add_source`), when it holds `TALLY_MAX` keys, and by `flush()`.
+    A record is built only when the log keeps it. One thread (the event loop's) calls a recorder."""
 
     __slots__ = ("_enqueue", "_liners", "_not_logged", "_tallies", "clock", "log_allowed",
                  "metrics", "sink")
@@ -140,7 +140,8 @@ class Recorder:
         self.clock = clock
         self._not_logged = 0
         self._enqueue = sink.enqueue if sink is not None else None  # bound once
-        self._tallies: dict[str, dict[Line, int]] = {}  # component -> decision -> count
+        # component -> (decision, action, orders) -> count, for the hot path
+        self._tallies: dict[str, dict[tuple[Outcome, Action, tuple[str, ...]], int]] = {}
         self._liners: dict[str, Callable[[str, Line], None]] = {}
         if metrics is not None:
             metrics.add_source(self.flush)
@@ -184,13 +185,14 @@ class Recorder:
         keep_allowed = self.log_allowed
 
         def line(client: str, line: Line) -> None:
-            n = get(line)
+            counted = line[1:4]  # (decision, action, orders): what the metrics count
+            n = get(counted)
             if n is None:
-                if len(tally) >= TALLY_MAX:  # bounded whatever the names asked
+                if len(tally) >= TALLY_MAX:  # bounded whatever the orders
                     flush()
-                tally[line] = 1
+                tally[counted] = 1
             else:
-                tally[line] = n + 1
+                tally[counted] = n + 1
             if enqueue is not None and (keep_allowed or line[1] is not _ALLOW):
                 enqueue(_new_record(Record, (clock(), component, client, *line)))
 
@@ -206,10 +208,10 @@ class Recorder:
                 continue
             counted = list(tally.items())
             tally.clear()
-            for line, n in counted:
+            for (decision, action, orders), n in counted:
                 if metrics is not None:
-                    metrics.count(component, line[1], line[2], line[3], n)
-                if not_logged and line[1] is _ALLOW:
+                    metrics.count(component, decision, action, orders, n)
+                if not_logged and decision is _ALLOW:
                     self._not_logged += n
 
     def _keep(self, component: Component, decision: Outcome, action: Action,
