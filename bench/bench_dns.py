@@ -13,8 +13,9 @@ same query file, same threads.
 - Query file: 10% blocked names, 90% allowed names; dnsperf -v gives per-query
   latencies for p99. writ runs with audit logging on.
 - Every server gets one unmeasured pass through the query file first (fills
-  the caches), then R rounds of unbound, pdns, writ runs in turn, so load
-  drifting on a shared machine hits all alike; the ratios are per round.
+  the caches), then R rounds of unbound, pdns, writ runs in turn (who goes
+  first rotates per round), so load drifting on a shared machine hits all
+  alike; the ratios are per round.
   Server CPU µs/query (user + system time of the server's processes, writ's
   audit-writing parent included) is less sensitive to other load than QPS.
 - RSS of writ with 1,000,000 names (skipped with --quick).
@@ -299,9 +300,12 @@ def main(argv: list[str] | None = None) -> int:
             pids = {name: [procs[name].pid, *children(procs[name].pid)] for name in ports}
             for port in ports.values():
                 warm(port, queries)
-            for _ in range(repeat):  # in turn, so drifting load hits all alike
-                rounds.append({name: dnsperf(port, queries, duration, a.threads, pids[name])
-                               for name, port in ports.items()})
+            names = list(ports)
+            for i in range(repeat):  # in turn, so drifting load hits all alike; the order
+                order = names[i % len(names):] + names[:i % len(names)]  # rotates per round
+                got = {name: dnsperf(ports[name], queries, duration, a.threads, pids[name])
+                       for name in order}
+                rounds.append({name: got[name] for name in names})
             writ_rss = rss_kib(pids["writ"]) / 1024
             million = None if a.quick else rss_million(d, auth_port)
         finally:
