@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = a.repeat or (1 if a.quick else 3)
     ensure_tools()
     rounds: list[dict[str, dict[str, Any]]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="writ-bench-dns-") as tmp:
         d = Path(tmp)
         queries = d / "queries.txt"
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
              "writ": "writ dns (audit on)"}
     print(f"# bench_dns: {a.names} blocked names, {duration}s per run, {a.threads} "
           f"threads/workers, {repeat} round(s) after one warm-up pass each; "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"(this benchmark's own processes included)")
     print("| run | server | QPS | p50 ms | p99 ms | lost | server CPU µs/query | rcodes |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for i, rnd in enumerate(rounds, 1):
