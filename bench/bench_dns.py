@@ -1,17 +1,23 @@
-"""writ dns vs Unbound (RPZ) under dnsperf, same names, same query file, same threads.
+"""writ dns vs Unbound and PowerDNS Recursor (same RPZ) under dnsperf: same names,
+same query file, same threads.
 
     python bench/bench_dns.py [--quick] [--duration S] [--threads N] [--names N] [--repeat R]
+                              [--no-pdns]
 
-- 100,000 blocked names: an RPZ zone for Unbound, one court order (bulk list) for writ.
-- 1,000 allowed names: Unbound `local-data`; Unbound is also writ's upstream.
+- 100,000 blocked names: one RPZ zone for Unbound (`rpz:`) and for PowerDNS
+  Recursor (Lua `rpzFile`), both with the NXDOMAIN policy; one court order
+  (bulk list) for writ.
+- 1,000 allowed names, served by a stand-in authoritative server on loopback
+  (an Unbound instance with `local-data`, not measured); all three resolvers
+  forward `allowed.test` to it (writ: as its upstream) and cache the answers.
 - Query file: 10% blocked names, 90% allowed names; dnsperf -v gives per-query
   latencies for p99. writ runs with audit logging on.
-- Both servers get one unmeasured pass through the query file first (writ's
-  cache starts empty; Unbound's answers are loaded with its zones), then R
-  alternating unbound/writ runs, so load drifting on a shared machine hits
-  both alike. Server CPU µs/query (user + system time of the server's
-  processes, writ's audit-writing parent included) is less sensitive to
-  other load than QPS.
+- Every server gets one unmeasured pass through the query file first (fills
+  the caches), then R rounds of unbound, pdns, writ runs in turn (who goes
+  first rotates per round), so load drifting on a shared machine hits all
+  alike; the ratios are per round.
+  Server CPU µs/query (user + system time of the server's processes, writ's
+  audit-writing parent included) is less sensitive to other load than QPS.
 - RSS of writ with 1,000,000 names (skipped with --quick).
 Everything listens on 127.0.0.1 only.
 """
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,10 +49,11 @@ PY = sys.executable
 
 
 def ensure_tools() -> None:
-    missing = [t for t in ("unbound", "dnsperf") if shutil.which(t) is None
+    missing = [t for t in ("unbound", "dnsperf", "pdns_recursor") if shutil.which(t) is None
                and not Path(f"/usr/sbin/{t}").exists()]
     if missing:
-        subprocess.run(["apt-get", "install", "-y", "unbound", "dnsperf"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "unbound", "dnsperf", "pdns-recursor"],
+                       check=True)
 
 
 def blocked_name(i: int) -> str:
@@ -61,7 +69,8 @@ def write_inputs(d: Path, n_blocked: int, n_allowed: int, n_queries: int) -> Non
         "id: BENCH-0001\ncourt: Bench Court\ncase: \"0/0\"\nissued: 2015-09-07\n"
         "targets:\n  - file: lists/blocked.txt\n")
     with (d / "rpz.zone").open("w") as f:
-        f.write("$TTL 60\n@ SOA localhost. root.localhost. 1 3600 600 86400 60\n@ NS localhost.\n")
+        f.write("$ORIGIN rpz.test.\n$TTL 60\n"
+                "@ SOA localhost. root.localhost. 1 3600 600 86400 60\n@ NS localhost.\n")
         for n in blocked:
             f.write(f"{n} CNAME .\n")
     rng = random.Random(7)
@@ -73,9 +82,7 @@ def write_inputs(d: Path, n_blocked: int, n_allowed: int, n_queries: int) -> Non
     (d / "allowed.conf").write_text('local-zone: "allowed.test." static\n' + local)
 
 
-def unbound_conf(d: Path, port: int, threads: int) -> Path:
-    conf = d / "unbound.conf"
-    conf.write_text(f"""server:
+_UNBOUND_COMMON = """server:
   interface: 127.0.0.1
   port: {port}
   num-threads: {threads}
@@ -84,20 +91,69 @@ def unbound_conf(d: Path, port: int, threads: int) -> Path:
   chroot: ""
   username: ""
   directory: "{d}"
-  pidfile: "{d}/unbound.pid"
+  pidfile: "{d}/{name}.pid"
   logfile: ""
   use-syslog: no
   verbosity: 0
   access-control: 127.0.0.0/8 allow
-  module-config: "respip iterator"
   do-not-query-localhost: no
-  include: "{d}/allowed.conf"
+"""
+
+
+def auth_conf(d: Path, port: int) -> Path:
+    """The stand-in authoritative server for allowed.test (not measured)."""
+    conf = d / "auth.conf"
+    conf.write_text(_UNBOUND_COMMON.format(port=port, threads=1, d=d, name="auth")
+                    + f'  include: "{d}/allowed.conf"\n')
+    return conf
+
+
+def unbound_conf(d: Path, port: int, threads: int, auth: int) -> Path:
+    conf = d / "unbound.conf"
+    conf.write_text(_UNBOUND_COMMON.format(port=port, threads=threads, d=d, name="unbound") + f"""\
+  module-config: "respip iterator"
+  local-zone: "test." nodefault
+forward-zone:
+  name: "allowed.test."
+  forward-addr: 127.0.0.1@{auth}
 rpz:
   name: rpz.test
   zonefile: "{d}/rpz.zone"
   rpz-action-override: nxdomain
 """)
     return conf
+
+
+def pdns_conf(d: Path, port: int, threads: int, auth: int) -> Path:
+    """PowerDNS Recursor 4.x: same RPZ (Lua rpzFile, NXDOMAIN), allowed.test forwarded
+    to the stand-in; root hints point at loopback and DNSSEC is off, so nothing it
+    does ever leaves 127.0.0.0/8."""
+    conf_dir = d / "pdns"
+    conf_dir.mkdir(exist_ok=True)
+    (conf_dir / "hints").write_text(". 3600000 NS a.root.test.\n"
+                                     "a.root.test. 3600000 A 127.0.0.1\n")
+    (conf_dir / "rpz.lua").write_text(
+        f'rpzFile("{d}/rpz.zone", {{defpol=Policy.NXDOMAIN, policyName="rpz.test"}})\n')
+    (conf_dir / "recursor.conf").write_text(f"""\
+local-address=127.0.0.1
+local-port={port}
+threads={threads}
+pdns-distributes-queries=no
+reuseport=yes
+daemon=no
+write-pid=no
+socket-dir={conf_dir}
+allow-from=127.0.0.0/8
+dont-query=
+hint-file={conf_dir}/hints
+dnssec=off
+forward-zones=allowed.test=127.0.0.1:{auth}
+lua-config-file={conf_dir}/rpz.lua
+quiet=yes
+disable-syslog=yes
+loglevel=3
+""")
+    return conf_dir
 
 
 def wait_dns(port: int, timeout: float = 120.0) -> None:
@@ -125,7 +181,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def dnsperf(port: int, queries: Path, duration: int, threads: int,
-            pids: list[int] | None = None) -> dict[str, float]:
+            pids: list[int] | None = None) -> dict[str, Any]:
     cpu0 = cpu_seconds(pids) if pids else 0.0
     out = subprocess.run(
         ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(duration),
@@ -136,10 +192,11 @@ def dnsperf(port: int, queries: Path, duration: int, threads: int,
     qps = float(re.search(r"Queries per second:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     done = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     lost = re.search(r"Queries lost:\s+(\d+)", out)
+    codes = re.search(r"Response codes:\s+(.*)$", out, re.M)
     p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan")
     p50 = lat[len(lat) // 2] * 1000 if lat else float("nan")
     return {"qps": qps, "p50_ms": p50, "p99_ms": p99, "lost": float(lost.group(1)) if lost else 0,
-            "cpu_us": cpu / max(done, 1) * 1e6}
+            "cpu_us": cpu / max(done, 1) * 1e6, "codes": codes.group(1) if codes else "?"}
 
 
 def warm(port: int, queries: Path) -> None:
@@ -206,49 +263,76 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--names", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=None, help="alternating unbound/writ pairs")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="rounds of unbound, pdns, writ runs in turn")
+    ap.add_argument("--no-pdns", action="store_true", help="leave PowerDNS Recursor out")
     a = ap.parse_args(argv)
     duration = a.duration or (5 if a.quick else 20)
     repeat = a.repeat or (1 if a.quick else 3)
     ensure_tools()
-    pairs: list[tuple[dict[str, float], dict[str, float]]] = []
+    rounds: list[dict[str, dict[str, Any]]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="writ-bench-dns-") as tmp:
         d = Path(tmp)
         queries = d / "queries.txt"
         write_inputs(d, a.names, 1000, 200_000)
-        ub_port, writ_port = free_port(), free_port()
-        ub = subprocess.Popen(["unbound", "-d", "-c", str(unbound_conf(d, ub_port, a.threads))],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        auth_port = free_port()
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        ports: dict[str, int] = {}
         try:
-            wait_dns(ub_port)
-            w = start_writ(d, writ_port, ub_port, a.threads, d / "orders")
-            try:
-                wait_dns(writ_port)
-                writ_pids = [w.pid, *children(w.pid)]
-                warm(ub_port, queries)
-                warm(writ_port, queries)
-                for _ in range(repeat):  # alternate, so drifting load hits both alike
-                    u = dnsperf(ub_port, queries, duration, a.threads, [ub.pid])
-                    x = dnsperf(writ_port, queries, duration, a.threads, writ_pids)
-                    pairs.append((u, x))
-                writ_rss = rss_kib(writ_pids) / 1024
-            finally:
-                stop(w)
-            million = None if a.quick else rss_million(d, ub_port)
+            procs["auth"] = subprocess.Popen(["unbound", "-d", "-c", str(auth_conf(d, auth_port))],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_dns(auth_port)
+            ports["unbound"] = free_port()
+            procs["unbound"] = subprocess.Popen(
+                ["unbound", "-d", "-c", str(unbound_conf(d, ports["unbound"], a.threads,
+                                                         auth_port))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not a.no_pdns:
+                ports["pdns"] = free_port()
+                conf_dir = pdns_conf(d, ports["pdns"], a.threads, auth_port)
+                procs["pdns"] = subprocess.Popen(
+                    ["pdns_recursor", f"--config-dir={conf_dir}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ports["writ"] = free_port()
+            procs["writ"] = start_writ(d, ports["writ"], auth_port, a.threads, d / "orders")
+            for port in ports.values():
+                wait_dns(port)
+            pids = {name: [procs[name].pid, *children(procs[name].pid)] for name in ports}
+            for port in ports.values():
+                warm(port, queries)
+            names = list(ports)
+            for i in range(repeat):  # in turn, so drifting load hits all alike; the order
+                order = names[i % len(names):] + names[:i % len(names)]  # rotates per round
+                got = {name: dnsperf(ports[name], queries, duration, a.threads, pids[name])
+                       for name in order}
+                rounds.append({name: got[name] for name in names})
+            writ_rss = rss_kib(pids["writ"]) / 1024
+            million = None if a.quick else rss_million(d, auth_port)
         finally:
-            stop(ub)
+            for p in reversed(procs.values()):
+                stop(p)
+    label = {"unbound": "unbound (RPZ)", "pdns": "pdns-recursor (RPZ)",
+             "writ": "writ dns (audit on)"}
     print(f"# bench_dns: {a.names} blocked names, {duration}s per run, {a.threads} "
-          f"threads/workers, {repeat} alternating pair(s) after one warm-up pass each")
-    print("| run | server | QPS | p50 ms | p99 ms | lost | server CPU µs/query |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
-    for i, pair in enumerate(pairs, 1):
-        for name, r in zip(("unbound (RPZ)", "writ dns (audit on)"), pair, strict=True):
-            print(f"| {i} | {name} | {r['qps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-                  f"| {r['lost']:.0f} | {r['cpu_us']:.1f} |")
-    ratios = [x["qps"] / u["qps"] for u, x in pairs]
-    print(f"writ/unbound QPS ratio per pair, in run order: "
-          f"{', '.join(f'{r:.2f}' for r in ratios)}; "
-          f"median {statistics.median(ratios):.2f} (goal ≥ 0.8)")
+          f"threads/workers, {repeat} round(s) after one warm-up pass each; "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"(this benchmark's own processes included)")
+    print("| run | server | QPS | p50 ms | p99 ms | lost | server CPU µs/query | rcodes |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for i, rnd in enumerate(rounds, 1):
+        for name, r in rnd.items():
+            print(f"| {i} | {label[name]} | {r['qps']:.0f} | {r['p50_ms']:.2f} | "
+                  f"{r['p99_ms']:.2f} | {r['lost']:.0f} | {r['cpu_us']:.1f} | {r['codes']} |")
+    for ref, goal in (("unbound", 0.9), ("pdns", 1.0)):
+        if ref not in ports:
+            continue
+        ratios = [r["writ"]["qps"] / r[ref]["qps"] for r in rounds]
+        cpu = [r[ref]["cpu_us"] / r["writ"]["cpu_us"] for r in rounds]
+        print(f"writ/{ref} QPS ratio per round, in run order: "
+              f"{', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f} "
+              f"(goal ≥ {goal}); {ref}/writ CPU per query: median "
+              f"{statistics.median(cpu):.2f}")
     print(f"writ RSS ({a.names} names, {a.threads} workers + parent, total): {writ_rss:.0f} MiB")
     if million is not None:
         print(f"writ RSS (1,000,000 names, 1 worker): {million:.0f} MiB")

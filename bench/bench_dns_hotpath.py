@@ -47,6 +47,7 @@ from writ.blocklist import (  # noqa: E402 (after the path tweak: runnable as a 
 from writ.dns.server import DnsServer  # noqa: E402
 from writ.dns.transport import _Udp  # noqa: E402
 from writ.dns.workers import QueueSink  # noqa: E402
+from writ.metrics import Metrics  # noqa: E402
 from writ.policies import DnsPolicy, Policy  # noqa: E402
 
 T0 = datetime(2016, 1, 1, tzinfo=UTC)
@@ -175,7 +176,7 @@ async def run(names: int, n: int, profile: bool) -> dict[str, float]:
     drainer = ctx.Process(target=_drain, args=(queue, drained), daemon=True)
     drainer.start()  # another process, as the node's audit writer is
     sink = QueueSink(queue)
-    server = DnsServer(holder, policy, sink)
+    server = DnsServer(holder, policy, sink, metrics=Metrics())  # as writ.node wires it
     proto = _Udp(server)
     proto.connection_made(_Counter())  # type: ignore[arg-type]
     allowed = [f"a{i}.allowed.test" for i in range(1000)]

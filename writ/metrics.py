@@ -18,24 +18,46 @@ Invariants:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 __all__ = ["STATS", "Family", "Metrics"]
 
 
 class Metrics:
-    """Decision counts by (component, decision, action) and by (component, order)."""
+    """Decision counts by (component, decision, action) and by (component, order).
+
+    A hot path may count in its own tally and hand the totals over later: it
+    registers a flush with `add_source`, and reading `decisions` or `by_order`
+    runs every flush first, so a reader always sees every decision made."""
 
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, str, str]] = Counter()
-        self.by_order: Counter[tuple[str, str]] = Counter()
+        self._decisions: Counter[tuple[str, str, str]] = Counter()
+        self._by_order: Counter[tuple[str, str]] = Counter()
+        self._sources: list[Callable[[], None]] = []
+
+    def add_source(self, flush: Callable[[], None]) -> None:
+        self._sources.append(flush)
+
+    def _flush(self) -> None:
+        for flush in self._sources:
+            flush()
+
+    @property
+    def decisions(self) -> Counter[tuple[str, str, str]]:
+        self._flush()
+        return self._decisions
+
+    @property
+    def by_order(self) -> Counter[tuple[str, str]]:
+        self._flush()
+        return self._by_order
 
     def count(self, component: str, decision: str, action: str,
-              orders: Sequence[str] = ()) -> None:
-        self.decisions[component, decision, action] += 1
+              orders: Sequence[str] = (), n: int = 1) -> None:
+        self._decisions[component, decision, action] += n
         for oid in orders:
-            self.by_order[component, oid] += 1
+            self._by_order[component, oid] += n
 
 
 class Family(NamedTuple):

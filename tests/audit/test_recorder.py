@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.audit.support import files, policy, records
 from writ.audit import Action, AuditLog, Component, MemorySink, Outcome, Record, Recorder
 from writ.audit.record import render_line
+from writ.audit.recorder import TALLY_MAX
 from writ.metrics import Metrics
 
 
@@ -73,3 +74,27 @@ def test_a_record_of_enums_renders_the_bytes_of_plain_strings() -> None:
             assert render_line(body) == render_line(plain)
             extra = {**body, "reason": Outcome.ERROR}  # not a decision's keys: generic path
             assert render_line(extra) == render_line({**plain, "reason": "error"})
+
+
+def test_hot_path_counts_reach_the_metrics_on_every_read_and_the_tally_stays_bounded() -> None:
+    """The resolver's hot path tallies instead of counting into the metrics per
+    answer: every read of the metrics must still see every decision, and a flood
+    of distinct decisions must not grow the tally without end."""
+    metrics = Metrics()
+    sink = MemorySink()
+    recorder = Recorder(sink, log_allowed=False, metrics=metrics)
+    hot = recorder.liner(Component.DNS)
+    allow = ("news.example. A", Outcome.ALLOW, Action.PASS, (), None, "v1")
+    for _ in range(3):
+        hot("192.0.2.1", allow)
+    assert metrics.decisions == {("dns", "allow", "pass"): 3}
+    hot("192.0.2.1", allow)
+    assert recorder.allows_not_logged == 4
+    for i in range(TALLY_MAX * 2 + 7):  # distinct orders: each a key of its own
+        hot("192.0.2.1", (f"n{i}.videohost.example. A", Outcome.BLOCK, Action.NXDOMAIN,
+                          (f"EX-{i}",), "r", "v1"))
+        assert sum(map(len, recorder._tallies.values())) <= TALLY_MAX
+    assert metrics.decisions[("dns", "block", "nxdomain")] == TALLY_MAX * 2 + 7
+    assert all(metrics.by_order[("dns", f"EX-{i}")] == 1 for i in range(TALLY_MAX * 2 + 7))
+    assert metrics.decisions[("dns", "allow", "pass")] == 4
+    assert len(sink.records) == TALLY_MAX * 2 + 7  # every block kept, no allow

@@ -20,6 +20,9 @@ Invariants:
   those of the plain strings they replace.
 - Nothing here blocks or does I/O: counting is a dict increment, queueing the
   sink's `enqueue()` (a deque append for AuditLog).
+- Every decision reaches the metrics before they are read: the hot path's
+  tally is flushed by every read (Counts.add_source), and holds at most
+  TALLY_MAX distinct (decision, action, orders) in between.
 """
 
 from __future__ import annotations
@@ -29,8 +32,17 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
-__all__ = ["Action", "Component", "Counts", "Line", "Outcome", "Record", "RecordSink",
-           "Recorder"]
+__all__ = [
+    "TALLY_MAX",
+    "Action",
+    "Component",
+    "Counts",
+    "Line",
+    "Outcome",
+    "Record",
+    "RecordSink",
+    "Recorder",
+]
 
 
 class Component(StrEnum):
@@ -96,6 +108,9 @@ _RAW_TCP = Action.RAW_TCP
 _new_record = tuple.__new__  # Record(...) without the generated __new__'s Python frame
 
 
+TALLY_MAX = 4096  # distinct (decision, action, orders) a tally holds before it is flushed
+
+
 class RecordSink(Protocol):
     def enqueue(self, record: Record) -> None: ...
 
@@ -104,11 +119,24 @@ class Counts(Protocol):
     """What /metrics counts (writ.metrics.Metrics)."""
 
     def count(self, component: str, decision: str, action: str,
-              orders: Sequence[str] = ()) -> None: ...
+              orders: Sequence[str] = (), n: int = 1) -> None: ...
+
+    def add_source(self, flush: Callable[[], None]) -> None:
+        """`flush` runs before every read of the counts (a hot path's tally)."""
 
 
 class Recorder:
-    __slots__ = ("_enqueue", "allows_not_logged", "clock", "log_allowed", "metrics", "sink")
+    """Counts every decision and queues the kept ones (see the module's invariants).
+
+    The resolver's hot path calls `liner(component)`'s function once per
+    answer, cache hits included. There, counting is one update of a tally
+    keyed by what the metrics count (decision, action, orders); the tally
+    is handed to the metrics in one go whenever they are read
+    (`Counts.add_source`), when it holds `TALLY_MAX` keys, and by `flush()`.
+    A record is built only when the log keeps it. One thread (the event loop's) calls a recorder."""
+
+    __slots__ = ("_enqueue", "_liners", "_not_logged", "_tallies", "clock", "log_allowed",
+                 "metrics", "sink")
 
     def __init__(self, sink: RecordSink | None, *, log_allowed: bool,
                  metrics: Counts | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -116,8 +144,19 @@ class Recorder:
         self.log_allowed = log_allowed
         self.metrics = metrics
         self.clock = clock
-        self.allows_not_logged = 0
+        self._not_logged = 0
         self._enqueue = sink.enqueue if sink is not None else None  # bound once
+        # component -> (decision, action, orders) -> count, for the hot path
+        self._tallies: dict[str, dict[tuple[Outcome, Action, tuple[str, ...]], int]] = {}
+        self._liners: dict[str, Callable[[str, Line], None]] = {}
+        if metrics is not None:
+            metrics.add_source(self.flush)
+
+    @property
+    def allows_not_logged(self) -> int:
+        """Allowed decisions the log did not keep (counted, for /metrics)."""
+        self.flush()
+        return self._not_logged
 
     def decided(self, component: Component, client: str, target: str | Callable[[], str],  # noqa: PLR0917 (the record's fields, in its order)
                 decision: Outcome, action: Action, orders: Sequence[str] = (),
@@ -132,18 +171,55 @@ class Recorder:
                 decision, action, tuple(orders), rule, version)))
 
     def line(self, component: Component, client: str, line: Line) -> None:
-        """decided() with the fields after the client as one tuple (the resolver's hot
-        path: the tuple is what its cache holds with each answer). The same rules
-        as `_keep`, written out: one Python frame per cached answer, not two."""
-        decision = line[1]
-        if self.metrics is not None:
-            self.metrics.count(component, decision, line[2], line[3])
-        if decision is _ALLOW and not self.log_allowed and line[2] is not _RAW_TCP:
-            self.allows_not_logged += 1
-            return
+        """decided() with the fields after the client as one tuple (what the
+        resolver's cache holds with each answer)."""
+        liner = self._liners.get(component) or self.liner(component)
+        liner(client, line)
+
+    def liner(self, component: Component) -> Callable[[str, Line], None]:
+        """`line` for one component, as one function of (client, line): the
+        resolver's hot path. Same rules as `_keep`; everything it needs is bound
+        here, once, so a cache hit costs one Python frame and a dict update."""
+        known = self._liners.get(component)
+        if known is not None:
+            return known
+        tally = self._tallies.setdefault(component, {})
+        get = tally.get
         enqueue = self._enqueue
-        if enqueue is not None:
-            enqueue(_new_record(Record, (self.clock(), component, client, *line)))
+        clock = self.clock
+        flush = self.flush
+        keep_allowed = self.log_allowed
+
+        def line(client: str, line: Line) -> None:
+            counted = line[1:4]  # (decision, action, orders): what the metrics count
+            n = get(counted)
+            if n is None:
+                if len(tally) >= TALLY_MAX:  # bounded whatever the orders
+                    flush()
+                tally[counted] = 1
+            else:
+                tally[counted] = n + 1
+            if enqueue is not None and (keep_allowed or line[1] is not _ALLOW
+                                        or line[2] is _RAW_TCP):
+                enqueue(_new_record(Record, (clock(), component, client, *line)))
+
+        self._liners[component] = line
+        return line
+
+    def flush(self) -> None:
+        """Hand the hot path's tallies to the metrics (and to `allows_not_logged`)."""
+        metrics = self.metrics
+        not_logged = not self.log_allowed
+        for component, tally in self._tallies.items():
+            if not tally:
+                continue
+            counted = list(tally.items())
+            tally.clear()
+            for (decision, action, orders), n in counted:
+                if metrics is not None:
+                    metrics.count(component, decision, action, orders, n)
+                if not_logged and decision is _ALLOW and action is not _RAW_TCP:
+                    self._not_logged += n
 
     def _keep(self, component: Component, decision: Outcome, action: Action,
               orders: Sequence[str]) -> bool:
@@ -152,7 +228,7 @@ class Recorder:
         if self.metrics is not None:
             self.metrics.count(component, decision, action, orders)
         if decision is _ALLOW and not self.log_allowed and action is not _RAW_TCP:
-            self.allows_not_logged += 1
+            self._not_logged += 1
             return False
         return True
 

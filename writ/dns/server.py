@@ -48,7 +48,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Any, NamedTuple
 
 from dnslib import QTYPE, RCODE, RR, DNSRecord
@@ -146,8 +145,7 @@ class DnsServer:
         self.dns = policy.dns
         self.recorder = Recorder(sink, log_allowed=policy.audit.log_allowed, metrics=metrics)
         # log_decision(client, line): one call per decision, allows included.
-        self.log_decision: Callable[[str, LogLine], None] = partial(
-            self.recorder.line, Component.DNS)
+        self.log_decision: Callable[[str, LogLine], None] = self.recorder.liner(Component.DNS)
         # File descriptors: upstream sockets and TCP clients share the limit, with a
         # reserve for the store (writ.dns.limits.fd_budget).
         self.upstream_fds, self.tcp_fds = fd_budget(self.dns.upstream_queries,
