@@ -1,8 +1,10 @@
-"""The process side of `writ dns --workers N`: N processes on one SO_REUSEPORT port.
+"""The process side of `writ dns --workers N` and `writ proxy --workers N`:
+N processes on one SO_REUSEPORT port.
 
-What runs in each worker is a DNS-only node that writ.node builds (the one
-wiring point, docs/design.md §4); this module only forks, supervises and
-carries records: it knows no store, no holder, no policy.
+What runs in each worker is a one-component node (DNS or proxy) that
+writ.node builds (the one wiring point, docs/design.md §4); this module only
+forks, supervises and carries records: it knows no store, no holder, no
+policy, no protocol.
 
 Invariants:
 - Worker processes are forked before the parent starts any thread (the
@@ -18,6 +20,8 @@ Invariants:
   parent then waits for its workers and flushes the log.
 - Port 0 with several workers is resolved to one concrete port first, or
   every worker would listen somewhere else.
+- A worker that dies (or cannot start) stops the whole node, exit 1: the
+  node never runs on fewer workers than it announced.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ from typing import Any
 from writ.audit import Record, RecordSink
 from writ.endpoints import format_endpoint
 
-__all__ = ["QueueSink", "pin_ports", "run_workers"]
+__all__ = ["QueueSink", "claim_tcp_ports", "pin_ports", "run_workers"]
 
 Address = tuple[str, int]
-# serve(sink, ready): run one worker's resolver until SIGTERM, calling ready() once it listens
+# serve(sink, ready): run one worker's node until SIGTERM, calling ready() once it listens
 ServeOne = Callable[["QueueSink", Callable[[], None]], None]
 _as_record = tuple.__new__  # a received plain tuple typed as the Record it was
 
@@ -109,16 +113,34 @@ def pin_ports(listen: Sequence[Address]) -> list[Address]:
     return out
 
 
-def _worker(serve: ServeOne, queue: Any, ready: Any) -> None:
+def claim_tcp_ports(listen: Sequence[Address]) -> list[Address]:
+    """TCP listen addresses checked before forking: port 0 becomes one concrete
+    port, and an address something already listens on raises OSError here
+    (a bind without SO_REUSEPORT fails against any listener, another node's
+    workers included: two nodes must never silently split one port)."""
+    out = []
+    for host, want in listen:
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                s.bind((host, want))
+            except OSError as e:
+                raise OSError(f"{format_endpoint(host, want)}: {e.strerror}") from None
+            out.append((host, s.getsockname()[1]))
+    return out
+
+
+def _worker(serve: ServeOne, queue: Any, ready: Any, label: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     sink = QueueSink(queue)
     try:
         serve(sink, ready.release)
     except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
-        print(f"writ dns: cannot listen: {e}", file=sys.stderr, flush=True)
+        print(f"{label}: cannot listen: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
     except Exception as e:  # noqa: BLE001 - a worker that cannot start says why, then exits
-        print(f"writ dns: cannot start: {e}", file=sys.stderr, flush=True)
+        print(f"{label}: cannot start: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
     finally:
         sink.flush()  # the queue's feeder thread delivers it before the process exits
@@ -137,12 +159,14 @@ def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int
 
 
 def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
-                open_sink: Callable[[], tuple[RecordSink, Callable[[], None]]]) -> int:
+                open_sink: Callable[[], tuple[RecordSink, Callable[[], None]]],
+                *, label: str = "writ dns", transports: str = "udp, tcp") -> int:
     """Fork `workers` processes that each run `serve(sink, ready)` (writ.node builds
-    it: a DNS-only node whose recorder's sink is the worker's QueueSink), then open
-    the one real sink (`open_sink()` -> (sink, close)) in this process and drain
-    every worker's records into it until SIGTERM/SIGINT or a worker dies.
-    `listen` must be concrete ports (see pin_ports)."""
+    it: a one-component node whose recorder's sink is the worker's QueueSink), then
+    open the one real sink (`open_sink()` -> (sink, close)) in this process and
+    drain every worker's records into it until SIGTERM/SIGINT or a worker dies.
+    `listen` must be concrete ports (see pin_ports, claim_tcp_ports); `label`
+    ("writ dns", "writ proxy") starts every line this prints."""
     # Whatever is loaded now is shared with the workers: move it out of the
     # collector's sight, so full collections skip it and pages stay shared longer.
     gc.collect()
@@ -150,26 +174,30 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     ready = ctx.Semaphore(0)
-    procs = [ctx.Process(target=_worker, args=(serve, queue, ready),
-                         name=f"writ-dns-{i}", daemon=True) for i in range(workers)]
+    name = label.replace(" ", "-")
+    procs = [ctx.Process(target=_worker, args=(serve, queue, ready, label),
+                         name=f"{name}-{i}", daemon=True) for i in range(workers)]
     for p in procs:
         p.start()
     sink, close = open_sink()  # threads only after the fork
-    drainer = threading.Thread(target=_drain, args=(queue, sink), name="writ-dns-audit")
+    drainer = threading.Thread(target=_drain, args=(queue, sink), name=f"{name}-audit")
     drainer.start()
     started = _await_ready(ready, procs)  # announce only when serving
     if started == len(procs):
         for addr in listen:
-            print(f"writ dns: listening on {format_endpoint(*addr)} (udp, tcp; {workers} workers)",
+            how = f"{transports}; {workers} workers" if transports else f"{workers} workers"
+            print(f"{label}: listening on {format_endpoint(*addr)} ({how})",
                   file=sys.stderr, flush=True)
     else:
-        print("writ dns: a worker could not start; stopping", file=sys.stderr, flush=True)
+        print(f"{label}: a worker could not start; stopping", file=sys.stderr, flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     while started == len(procs) and not stopping.wait(0.5):
-        if any(not p.is_alive() for p in procs):
-            print("writ dns: a worker died; stopping", file=sys.stderr, flush=True)
+        dead = [p for p in procs if not p.is_alive()]
+        if dead:
+            print(f"{label}: a worker died (pid {dead[0].pid}, exit code {dead[0].exitcode}); "
+                  "stopping", file=sys.stderr, flush=True)
             break
     for p in procs:
         if p.pid is not None and p.is_alive():
