@@ -13,8 +13,10 @@ absolute-form, as a proxy's clients send them) asks for an allowed URL
 through one node, then through the other: P pairs of S-second runs, the
 order alternating per pair, so a noisy neighbour hurts both. Reports the
 median req/s of each side, the median of the per-pair ratios, the CPU
-seconds per request of each node (parent + workers, from /proc) and the
-load average before and after. Everything listens on 127.0.0.1.
+seconds per request and the cores each node got (parent + workers, from
+/proc), and the load average before, after and at each pair. On a shared
+machine the 2-worker node can only scale as far as the neighbours leave it
+a second core: the "cores" column says how far that was. Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -141,12 +143,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 before = _cpu(families[n])
                 row[n] = wrk(port, url, seconds, work)
                 done = row[n]["rps"] * seconds
-                row[n]["cpu_us"] = (_cpu(families[n]) - before) / done * 1e6
+                used = _cpu(families[n]) - before
+                row[n]["cpu_us"] = used / done * 1e6
+                row[n]["cores"] = used / seconds  # how much CPU the node got
             row["ratio"] = row[2]["rps"] / row[1]["rps"]
             rows.append(row)
             print(f"pair {i + 1}: 1 worker {row[1]['rps']:.0f} req/s "
-                  f"({row[1]['cpu_us']:.0f} us CPU/req), 2 workers {row[2]['rps']:.0f} req/s "
-                  f"({row[2]['cpu_us']:.0f} us CPU/req), ratio {row['ratio']:.2f}", flush=True)
+                  f"({row[1]['cpu_us']:.0f} us CPU/req, {row[1]['cores']:.2f} cores), "
+                  f"2 workers {row[2]['rps']:.0f} req/s ({row[2]['cpu_us']:.0f} us CPU/req, "
+                  f"{row[2]['cores']:.2f} cores), ratio {row['ratio']:.2f}, "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
         result = {
             "names": args.names, "seconds": seconds, "pairs": pairs, "cpus": os.cpu_count(),
             "load_before": [round(x, 2) for x in load_before],
@@ -157,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ratios": [round(r["ratio"], 3) for r in rows],
             "cpu_us_per_req_1": statistics.median(r[1]["cpu_us"] for r in rows),
             "cpu_us_per_req_2": statistics.median(r[2]["cpu_us"] for r in rows),
+            "cores_1": statistics.median(r[1]["cores"] for r in rows),
+            "cores_2": statistics.median(r[2]["cores"] for r in rows),
             "non_2xx": sum(r[n]["non_2xx"] for r in rows for n in (1, 2)),
         }
         print(json.dumps(result, indent=2))
