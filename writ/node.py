@@ -280,10 +280,12 @@ def run_proxy_workers(policy: Policy, options: NodeOptions, workers: int) -> int
     """`writ proxy --workers N`: N processes sharing the proxy's port (and the
     policy's steer ports) through SO_REUSEPORT, each a proxy-only Node, their
     decisions written by this process into the one audit log, as for DNS.
-    Raises OSError before forking when an address is taken or invalid."""
+    Raises OSError (an address taken) or ProxyStartError (a bad mode) before forking."""
     from writ.endpoints import split_hostport
-    from writ.proxy import ensure_ca
+    from writ.proxy import check_mode, ensure_ca
     from writ.workers import claim_tcp_ports
+
+    check_mode(options.proxy_mode or policy.proxy.mode)
 
     where = options.proxy_listen or policy.proxy.listen
     (listen,) = claim_tcp_ports([split_hostport(where)])  # port 0: one concrete port for all

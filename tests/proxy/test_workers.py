@@ -158,7 +158,8 @@ def test_a_taken_or_bad_port_is_a_clear_error(tmp_path: Path) -> None:
         for args, says in ((["--listen", f"127.0.0.1:{port}"],
                             f"cannot start: 127.0.0.1:{port}: Address already in use"),
                            (["--listen", "127.0.0.1:99999"], "--listen"),
-                           (["--listen", "127.0.0.1:0", "--workers", "0"], "--workers")):
+                           (["--listen", "127.0.0.1:0", "--workers", "0"], "--workers"),
+                           (["--listen", "127.0.0.1:0", "--mode", "nonsense"], "--mode")):
             proc = _start(tmp_path, "--workers", "2", *args)
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 2, err

@@ -42,6 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from writ.node import NodeOptions, run_proxy_workers
+    from writ.proxy import ProxyStartError
 
     policy = policy_from_args(args)
     listen = address("--listen", args.listen)
@@ -58,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
                           proxy_listen=listen, proxy_mode=args.mode, confdir=args.confdir)
     try:
         return run_proxy_workers(policy, options, workers)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ProxyStartError) as e:
         raise UsageError(f"cannot start: {e}") from None

@@ -48,7 +48,7 @@ from writ.policies import Policy
 from writ.proxy.addon import WritAddon
 from writ.proxy.steer import SteerKind, steer_modes
 
-__all__ = ["ProxyHandle", "ProxyStartError", "ensure_ca", "run_proxy"]
+__all__ = ["ProxyHandle", "ProxyStartError", "check_mode", "ensure_ca", "run_proxy"]
 
 _START_TIMEOUT = 15.0
 
@@ -120,10 +120,7 @@ async def run_proxy(
     except ValueError as e:  # say where the address came from: the flag or the policy
         raise ProxyStartError(f"{'--listen' if listen else 'proxy.listen'}: {e}") from None
     spec = mode or policy.proxy.mode
-    try:
-        ProxyMode.parse(spec)
-    except ValueError as e:
-        raise ProxyStartError(f"--mode: {spec!r}: {e}") from None
+    check_mode(spec)
     opts = options.Options(listen_host=host, listen_port=port)
     master = DumpMaster(opts, loop=asyncio.get_running_loop(), with_termlog=termlog,
                         with_dumper=False)
@@ -162,6 +159,14 @@ def _ports_shared(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
         yield
     finally:
         del loop_any.create_server  # the class's own method again
+
+
+def check_mode(spec: str) -> None:
+    """ProxyStartError unless `spec` is a mitmproxy mode spec."""
+    try:
+        ProxyMode.parse(spec)
+    except ValueError as e:
+        raise ProxyStartError(f"--mode: {spec!r}: {e}") from None
 
 
 def ensure_ca(confdir: str | None) -> None:
