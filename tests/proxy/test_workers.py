@@ -11,6 +11,9 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -190,5 +193,58 @@ def test_every_worker_signs_with_the_one_ca(tmp_path: Path) -> None:
                     tls.sendall(b"GET /v/1 HTTP/1.1\r\nHost: kept.example\r\n\r\n")
                     assert b"EX-2030-0002-K" in _answer(tls)
     finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> None:
+    """A new order reaches all workers without a restart: a client retrying on
+    fresh connections must not find one worker still allowing the host."""
+    class Origin(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, so each client connection stays put
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"origin")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{origin.server_address[1]}"
+    later = f"GET http://{host}/later HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    proc = _start(tmp_path, "--listen", "127.0.0.1:0", "--workers", "2")
+    conns: list[socket.socket] = []
+    try:
+        port = _port_of(proc)
+        workers = _children(proc.pid)
+        for _ in range(16):  # kept alive: each stays on the worker it landed on
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            conns[-1].sendall(later)
+            assert _answer(conns[-1]).endswith(b"origin")  # allowed until the order
+        per_worker = _established_per_process(port, workers)
+        assert all(n > 0 for n in per_worker.values()), per_worker
+        (tmp_path / "orders" / "later.yaml").write_text(
+            "id: EX-2030-0003-L\ncourt: Test Court\ncase: '3'\nissued: 2015-01-01\n"
+            "targets: [{url: 'http://127.0.0.1/later'}]\n")
+        pending = list(conns)
+        deadline = time.monotonic() + 30
+        while pending:
+            assert time.monotonic() < deadline, f"{len(pending)} connections still allowed"
+            time.sleep(0.5)
+            for c in list(pending):
+                c.sendall(later)
+                answer = _answer(c)
+                if b"EX-2030-0003-L" in answer:
+                    pending.remove(c)
+                else:
+                    assert answer.endswith(b"origin"), answer[:200]
+    finally:
+        for c in conns:
+            c.close()
+        origin.shutdown()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
