@@ -17,7 +17,9 @@ Invariants:
   batch leaves a worker within `QueueSink.interval` (50 ms) of its first
   record, and on shutdown; records keep the worker's decision time.
 - SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
-  parent then waits for its workers and flushes the log.
+  parent then waits for its workers and flushes the log. A signal while the
+  workers still start stops them too (blocked around the fork, see
+  run_workers); a worker still running 10 s after SIGTERM is killed.
 - Port 0 with several workers is resolved to one concrete port first, or
   every worker would listen somewhere else.
 - A worker that dies (or cannot start) stops the whole node, exit 1: the
@@ -46,6 +48,7 @@ __all__ = ["QueueSink", "claim_tcp_ports", "pin_ports", "run_workers"]
 Address = tuple[str, int]
 # serve(sink, ready): run one worker's node until SIGTERM, calling ready() once it listens
 ServeOne = Callable[["QueueSink", Callable[[], None]], None]
+_STOP = {signal.SIGTERM, signal.SIGINT}
 _as_record = tuple.__new__  # a received plain tuple typed as the Record it was
 
 
@@ -133,6 +136,7 @@ def claim_tcp_ports(listen: Sequence[Address]) -> list[Address]:
 
 def _worker(serve: ServeOne, queue: Any, ready: Any, label: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)  # blocked by the parent around the fork
     sink = QueueSink(queue)
     try:
         serve(sink, ready.release)
@@ -146,11 +150,13 @@ def _worker(serve: ServeOne, queue: Any, ready: Any, label: str) -> None:
         sink.flush()  # the queue's feeder thread delivers it before the process exits
 
 
-def _await_ready(ready: Any, procs: Sequence[Any], timeout: float = 60.0) -> int:
-    """How many workers said they serve; stops waiting as soon as one has died."""
+def _await_ready(ready: Any, procs: Sequence[Any], stopping: threading.Event,
+                 timeout: float = 60.0) -> int:
+    """How many workers said they serve; stops waiting as soon as one has died
+    or SIGTERM/SIGINT came."""
     started = 0
     deadline = time.monotonic() + timeout
-    while started < len(procs) and time.monotonic() < deadline:
+    while started < len(procs) and time.monotonic() < deadline and not stopping.is_set():
         if ready.acquire(timeout=0.2):
             started += 1
         elif any(not p.is_alive() for p in procs):
@@ -177,22 +183,30 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
     name = label.replace(" ", "-")
     procs = [ctx.Process(target=_worker, args=(serve, queue, ready, label),
                          name=f"{name}-{i}", daemon=True) for i in range(workers)]
-    for p in procs:
-        p.start()
+    stopping = threading.Event()
+    # SIGTERM/SIGINT are blocked from before the fork until this process's
+    # handlers are in place (the workers unblock them first thing): one that
+    # comes while workers start stops them all, never kills this process alone
+    # and leaves them serving with no audit log behind them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+    try:
+        for p in procs:
+            p.start()
+        for sig in _STOP:
+            signal.signal(sig, lambda *_: stopping.set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)
     sink, close = open_sink()  # threads only after the fork
     drainer = threading.Thread(target=_drain, args=(queue, sink), name=f"{name}-audit")
     drainer.start()
-    started = _await_ready(ready, procs)  # announce only when serving
+    started = _await_ready(ready, procs, stopping)  # announce only when serving
     if started == len(procs):
         for addr in listen:
             how = f"{transports}; {workers} workers" if transports else f"{workers} workers"
             print(f"{label}: listening on {format_endpoint(*addr)} ({how})",
                   file=sys.stderr, flush=True)
-    else:
+    elif not stopping.is_set():
         print(f"{label}: a worker could not start; stopping", file=sys.stderr, flush=True)
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
     while started == len(procs) and not stopping.wait(0.5):
         dead = [p for p in procs if not p.is_alive()]
         if dead:
@@ -204,6 +218,9 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
             os.kill(p.pid, signal.SIGTERM)
     for p in procs:
         p.join(timeout=10)
+        if p.is_alive():  # stuck: it must not outlive the node
+            p.kill()
+            p.join()
     queue.put(None)
     drainer.join()
     close()

@@ -248,3 +248,33 @@ def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> No
         origin.shutdown()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_workers_start_stops_them_all(tmp_path: Path, sig: int) -> None:
+    """SIGINT/SIGTERM as soon as the first worker answers (the others may still
+    be starting): the node stops every worker and exits, never hangs or leaves
+    a worker enforcing with no audit log behind it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = _start(tmp_path, "--listen", f"127.0.0.1:{port}", "--workers", "2")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no worker ever listened"
+            time.sleep(0.005)
+    workers = _children(proc.pid)
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    assert not alive, "workers outlived their node"
