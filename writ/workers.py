@@ -19,7 +19,9 @@ Invariants:
 - SIGTERM/SIGINT: stop listening, answer what is in flight, return; the
   parent then waits for its workers and flushes the log. A signal while the
   workers still start stops them too (blocked around the fork, see
-  run_workers); a worker still running 10 s after SIGTERM is killed.
+  run_workers); a worker still running 10 s after SIGTERM is killed. A
+  worker whose parent is gone (SIGKILL, OOM) stops within `_PARENT_POLL`:
+  no worker enforces with no audit log behind it.
 - Port 0 with several workers is resolved to one concrete port first, or
   every worker would listen somewhere else.
 - A worker that dies (or cannot start) stops the whole node, exit 1: the
@@ -49,6 +51,7 @@ Address = tuple[str, int]
 # serve(sink, ready): run one worker's node until SIGTERM, calling ready() once it listens
 ServeOne = Callable[["QueueSink", Callable[[], None]], None]
 _STOP = {signal.SIGTERM, signal.SIGINT}
+_PARENT_POLL = 1.0  # seconds between a worker's checks that its parent lives
 _as_record = tuple.__new__  # a received plain tuple typed as the Record it was
 
 
@@ -134,9 +137,21 @@ def claim_tcp_ports(listen: Sequence[Address]) -> list[Address]:
     return out
 
 
-def _worker(serve: ServeOne, queue: Any, ready: Any, label: str) -> None:
+def _watch_parent(parent: int, queue: Any) -> None:
+    """Stop this worker once its parent is gone (killed outright: nothing writes
+    the audit log any more): SIGTERM to itself, so its node stops as usual;
+    what it still queues can no longer be delivered, so exit without waiting."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL)
+    queue.cancel_join_thread()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(serve: ServeOne, queue: Any, ready: Any, label: str, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)  # blocked by the parent around the fork
+    threading.Thread(target=_watch_parent, args=(parent, queue), name="watch-parent",
+                     daemon=True).start()
     sink = QueueSink(queue)
     try:
         serve(sink, ready.release)
@@ -181,7 +196,7 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
     queue = ctx.Queue()
     ready = ctx.Semaphore(0)
     name = label.replace(" ", "-")
-    procs = [ctx.Process(target=_worker, args=(serve, queue, ready, label),
+    procs = [ctx.Process(target=_worker, args=(serve, queue, ready, label, os.getpid()),
                          name=f"{name}-{i}", daemon=True) for i in range(workers)]
     stopping = threading.Event()
     # SIGTERM/SIGINT are blocked from before the fork until this process's

@@ -278,3 +278,30 @@ def test_a_signal_while_workers_start_stops_them_all(tmp_path: Path, sig: int) -
         if proc.poll() is None:
             proc.kill()
     assert not alive, "workers outlived their node"
+
+
+def test_workers_do_not_outlive_a_killed_node(tmp_path: Path) -> None:
+    """The node's process killed outright (SIGKILL, the OOM killer): its workers
+    stop by themselves instead of enforcing on with no audit log behind them."""
+    proc = _start(tmp_path, "--listen", "127.0.0.1:0", "--workers", "2")
+    try:
+        _port_of(proc)
+        workers = _children(proc.pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while alive := [pid for pid in workers if _is_running(pid)]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived their node"
+            time.sleep(0.2)
+    finally:
+        for pid in workers:
+            if _is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
