@@ -11,8 +11,7 @@ from typing import Any
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "preflight_orders",
-           "run_node_with",
+__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "run_node_with",
            "with_audit_path"]
 
 
@@ -75,23 +74,6 @@ def policy_from_args(args: argparse.Namespace) -> Policy:
     if args.node:
         policy = replace(policy, node=args.node)
     return with_audit_path(policy, args.audit_log)
-
-
-def preflight_orders(args: argparse.Namespace, policy: Policy) -> None:
-    """Refuse an invalid folder before forking workers, unless a last good copy
-    exists (then the workers start from it, stale, and say so)."""
-    if args.orders is None:
-        return
-    from zoneinfo import ZoneInfo
-
-    from writ.blocklist import load_orders
-    from writ.blocklist.stores import LocalCache
-
-    result = load_orders(args.orders, ZoneInfo(policy.timezone))
-    if result.ok or LocalCache(args.state_dir, "orders").path.exists():
-        return
-    lines = "\n".join(str(e) for e in result.errors)
-    raise UsageError(f"--orders {args.orders}: invalid orders, nothing to enforce:\n{lines}")
 
 
 def run_node_with(args: argparse.Namespace, policy: Policy, **options: Any) -> int:

@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 from writ.commands._common import UsageError
-from writ.commands._nodeargs import (
-    add_source_args,
-    addresses,
-    policy_from_args,
-    preflight_orders,
-    run_node_with,
-)
+from writ.commands._nodeargs import add_source_args, addresses, policy_from_args, run_node_with
+from writ.policies import Policy
 
 __all__ = ["configure", "run"]
 
@@ -35,6 +31,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="resolver to forward allowed names to (repeatable; failover order)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes sharing the port (default: policy, else CPUs)")
+
+
+def _preflight(args: argparse.Namespace, policy: Policy) -> None:
+    """Refuse an invalid folder before forking, unless a last good copy exists
+    (then the workers start from it, stale, and say so)."""
+    if args.orders is None:
+        return
+    from writ.blocklist import load_orders
+    from writ.blocklist.stores import LocalCache
+
+    result = load_orders(args.orders, ZoneInfo(policy.timezone))
+    if result.ok or LocalCache(args.state_dir, "orders").path.exists():
+        return
+    lines = "\n".join(str(e) for e in result.errors)
+    raise UsageError(f"--orders {args.orders}: invalid orders, nothing to enforce:\n{lines}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     dns = replace(dns, listen=tuple(format_endpoint(*a) for a in listen),
                   upstreams=tuple(format_endpoint(*a) for a in upstreams), workers=workers)
     policy = replace(policy, dns=dns)
-    preflight_orders(args, policy)
+    _preflight(args, policy)
     # One wiring point (writ.node): one process is a DNS-only node; several are
     # DNS-only nodes in forked workers, writing through this process's audit log.
     if workers == 1:

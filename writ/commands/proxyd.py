@@ -16,13 +16,8 @@ import os
 from dataclasses import replace
 
 from writ.commands._common import UsageError
-from writ.commands._nodeargs import (
-    add_source_args,
-    address,
-    policy_from_args,
-    preflight_orders,
-    run_node_with,
-)
+from writ.commands._nodeargs import add_source_args, address, policy_from_args, run_node_with
+from writ.commands.dnsd import _preflight as preflight_orders  # the same check before forking
 
 __all__ = ["configure", "run"]
 
