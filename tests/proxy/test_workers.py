@@ -164,7 +164,12 @@ def test_a_taken_or_bad_port_is_a_clear_error(tmp_path: Path) -> None:
                            (["--listen", "127.0.0.1:0", "--workers", "0"], "--workers"),
                            (["--listen", "127.0.0.1:0", "--mode", "nonsense"], "--mode")):
             proc = _start(tmp_path, "--workers", "2", *args)
-            _, err = proc.communicate(timeout=60)
+            try:
+                _, err = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:  # it started after all: leave nothing running
+                    proc.kill()
+                    proc.communicate()
             assert proc.returncode == 2, err
             assert says in err
             assert "Traceback" not in err
