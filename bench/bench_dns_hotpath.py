@@ -46,9 +46,9 @@ from writ.blocklist import (  # noqa: E402 (after the path tweak: runnable as a 
 )
 from writ.dns.server import DnsServer  # noqa: E402
 from writ.dns.transport import _Udp  # noqa: E402
-from writ.dns.workers import QueueSink  # noqa: E402
 from writ.metrics import Metrics  # noqa: E402
 from writ.policies import DnsPolicy, Policy  # noqa: E402
+from writ.workers import QueueSink  # noqa: E402
 
 T0 = datetime(2016, 1, 1, tzinfo=UTC)
 CLIENT = ("127.0.0.1", 40000)

@@ -16,7 +16,8 @@ Only this module knows how the parts fit; every part receives what it needs
 through its constructor. Every way of running a node comes here (docs/design.md
 §4): `writ serve`, `writ dns`, `writ proxy`, `writ web` (`run_node`),
 `writ dns --workers N` (`run_dns_workers`: N processes, each a DNS-only Node
-whose decisions go to the parent's one audit log), and `mitmdump -s`
+whose decisions go to the parent's one audit log), `writ proxy --workers N`
+(`run_proxy_workers`: the same with proxy-only Nodes), and `mitmdump -s`
 (writ.mitmdump_node: a Node with no listeners of its own, whose holder and
 audit log the mitmproxy addon uses).
 """
@@ -69,6 +70,7 @@ class NodeOptions:
     audit: bool = True
     audit_path: str | None = None  # None: the policy's audit.path
     dns_reuse_port: bool = False  # several processes share the DNS port (workers)
+    proxy_reuse_port: bool = False  # several processes share the proxy's ports (workers)
 
 
 @dataclass
@@ -80,7 +82,8 @@ class Node:
     holder: BlocklistHolder = field(default_factory=BlocklistHolder)
     metrics: Metrics = field(default_factory=Metrics)
     # Where decisions go instead of this node's own audit log (a `writ dns
-    # --workers` worker: the queue to its parent's log). None: the node opens one.
+    # --workers` or `writ proxy --workers` worker: the queue to its parent's
+    # log). None: the node opens one.
     sink: RecordSink | None = None
     store: Any = None
     audit: Any = None
@@ -213,7 +216,7 @@ class Node:
         self.proxy = await run_proxy(self.holder, self.policy, self.sink,
                                      listen=self.options.proxy_listen, mode=mode,
                                      metrics=self.metrics, confdir=self.options.confdir,
-                                     extra=extra)
+                                     extra=extra, reuse_port=self.options.proxy_reuse_port)
         self.addresses["proxy"] = self.proxy.addresses
         from writ.proxy import SteerKind
 
@@ -287,13 +290,47 @@ def run_dns_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
     QueueSink); this process opens the one audit log after forking and writes
     every worker's records into it. Returns when SIGTERM/SIGINT stopped them (0)
     or a worker could not start or died (1)."""
-    from writ.audit import AuditLog
-    from writ.dns.workers import QueueSink, pin_ports, run_workers
-    from writ.loop import run as run_event_loop
+    from writ.workers import pin_ports
 
     listen = pin_ports(options.dns_listen)  # port 0: one concrete port for all
     worker_options = replace(options, components=frozenset({"dns"}), dns_listen=tuple(listen),
                              dns_reuse_port=True, audit=False)
+    return _run_workers(policy, worker_options, workers, listen=listen, label="writ dns",
+                        transports="udp, tcp")
+
+
+def run_proxy_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
+    """`writ proxy --workers N`: N processes sharing the proxy's port (and the
+    policy's steer ports) through SO_REUSEPORT, each a proxy-only Node, their
+    decisions written by this process into the one audit log, as for DNS.
+    Raises OSError (an address taken) or ProxyStartError (a bad mode) before forking."""
+    from writ.endpoints import split_hostport
+    from writ.proxy import check_mode, ensure_ca
+    from writ.workers import claim_tcp_ports
+
+    check_mode(options.proxy_mode or policy.proxy.mode)
+
+    where = options.proxy_listen or policy.proxy.listen
+    (listen,) = claim_tcp_ports([split_hostport(where)])  # port 0: one concrete port for all
+    claim_tcp_ports([split_hostport(a) for a in (*policy.proxy.steer_http,
+                                                 *policy.proxy.steer_tls)])
+    # One CA for every worker, made now: N workers creating it at once would each
+    # sign with their own key, and a client trusts only one of them.
+    ensure_ca(options.confdir)
+    worker_options = replace(options, components=frozenset({"proxy"}),
+                             proxy_listen=format_endpoint(*listen), proxy_reuse_port=True,
+                             audit=False)
+    return _run_workers(policy, worker_options, workers, listen=[listen], label="writ proxy",
+                        transports="")
+
+
+def _run_workers(policy: Policy, worker_options: NodeOptions, workers: int, *,
+                 listen: list[tuple[str, int]], label: str, transports: str) -> int:
+    """Fork `workers` Nodes built from `worker_options` (writ.workers supervises),
+    each sending its records to this process's one audit log."""
+    from writ.audit import AuditLog
+    from writ.loop import run as run_event_loop
+    from writ.workers import QueueSink, run_workers
 
     async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
         node = Node(policy, worker_options, sink=sink)
@@ -305,10 +342,11 @@ def run_dns_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
             await node.stop()
 
     def open_sink() -> tuple[RecordSink, Callable[[], None]]:  # in this process, after the fork
-        log = AuditLog.from_policy(policy, redis_url=options.redis_url,
-                                   prefix=options.prefix).start()
+        log = AuditLog.from_policy(policy, path=worker_options.audit_path,
+                                   redis_url=worker_options.redis_url,
+                                   prefix=worker_options.prefix).start()
         return log, log.close
 
     return run_workers(workers, listen,
-                       lambda sink, ready: run_event_loop(serve(sink, ready)), open_sink)
-
+                       lambda sink, ready: run_event_loop(serve(sink, ready)), open_sink,
+                       label=label, transports=transports)

@@ -176,6 +176,8 @@ def test_optional_keys_accept_null() -> None:
         ("proxy:\n  tls: mitm", "p.yaml:2: proxy.tls: expected one of passthrough, intercept"),
         ("proxy:\n  mode: socks5", "p.yaml:2: proxy.mode: expected one of regular, transparent"),
         ("proxy:\n  listen: [127.0.0.1:8080]", "proxy.listen: expected a single value, got a list"),
+        ("proxy:\n  workers: 65", "p.yaml:2: proxy.workers: must be between 0 and 64, got 65"),
+        ("proxy:\n  workers: -1", "p.yaml:2: proxy.workers: must be between 0 and 64"),
         ("web:\n  listen: 8451", "p.yaml:2: web.listen: expected ADDRESS:PORT"),
         ("audit:\n  log_allowed: 'yes please'", "p.yaml:2: audit.log_allowed: expected true"),
         ("audit:\n  client_privacy: hash", "client_privacy: expected one of pseudonymise"),

@@ -93,6 +93,7 @@ _PROXY: dict[str, _Key] = {
     "tls": _Key(c.enum(TlsMode)),
     "steer_http": _Key(c.endpoint(), many=True),
     "steer_tls": _Key(c.endpoint(), many=True),
+    "workers": _Key(c.integer(0, 64)),
 }
 _ICAP: dict[str, _Key] = {
     "enabled": _Key(c.boolean),

@@ -113,6 +113,8 @@ class ProxyPolicy:
     # style, destination from the SNI). Empty: no steer listeners.
     steer_http: tuple[str, ...] = ()
     steer_tls: tuple[str, ...] = ()
+    # `writ proxy` processes sharing the proxy's ports (SO_REUSEPORT); 0: one per CPU.
+    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ writ/proxy/mitmdump_addon.py` loads the addon on its own (see that file).
 
 from writ.proxy.addon import STREAM_THRESHOLD, WritAddon
 from writ.proxy.judge import judge_names, judge_request
-from writ.proxy.runner import ProxyHandle, ProxyStartError, run_proxy
+from writ.proxy.runner import ProxyHandle, ProxyStartError, check_mode, ensure_ca, run_proxy
 from writ.proxy.steer import SteerKind
 
 __all__ = [
@@ -15,6 +15,8 @@ __all__ = [
     "ProxyStartError",
     "SteerKind",
     "WritAddon",
+    "check_mode",
+    "ensure_ca",
     "judge_names",
     "judge_request",
     "run_proxy",

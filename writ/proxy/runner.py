@@ -17,17 +17,26 @@ Invariants:
   on the same master (writ.proxy.steer); with any of them keep_host_header is
   on, or mitmproxy would replace the Host header (the steered destination)
   with the reverse placeholder before the addon reads it.
+- With `reuse_port` (a `writ proxy --workers` worker) every TCP listener the
+  master opens sets SO_REUSEPORT, so N processes share the proxy's and the
+  steer ports and the kernel spreads connections over them. mitmproxy (11 and
+  12) binds through `asyncio.start_server(handler, host, port)`, which passes
+  through the running loop's `create_server`: for as long as the master is
+  starting, and only then, that loop's `create_server` is given
+  `reuse_port=True` (uvloop and asyncio both accept it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+import functools
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mitmproxy import exceptions, options
+from mitmproxy import certs, exceptions, options
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.tools.dump import DumpMaster
 
@@ -39,7 +48,7 @@ from writ.policies import Policy
 from writ.proxy.addon import WritAddon
 from writ.proxy.steer import SteerKind, steer_modes
 
-__all__ = ["ProxyHandle", "ProxyStartError", "run_proxy"]
+__all__ = ["ProxyHandle", "ProxyStartError", "check_mode", "ensure_ca", "run_proxy"]
 
 _START_TIMEOUT = 15.0
 
@@ -97,22 +106,21 @@ async def run_proxy(
     confdir: str | None = None,
     termlog: bool = False,
     extra: Mapping[str, Any] | None = None,
+    reuse_port: bool = False,
 ) -> ProxyHandle:
     """Start mitmproxy with the writ addon on the running loop; return once listening.
 
     `listen` defaults to policy.proxy.listen, `mode` to policy.proxy.mode
     ("regular", "transparent", or any mitmproxy mode spec such as
-    "reverse:http://127.0.0.1:8000"). `extra` sets further mitmproxy options.
+    "reverse:http://127.0.0.1:8000"). `extra` sets further mitmproxy options;
+    `reuse_port` shares the listening ports with other processes (see above).
     """
     try:
         host, port = split_hostport(listen or policy.proxy.listen)
     except ValueError as e:  # say where the address came from: the flag or the policy
         raise ProxyStartError(f"{'--listen' if listen else 'proxy.listen'}: {e}") from None
     spec = mode or policy.proxy.mode
-    try:
-        ProxyMode.parse(spec)
-    except ValueError as e:
-        raise ProxyStartError(f"--mode: {spec!r}: {e}") from None
+    check_mode(spec)
     opts = options.Options(listen_host=host, listen_port=port)
     master = DumpMaster(opts, loop=asyncio.get_running_loop(), with_termlog=termlog,
                         with_dumper=False)
@@ -135,10 +143,40 @@ async def run_proxy(
         opts_any.update(**settings)
     except (exceptions.OptionsError, KeyError, TypeError) as e:
         raise ProxyStartError(f"proxy options: {e}") from None
-    task = asyncio.create_task(master.run(), name="writ-proxy")
-    handle = ProxyHandle(master, addon, task)
-    await _until_listening(handle, f"{host}:{port}")
+    with _ports_shared(asyncio.get_running_loop()) if reuse_port else contextlib.nullcontext():
+        task = asyncio.create_task(master.run(), name="writ-proxy")
+        handle = ProxyHandle(master, addon, task)
+        await _until_listening(handle, f"{host}:{port}")
     return handle
+
+
+@contextlib.contextmanager
+def _ports_shared(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Every TCP server `loop` creates meanwhile sets SO_REUSEPORT (see above)."""
+    loop_any: Any = loop
+    loop_any.create_server = functools.partial(loop.create_server, reuse_port=True)
+    try:
+        yield
+    finally:
+        del loop_any.create_server  # the class's own method again
+
+
+def check_mode(spec: str) -> None:
+    """ProxyStartError unless `spec` is a mitmproxy mode spec."""
+    try:
+        ProxyMode.parse(spec)
+    except ValueError as e:
+        raise ProxyStartError(f"--mode: {spec!r}: {e}") from None
+
+
+def ensure_ca(confdir: str | None) -> None:
+    """Create mitmproxy's CA in `confdir` (default ~/.mitmproxy) now if it is
+    missing, as mitmproxy would on start: `writ proxy --workers` calls it
+    before forking, so that every worker loads the same CA."""
+    defaults = options.Options()
+    path = os.path.expanduser(confdir or defaults.confdir)
+    certs.CertStore.from_store(path=path, basename=options.CONF_BASENAME,
+                              key_size=defaults.key_size)
 
 
 async def _until_listening(handle: ProxyHandle, where: str) -> None:
