@@ -118,3 +118,42 @@ async def test_a_node_without_its_keyring_does_not_start(tmp_path: Path) -> None
                                     components=frozenset()))
     with pytest.raises(StartError, match=r"trust\.keyring"):
         await node.start()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_dns_workers_record_the_switch_in_the_parents_chain(redis_url: str,
+                                                           tmp_path: Path) -> None:
+    """`writ dns --workers 2 --redis`: each worker's switch to the signed set
+    reaches the one audit chain the parent writes (a worker has no log of its own)."""
+    import asyncio
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.children import listening_port
+
+    vid = asyncio.run(_publish(redis_url, 3600))
+    (tmp_path / "policy.yaml").write_text(f"trust:\n  keyring: {KEYS / 'keyring.yaml'}\n")
+    log = tmp_path / "audit" / "decisions.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writ.cli", "dns", "--redis", redis_url,
+         "--policy", str(tmp_path / "policy.yaml"), "--listen", "127.0.0.1:0",
+         "--upstream", "127.0.0.1:9", "--workers", "2", "--audit-log", str(log)],
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        listening_port(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    lines = [json.loads(x) for p in sorted(log.parent.glob("decisions*.log"))
+             for x in p.read_text().splitlines()]
+    switched = [r for r in lines if r["event"] == "writ.blocklist.signed_set"]
+    assert [(r["blocklist_version"], r["manifest_sequence"]) for r in switched] == [
+        (vid, 1), (vid, 1)]  # one a worker
+    assert len({r["worker"] for r in switched}) == 2
+    report = verify(sorted(log.parent.glob("decisions*.log")))
+    assert report.ok, report.findings

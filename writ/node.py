@@ -151,9 +151,11 @@ class Node:
         return path
 
     def _switched(self, fields: dict[str, Any]) -> None:
-        """A signed set went into force: tie it into the audit chain (docs/auditor.md)."""
-        if self.audit is not None:
-            self.audit.control(SIGNED_SET, **fields)
+        """A signed set went into force: tie it into the audit chain (docs/auditor.md);
+        a worker's goes to its parent's chain through its sink (writ.workers.QueueSink)."""
+        control = getattr(self.audit if self.audit is not None else self.sink, "control", None)
+        if control is not None:
+            control(SIGNED_SET, **fields)
 
     def _require_blocklist(self) -> None:
         """With --orders, no valid folder and no last good copy: refuse to start

@@ -97,11 +97,23 @@ class QueueSink:
             batch, self._buf = self._buf, []
             self.queue.put(list(map(tuple, batch)))  # plain tuples (see above)
 
+    def control(self, event: str, **fields: Any) -> None:
+        """A control record (e.g. a switch to a signed set) for the parent's chain,
+        after the decisions queued before it; `worker` names this process."""
+        self.flush()
+        self.queue.put((event, {**fields, "worker": os.getpid()}))  # a tuple, not a batch
+
 
 def _drain(queue: Any, sink: RecordSink) -> None:
-    """The parent's end: every record the workers kept, in their decision time."""
+    """The parent's end: every record the workers kept, in their decision time,
+    and their control records (a tuple `(event, fields)` where a batch is a list)."""
     enqueue = sink.enqueue
+    control = getattr(sink, "control", None)  # AuditLog's; a test sink may have none
     while (batch := queue.get()) is not None:
+        if isinstance(batch, tuple):
+            if control is not None:
+                control(batch[0], **batch[1])
+            continue
         for item in batch:
             enqueue(_as_record(Record, item))
 
