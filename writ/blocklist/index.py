@@ -21,6 +21,7 @@ from writ.blocklist.canon import CanonicalURL, canonical_name, canonical_url
 from writ.blocklist.fold import Fold
 from writ.blocklist.ipaddr import IpError, Prefix, canonical_ip
 from writ.blocklist.iptable import Group, IpTable, RuleHit
+from writ.blocklist.iptable import merge_orders as _merge
 from writ.blocklist.model import Act, Target, TargetKind
 
 __all__ = ["ALLOW", "Decision", "Index", "Verdict"]
@@ -67,14 +68,6 @@ class _HostRules:
     prefix: dict[str, list[_UrlRule]]  # path prefix -> url_prefix rules
     orders: tuple[str, ...] = ()  # every order with a URL rule on this host
     decision: Decision = ALLOW  # the DNS decision for the host (url-rules), set at compile
-
-
-def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
-    if not a:
-        return b
-    if not b or a == b:
-        return a
-    return tuple(sorted(set(a) | set(b)))
 
 
 class Index:

@@ -31,7 +31,7 @@ from operator import eq, le
 from writ.blocklist._ipfast import bulk_keys, canonical_key
 from writ.blocklist.ipaddr import IpError, Prefix, parse_address
 
-__all__ = ["IpTable", "RuleHit"]
+__all__ = ["IpTable", "RuleHit", "merge_orders"]
 
 _U32 = "I" if array("I").itemsize == 4 else "L"  # an unsigned 32-bit array type
 RuleHit = tuple[str, tuple[str, ...]]  # (rule text such as `ip_prefix 198.51.100.0/24`, orders)
@@ -58,7 +58,8 @@ def _parse(text: str) -> tuple[int, int, int]:
     return family, net, plen
 
 
-def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+def merge_orders(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """Two sorted tuples of order ids as one (shared with writ.blocklist.index)."""
     if not a:
         return b
     if not b or a == b:
@@ -166,7 +167,7 @@ def _family(bits: int, parts: list[tuple[Sequence[int], tuple[str, ...]]]) -> _F
     for keys, orders in parts:
         for key in keys:
             had = table.get(key)
-            table[key] = orders if had is None else _merge(had, orders)
+            table[key] = orders if had is None else merge_orders(had, orders)
     return _Family(bits, sorted(table), table)
 
 
