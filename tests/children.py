@@ -25,11 +25,14 @@ def listening_port(proc: subprocess.Popen[str], what: str = "writ dns", lines: i
     """The port of the child's "listening on 127.0.0.1:PORT" line on stderr
     (read line by line: store log lines may come first)."""
     assert proc.stderr is not None
+    said = []
     for _ in range(lines):
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+        line = proc.stderr.readline()
+        said.append(line)
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         if m:
             return int(m.group(1))
-    raise AssertionError(f"{what} never said where it listens")
+    raise AssertionError(f"{what} never said where it listens; it said:\n{''.join(said)}")
 
 
 def wait_http(url: str, proc: subprocess.Popen[str], deadline: float, what: str) -> None:

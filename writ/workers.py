@@ -119,16 +119,25 @@ def _drain(queue: Any, sink: RecordSink) -> None:
 
 
 def pin_ports(listen: Sequence[Address]) -> list[Address]:
-    out = []
-    for host, want in listen:
-        port = want
-        if want == 0:
-            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-            with socket.socket(fam, socket.SOCK_DGRAM) as s:
-                s.bind((host, 0))
-                port = s.getsockname()[1]
-        out.append((host, port))
-    return out
+    """Port 0 made one concrete port for every worker: one free for UDP and TCP
+    both (the resolver listens on both; a port free for UDP alone made a worker
+    fail to start now and then, 'address already in use' on its TCP twin)."""
+    return [(host, _free_udp_tcp_port(host) if want == 0 else want) for host, want in listen]
+
+
+def _free_udp_tcp_port(host: str, tries: int = 50) -> int:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(tries):
+        with socket.socket(fam, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(fam, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((host, port))
+                except OSError:
+                    continue  # its TCP twin is taken: another
+                return port
+    raise OSError(f"{host}: no port free for both UDP and TCP after {tries} tries")
 
 
 def claim_tcp_ports(listen: Sequence[Address]) -> list[Address]:
