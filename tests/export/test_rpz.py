@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
+from tests.export.standin import udp_standin
 from writ.blocklist import Act, ActKind, Target, TargetKind, fold
 from writ.cli import main
 from writ.export import RpzAction, RpzOptions, render_rpz
@@ -227,27 +227,13 @@ def test_zone_passes_unbound_checkconf(tmp_path: Path) -> None:
 def upstream() -> Iterator[int]:
     """A loopback DNS server answering 192.0.2.1 for every A query: what
     Unbound forwards to when the zone does not block a name."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
 
-    def serve() -> None:
-        while sock.fileno() >= 0:
-            try:
-                data, peer = sock.recvfrom(4096)
-            except (TimeoutError, OSError):
-                continue
-            q = DNSRecord.parse(data)
-            reply = q.reply()
-            if q.q.qtype == QTYPE.A:
-                reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A("192.0.2.1"), ttl=60))
-            sock.sendto(reply.pack(), peer)
+    def answer(q: DNSRecord, reply: DNSRecord) -> None:
+        if q.q.qtype == QTYPE.A:
+            reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A("192.0.2.1"), ttl=60))
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield int(sock.getsockname()[1])
-    sock.close()
-    t.join(timeout=2)
+    with udp_standin(answer) as port:
+        yield port
 
 
 def _ask(port: int, name: str, timeout: float = 5) -> tuple[str, list[str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
 
+from tests.export.standin import udp_standin
 from tests.export.test_rpz import _tool, _unbound_conf, _until_answering
 from writ.blocklist import Act, ActKind, Blocklist, Target, TargetKind, fold
 from writ.export import RpzAction, RpzOptions, render_rpz
@@ -81,30 +81,16 @@ def test_ip_triggers_load_in_named_checkzone(tmp_path: Path) -> None:
 @pytest.fixture
 def upstream() -> Iterator[int]:
     """A loopback DNS server answering ANSWERS (A and AAAA records)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
 
-    def serve() -> None:
-        while sock.fileno() >= 0:
-            try:
-                data, peer = sock.recvfrom(4096)
-            except (TimeoutError, OSError):
-                continue
-            q = DNSRecord.parse(data)
-            reply = q.reply()
-            for addr in ANSWERS.get(str(q.q.qname).rstrip("."), []):
-                if q.q.qtype == QTYPE.A and ":" not in addr:
-                    reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(addr), ttl=60))
-                elif q.q.qtype == QTYPE.AAAA and ":" in addr:
-                    reply.add_answer(RR(q.q.qname, QTYPE.AAAA, rdata=AAAA(addr), ttl=60))
-            sock.sendto(reply.pack(), peer)
+    def answer(q: DNSRecord, reply: DNSRecord) -> None:
+        for addr in ANSWERS.get(str(q.q.qname).rstrip("."), []):
+            if q.q.qtype == QTYPE.A and ":" not in addr:
+                reply.add_answer(RR(q.q.qname, QTYPE.A, rdata=A(addr), ttl=60))
+            elif q.q.qtype == QTYPE.AAAA and ":" in addr:
+                reply.add_answer(RR(q.q.qname, QTYPE.AAAA, rdata=AAAA(addr), ttl=60))
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield int(sock.getsockname()[1])
-    sock.close()
-    t.join(timeout=2)
+    with udp_standin(answer) as port:
+        yield port
 
 
 def _ask(port: int, name: str, qtype: str) -> tuple[str, list[str]]:
