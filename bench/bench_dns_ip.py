@@ -30,6 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_dns import (  # noqa: E402
+    _UNBOUND_COMMON as SERVER,
+)
+from bench.bench_dns import (  # noqa: E402
     children,
     dnsperf,
     ensure_tools,
@@ -40,23 +43,6 @@ from bench.bench_dns import (  # noqa: E402
 )
 from bench.bench_ip import _text, rules  # noqa: E402
 from tests.ports import free_dns_port as free_port  # noqa: E402
-
-SERVER = """server:
-  interface: 127.0.0.1
-  port: {port}
-  num-threads: {threads}
-  so-reuseport: yes
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "{d}"
-  pidfile: "{d}/{name}.pid"
-  logfile: ""
-  use-syslog: no
-  verbosity: 0
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-"""
 
 
 def write_inputs(d: Path, n_prefixes: int, n_names: int, n_queries: int) -> tuple[str, str]:
