@@ -245,6 +245,23 @@ def _ask(port: int, name: str, timeout: float = 5) -> tuple[str, list[str]]:
     return RCODE.get(r.header.rcode), [str(rr.rdata) for rr in r.rr if rr.rtype == QTYPE.A]
 
 
+def start_unbound(binary: str, tmp_path: Path, zone: Path,
+                  upstream: int) -> tuple[subprocess.Popen[bytes], int]:
+    """A live Unbound loading `zone`, forwarding to `upstream`; (process, port)."""
+    from tests.conftest import free_dns_port
+
+    for _attempt in range(3):  # a free port can be taken between our check and Unbound's bind
+        port = free_dns_port()
+        conf = _unbound_conf(tmp_path, zone, port, upstream)
+        proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        if _until_answering(proc, port):
+            return proc, port
+        proc.wait(timeout=10)
+    err = proc.stderr.read() if proc.stderr else b""
+    pytest.fail(f"unbound did not start: {err!r}")
+
+
 def _until_answering(proc: subprocess.Popen[bytes], port: int) -> bool:
     deadline = time.monotonic() + 15
     while proc.poll() is None and time.monotonic() < deadline:
@@ -262,20 +279,8 @@ def _until_answering(proc: subprocess.Popen[bytes], port: int) -> bool:
 @pytest.mark.e2e
 def test_unbound_enforces_the_zone(tmp_path: Path, upstream: int) -> None:
     binary = _tool("unbound", required_in_ci=False)  # Unbound 1.10+ has rpz:
-    from tests.conftest import free_dns_port
 
-    zone = _sample_zone(tmp_path)
-    for _attempt in range(3):  # a free port can be taken between our check and Unbound's bind
-        port = free_dns_port()
-        conf = _unbound_conf(tmp_path, zone, port, upstream)
-        proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        if _until_answering(proc, port):
-            break
-        proc.wait(timeout=10)
-    else:
-        err = proc.stderr.read() if proc.stderr else b""
-        pytest.fail(f"unbound did not start: {err!r}")
+    proc, port = start_unbound(binary, tmp_path, _sample_zone(tmp_path), upstream)
     try:
         expected = {
             "videohost.example": ("NXDOMAIN", []),

@@ -14,7 +14,7 @@ import pytest
 from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
 
 from tests.export.standin import udp_standin
-from tests.export.test_rpz import _tool, _unbound_conf, _until_answering
+from tests.export.test_rpz import _tool, start_unbound
 from writ.blocklist import Act, ActKind, Blocklist, Target, TargetKind, fold
 from writ.export import RpzAction, RpzOptions, render_rpz
 
@@ -106,21 +106,10 @@ def _ask(port: int, name: str, qtype: str) -> tuple[str, list[str]]:
 @pytest.mark.e2e
 def test_unbound_blocks_the_answers_writ_blocks(tmp_path: Path, upstream: int) -> None:
     binary = _tool("unbound", required_in_ci=False)
-    from tests.conftest import free_dns_port
 
     path = tmp_path / "writ.rpz"
     path.write_text(zone(), encoding="utf-8")
-    for _attempt in range(3):
-        port = free_dns_port()
-        conf = _unbound_conf(tmp_path, path, port, upstream)
-        proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        if _until_answering(proc, port):
-            break
-        proc.wait(timeout=10)
-    else:
-        err = proc.stderr.read() if proc.stderr else b""
-        pytest.fail(f"unbound did not start: {err!r}")
+    proc, port = start_unbound(binary, tmp_path, path, upstream)
     index = Blocklist(ACTS).at(AT)
     try:
         for name, addrs in ANSWERS.items():
