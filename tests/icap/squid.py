@@ -1,13 +1,17 @@
 """A Squid process owned by a test or a benchmark (no pytest here).
 
 It runs Debian's `squid` binary in the foreground (`-N`) on a free loopback
-port, on deploy/squid/squid.conf with the @…@ fields filled in, logs and pid
-in its own temporary folder: never the system service, nothing on disk.
+port, on deploy/squid/squid.conf with the @…@ fields filled in, logs, pid and
+error pages (Squid's templates plus writ's, deploy/squid/errors/) in its own
+temporary folder, under its own service name (`-n`: its shared memory
+segments do not meet another Squid's): never the system service, nothing on
+disk.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +24,15 @@ from tests.ports import free_port
 __all__ = ["CONF", "Squid", "squid_binary"]
 
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "squid" / "squid.conf"
+ERRORS = CONF.parent / "errors"
+
+
+def squid_templates(binary: str) -> Path:
+    """Squid's own English error templates: DATADIR/errors/templates, DATADIR
+    as `squid -v` shows it (/usr/share/squid on Debian)."""
+    version = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"--datadir=([^' ]+)", version)
+    return Path(found.group(1) if found else "/usr/share/squid") / "errors" / "templates"
 
 
 def squid_binary() -> str | None:
@@ -50,9 +63,17 @@ class Squid:
         self.dir.chmod(0o777)
         self.port = free_port()
         (self.dir / "hosts").write_text(f"127.0.0.1 {' '.join(names) or 'localhost'}\n")
+        errors = self.dir / "errors"
+        templates = squid_templates(binary)
+        if templates.is_dir():
+            shutil.copytree(templates, errors)
+        errors.mkdir(exist_ok=True)
+        for page in ERRORS.iterdir():
+            shutil.copyfile(page, errors / page.name)
         text = (text.replace("@HTTP_PORT@", str(self.port))
                 .replace("@ICAP_URL@", icap_url or "127.0.0.1:1/none")
                 .replace("@BYPASS@", "on" if bypass else "off")
+                .replace("@ERROR_DIR@", str(errors))
                 .replace("@RUN_DIR@", str(self.dir))
                 .replace("@HOSTS@", str(self.dir / "hosts")))
         self.conf = self.dir / "squid.conf"
@@ -73,8 +94,9 @@ class Squid:
         if check.returncode != 0:
             self.stop()
             raise RuntimeError(f"squid -k parse: {check.stderr[-2000:]}")
-        self.proc = subprocess.Popen([self.binary, "-N", "-f", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-N", "-n", f"writ{self.port}", "-f", str(self.conf)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

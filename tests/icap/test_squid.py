@@ -4,9 +4,12 @@ Squid runs as this test's own process on deploy/squid/squid.conf (free
 loopback ports, logs in a temporary folder); `writ icap` runs as a
 subprocess. Blocked URLs and hosts get writ's 451 (plain HTTP and CONNECT),
 the kept URL of a restored host too, other URLs reach the origin; every
-decision is in an audit log that `writ audit verify` accepts; with writ down
-Squid refuses (bypass=off, the default here) or passes unjudged (bypass=on),
-and asks again as soon as writ is back.
+decision is in an audit log that `writ audit verify` accepts. With writ down
+(not listening, killed mid-transaction, answering garbage, silent) Squid
+refuses with a 503 saying the filtering service is unavailable (bypass=off,
+the default here) or passes unjudged, visibly so in its access log
+(bypass=on); it asks again as soon as writ is back. An origin's own 500
+still reaches the client as a 500.
 
 Without a squid binary the tests skip locally; in CI (CI=true, .ci/run
 installs squid) they fail.
@@ -19,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -85,7 +89,7 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.seen.append(f"{self.command} {self.headers['host']}{self.path} {body!r}")
         out = b"origin: " + body
-        self.send_response(200)
+        self.send_response(500 if self.path.startswith("/status/500") else 200)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
@@ -146,6 +150,34 @@ def writ_icap(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
             proc.wait()
 
 
+def assert_writ_unavailable(status: int, headers: dict[str, str], page: bytes) -> None:
+    """Squid's answer while writ cannot judge: a 503 that names the filtering
+    service, not a block of the site (docs/operator.md, "writ behind Squid")."""
+    assert status == 503, page[:300]
+    assert headers.get("X-Squid-Error", "").startswith("503:ERR_WRIT_UNAVAILABLE"), headers
+    assert headers.get("Retry-After") == "30"
+    assert headers.get("Cache-Control") == "no-store"
+    assert b"filtering service is unavailable" in page
+    assert b"not a block" in page
+    assert b"Legal Reasons" not in page
+    assert b"ORD-" not in page
+
+
+def access_log(squid: Squid, methods: tuple[str, ...], count: int) -> list[list[str]]:
+    """The first COUNT lines of Squid's access log for METHODS, split into
+    fields (the `writ` logformat: the last field is writ's ISTag, or "-" when
+    writ did not judge the request). Squid writes a line as a transaction
+    ends, which can be just after its client has read the answer."""
+    path = squid.dir / "access.log"
+    deadline = time.monotonic() + 20
+    while True:
+        lines = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+        found = [f for f in lines if len(f) > 5 and f[5] in methods]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found[:count]
+        time.sleep(0.05)
+
+
 def fetch(squid: Squid, url: str, body: bytes | None = None
           ) -> tuple[int, dict[str, str], bytes]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": squid.url}))
@@ -190,14 +222,23 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         assert connect(squid, f"fine.example{o}") == b"HTTP/1.1 200 Connection established"
         assert all("blocked.example" not in s and "136071201" not in s for s in _Origin.seen)
         assert f"GET videohost.example{o}/v/1 b''" in _Origin.seen
+        # the origin's own 500 reaches the client as it is: the outage rule
+        # below catches Squid's ICAP failures only
+        status, headers, page = fetch(squid, f"http://fine.example{o}/status/500")
+        assert (status, page) == (500, b"origin: ")
+        assert "X-Squid-Error" not in headers
+        assert "Retry-After" not in headers
+        # every request writ judged carries writ's ISTag in Squid's access log
+        judged = access_log(squid, ("GET", "POST"), 6)
+        assert len(judged) == 6
+        assert all(f[-1].startswith("%22writ-") for f in judged), judged  # URL-quoted
 
         proc.send_signal(signal.SIGTERM)  # writ stops: the log is sealed
         assert proc.wait(timeout=20) == 0
-        # writ down, bypass=off: Squid refuses (its ICAP error), nothing reaches the origin
+        # writ down, bypass=off: Squid refuses with its 503, nothing reaches the origin
         seen = len(_Origin.seen)
-        status, headers, _ = fetch(squid, f"http://fine.example{o}/after")
-        assert status == 500
-        assert headers.get("X-Squid-Error", "").startswith("ERR_ICAP_FAILURE")
+        assert_writ_unavailable(*fetch(squid, f"http://fine.example{o}/after"))
+        assert connect(squid, f"fine.example{o}") == b"HTTP/1.1 503 Service Unavailable"
         assert len(_Origin.seen) == seen
         # writ back on its port: Squid asks it again at once (failure_limit -1)
         again = start_writ(tmp_path, port)
@@ -223,6 +264,7 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
         (f"POST http://blocked.example{o}/up", "block", "451"),
         ("CONNECT blocked.example:443", "block", "451"),
         (f"CONNECT fine.example{o}", "allow", "pass"),
+        (f"GET http://fine.example{o}/status/500", "allow", "pass"),
         (f"GET http://blocked.example{o}/again", "block", "451"),  # after the restart
     ]
     clients = {r["client"] for r in records if r.get("event") == "writ.http.decision"}
@@ -234,12 +276,175 @@ def test_squid_enforces_writs_decisions(squid_bin: str, origin: int, tmp_path: P
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_with_bypass_on_a_dead_writ_lets_traffic_through(squid_bin: str, origin: int) -> None:
-    dead = free_port()  # nothing listens here
-    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{dead}/writ", bypass=True,
+OPTIONS = (b"ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: \"hostile-1\"\r\nPreview: 0\r\n"
+           b"Allow: 204\r\nOptions-TTL: 3600\r\nEncapsulated: null-body=0\r\n\r\n")
+
+
+class _HostileIcap:
+    """An ICAP service that answers OPTIONS as writ does, then fails every
+    REQMOD in one way: `close` (a killed writ: the connection ends), `reset`,
+    `garbage` (not ICAP), `silent` (never answers), `cut451` (starts a 451 and
+    dies in its body)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.reqmods = 0
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        try:
+            while True:
+                while buf.count(b"\r\n\r\n") < (1 if buf.startswith(b"OPTIONS") else 2):
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                if buf.startswith(b"OPTIONS"):
+                    buf = buf.partition(b"\r\n\r\n")[2]
+                    conn.sendall(OPTIONS)
+                    continue
+                self.reqmods += 1
+                self._fail(conn)
+                return
+        except OSError:
+            return
+
+    def _fail(self, conn: socket.socket) -> None:
+        if self.mode == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif self.mode == "garbage":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        elif self.mode == "silent":
+            return  # the connection stays open, unanswered, until stop()
+        elif self.mode == "cut451":
+            head = b"HTTP/1.1 451 Unavailable For Legal Reasons\r\nContent-Type: text/html\r\n\r\n"
+            conn.sendall(b'ICAP/1.0 200 OK\r\nISTag: "hostile-1"\r\n'
+                         b"Encapsulated: res-hdr=0, res-body=%d\r\n\r\n" % len(head)
+                         + head + b"400\r\n" + b"x" * 50)
+        conn.close()
+
+    def stop(self) -> None:
+        self.listener.close()
+        for conn in self.open:
+            conn.close()
+
+
+@pytest.mark.parametrize("mode", ["down", "close", "reset", "garbage", "silent"])
+def test_writ_unavailable_is_a_503_not_a_block(squid_bin: str, origin: int, mode: str) -> None:
+    """bypass=off: whatever way writ fails, Squid answers 503 (the filtering
+    service is unavailable) and never asks the origin."""
+    hostile = None if mode == "down" else _HostileIcap(mode)
+    port = free_port() if hostile is None else hostile.port  # "down": nothing listens
+    # `silent`: Squid gives up after icap_io_timeout (30 s shipped; 1 s here)
+    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", names=NAMES,
+                  extra="icap_io_timeout 1 seconds\n").start()
+    try:
+        seen = len(_Origin.seen)
+        assert_writ_unavailable(*fetch(squid, f"http://fine.example:{origin}/{mode}"))
+        assert connect(squid, f"fine.example:{origin}") == b"HTTP/1.1 503 Service Unavailable"
+        assert len(_Origin.seen) == seen
+        if hostile is not None:
+            assert hostile.reqmods >= 2  # Squid did ask, and got no verdict
+        logged = access_log(squid, ("GET", "CONNECT"), 2)
+        assert [(f[3], f[-1]) for f in logged] == [("TCP_DENIED_REPLY/503", "-")] * 2
+    finally:
+        squid.stop()
+        if hostile is not None:
+            hostile.stop()
+
+
+def test_writ_dying_inside_its_451_leaves_no_way_through(squid_bin: str, origin: int) -> None:
+    """writ killed while sending a block page: Squid has already passed the
+    451's head on, so it can only cut the connection; the origin is never asked."""
+    hostile = _HostileIcap("cut451")
+    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{hostile.port}/writ", names=NAMES).start()
+    try:
+        seen = len(_Origin.seen)
+        with socket.create_connection(("127.0.0.1", squid.port), timeout=30) as s:
+            s.sendall(f"GET http://blocked.example:{origin}/cut HTTP/1.1\r\n"
+                      f"Host: blocked.example:{origin}\r\n\r\n".encode())
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 451 "), answer[:200]
+        assert len(_Origin.seen) == seen
+    finally:
+        squid.stop()
+        hostile.stop()
+
+
+def _queued_bytes(port: int) -> int:
+    """Bytes waiting unread on established connections to 127.0.0.1:PORT (/proc/net/tcp)."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "01":
+            total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+def test_writ_killed_mid_transaction_is_a_503(squid_bin: str, origin: int,
+                                              writ_icap: tuple[int, subprocess.Popen[str]]
+                                              ) -> None:
+    """The real `writ icap`, frozen with Squid's REQMOD unread in its socket,
+    then killed (SIGKILL): the request in flight gets the 503, so does the next."""
+    port, proc = writ_icap
+    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", names=NAMES).start()
+    try:
+        o = f":{origin}"
+        status, _, _ = fetch(squid, f"http://fine.example{o}/before")
+        assert status == 200
+        seen = len(_Origin.seen)
+        proc.send_signal(signal.SIGSTOP)
+        answer: list[tuple[int, dict[str, str], bytes]] = []
+        asker = threading.Thread(
+            target=lambda: answer.append(fetch(squid, f"http://fine.example{o}/in-flight")))
+        asker.start()
+        deadline = time.monotonic() + 20
+        while _queued_bytes(port) == 0:  # Squid's REQMOD waits in the frozen writ's socket
+            assert time.monotonic() < deadline, "Squid's REQMOD never reached writ"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        asker.join(30)
+        assert_writ_unavailable(*answer[0])
+        assert_writ_unavailable(*fetch(squid, f"http://fine.example{o}/after"))
+        assert len(_Origin.seen) == seen
+    finally:
+        squid.stop()
+
+
+@pytest.mark.parametrize("mode", ["down", "close", "garbage"])
+def test_with_bypass_on_a_failing_writ_lets_traffic_through(squid_bin: str, origin: int,
+                                                            mode: str) -> None:
+    """bypass=on is the operator's choice to fail open: traffic passes
+    unjudged, and Squid's access log shows it ("-" where writ's ISTag stands)."""
+    hostile = None if mode == "down" else _HostileIcap(mode)
+    port = free_port() if hostile is None else hostile.port
+    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", bypass=True,
                   names=NAMES).start()
     try:
         status, _, page = fetch(squid, f"http://blocked.example:{origin}/bypassed")
         assert (status, page) == (200, b"origin: ")  # the operator chose to fail open
+        status, _, page = fetch(squid, f"http://fine.example:{origin}/status/500")
+        assert (status, page) == (500, b"origin: ")
+        logged = access_log(squid, ("GET",), 2)
+        assert [(f[3], f[-1]) for f in logged] == [("TCP_MISS/200", "-"), ("TCP_MISS/500", "-")]
+        assert all(len(f) == 11 for f in logged), logged  # Squid's format + writ's ISTag
     finally:
         squid.stop()
+        if hostile is not None:
+            hostile.stop()
