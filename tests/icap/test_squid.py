@@ -283,8 +283,9 @@ OPTIONS = (b"ICAP/1.0 200 OK\r\nMethods: REQMOD\r\nISTag: \"hostile-1\"\r\nPrevi
 class _HostileIcap:
     """An ICAP service that answers OPTIONS as writ does, then fails every
     REQMOD in one way: `close` (a killed writ: the connection ends), `reset`,
-    `garbage` (not ICAP), `silent` (never answers), `cut451` (starts a 451 and
-    dies in its body)."""
+    `garbage` (not ICAP), `icap503` (an ICAP error status, as writ's answer
+    past icap.max_connections), `silent` (never answers), `cut451` (starts a
+    451 and dies in its body)."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -327,6 +328,9 @@ class _HostileIcap:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif self.mode == "garbage":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        elif self.mode == "icap503":
+            conn.sendall(b'ICAP/1.0 503 Service Unavailable\r\nISTag: "hostile-1"\r\n'
+                         b"Encapsulated: null-body=0\r\n\r\n")
         elif self.mode == "silent":
             return  # the connection stays open, unanswered, until stop()
         elif self.mode == "cut451":
@@ -342,7 +346,7 @@ class _HostileIcap:
             conn.close()
 
 
-@pytest.mark.parametrize("mode", ["down", "close", "reset", "garbage", "silent"])
+@pytest.mark.parametrize("mode", ["down", "close", "reset", "garbage", "icap503", "silent"])
 def test_writ_unavailable_is_a_503_not_a_block(squid_bin: str, origin: int, mode: str) -> None:
     """bypass=off: whatever way writ fails, Squid answers 503 (the filtering
     service is unavailable) and never asks the origin."""
