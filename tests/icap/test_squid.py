@@ -358,12 +358,13 @@ def test_writ_unavailable_is_a_503_not_a_block(squid_bin: str, origin: int, mode
     try:
         seen = len(_Origin.seen)
         assert_writ_unavailable(*fetch(squid, f"http://fine.example:{origin}/{mode}"))
+        assert_writ_unavailable(*fetch(squid, f"http://fine.example:{origin}/up", b"body"))
         assert connect(squid, f"fine.example:{origin}") == b"HTTP/1.1 503 Service Unavailable"
         assert len(_Origin.seen) == seen
         if hostile is not None:
-            assert hostile.reqmods >= 2  # Squid did ask, and got no verdict
-        logged = access_log(squid, ("GET", "CONNECT"), 2)
-        assert [(f[3], f[-1]) for f in logged] == [("TCP_DENIED_REPLY/503", "-")] * 2
+            assert hostile.reqmods >= 3  # Squid did ask, and got no verdict
+        logged = access_log(squid, ("GET", "POST", "CONNECT"), 3)
+        assert [(f[3], f[-1]) for f in logged] == [("TCP_DENIED_REPLY/503", "-")] * 3
     finally:
         squid.stop()
         if hostile is not None:
