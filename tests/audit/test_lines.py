@@ -60,7 +60,7 @@ def _pair(tmp: Path, mode: ClientPrivacy, rotation: str | None):  # type: ignore
     return fast, fast_chain, slow, slow_chain
 
 
-@pytest.mark.parametrize("mode,rotation", [
+@pytest.mark.parametrize(("mode", "rotation"), [
     (ClientPrivacy.PSEUDONYMISE, None), (ClientPrivacy.PSEUDONYMISE, "daily"),
     (ClientPrivacy.PSEUDONYMISE, "weekly"), (ClientPrivacy.TRUNCATE, None),
     (ClientPrivacy.RAW, None)])

@@ -51,7 +51,7 @@ class DecisionLines:
         self._key_window = (0.0, -1.0)  # [from, until) of the key the cached clients used
         self._slow = (AddNode(node), AddTimestamp(), PseudonymiseClient(masker), chain)
 
-    def line(self, ts: float, component: str, client: str, target: str, decision: str,
+    def line(self, ts: float, component: str, client: str, target: str, decision: str,  # noqa: PLR0917 (a Record's fields, in its order: called as line(*record))
              action: str, orders: tuple[str, ...], rule: str | None,
              version: str | None) -> str:
         """The record's line (no newline); advances the chain. Raises whatever the
@@ -131,7 +131,7 @@ class DecisionLines:
         self._clients[client] = who
         return who
 
-    def _processors(self, ts: float, component: str, client: str, target: str,
+    def _processors(self, ts: float, component: str, client: str, target: str,  # noqa: PLR0917 (as line)
                     decision: str, action: str, orders: tuple[str, ...], rule: str | None,
                     version: str | None) -> str:
         add_node, add_ts, pseudonymise, chain = self._slow

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import secrets
-import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 

@@ -49,9 +49,9 @@ import structlog
 
 from writ.audit.checkpoint import Checkpointer, public_pem
 from writ.audit.files import file_for, find_chain_end
+from writ.audit.lines import DecisionLines
 from writ.audit.privacy import ClientMasker
 from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
-from writ.audit.lines import DecisionLines
 from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL
 from writ.audit.recorder import Action, Outcome, Record
 from writ.policies import AuditPolicy, Policy
