@@ -109,10 +109,14 @@ def _drain(queue: Any, sink: RecordSink) -> None:
     and their control records (a tuple `(event, fields)` where a batch is a list)."""
     enqueue = sink.enqueue
     control = getattr(sink, "control", None)  # AuditLog's; a test sink may have none
+    enqueue_many = getattr(sink, "enqueue_many", None)  # AuditLog's: a batch in one go
     while (batch := queue.get()) is not None:
         if isinstance(batch, tuple):
             if control is not None:
                 control(batch[0], **batch[1])
+            continue
+        if enqueue_many is not None:
+            enqueue_many(batch)
             continue
         for item in batch:
             enqueue(_as_record(Record, item))

@@ -210,3 +210,22 @@ def test_a_decision_that_cannot_be_rendered_is_counted_and_the_log_goes_on(
     assert recs[2]["count"] == 1
     assert recs[3]["what"] == "render"
     assert "could not be rendered" in recs[3]["error"]
+
+
+def test_a_workers_batch_of_plain_tuples_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    """enqueue_many (the parent's end of `--workers`): plain tuples in Record's
+    order, past the queue's soft bound too, each written once, in order."""
+    from writ.audit import Action, Outcome
+    log = AuditLog(policy(tmp_path), "edge-1", queue_size=8)
+    batch = [(1_441_584_000.0 + i, "dns", "192.0.2.7", f"n{i}.blocked.example. A",
+              Outcome.BLOCK, Action.SINKHOLE, ("EX-1",), f"domain:n{i}.blocked.example", "v1")
+             for i in range(20)]
+    with log:
+        log.enqueue_many(batch[:5])  # fits: queued whole
+        log.enqueue_many(batch[5:])  # past the bound: one by one, waiting for room
+    written = [r for r in records(files(tmp_path)[0]) if r["event"] == "writ.dns.decision"]
+    assert [r["target"] for r in written] == [f"n{i}.blocked.example. A" for i in range(20)]
+    assert [r["rule"] for r in written][:2] == ["domain:n0.blocked.example",
+                                                "domain:n1.blocked.example"]
+    assert log.stats()["drops"] == 0
+    assert verify(files(tmp_path)).ok

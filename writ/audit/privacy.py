@@ -19,14 +19,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from writ.policies import ClientPrivacy
 
-__all__ = ["ClientMasker", "load_or_create_key", "period_id", "strip_port"]
+__all__ = ["ClientMasker", "load_or_create_key", "period_id", "period_window", "strip_port"]
 
 PSEUDONYM_BYTES = 16
 _CACHE_MAX = 65_536
@@ -69,6 +70,19 @@ def period_id(rotation: str | None, epoch: float) -> str | None:
     raise ValueError(f"key_rotation: expected daily, weekly or none, got {rotation!r}")
 
 
+def period_window(rotation: str | None, epoch: float) -> tuple[float, float]:
+    """[from, until) epoch seconds of the key period holding `epoch`."""
+    if rotation is None:
+        return -math.inf, math.inf
+    day = datetime.fromtimestamp(epoch, UTC).replace(hour=0, minute=0, second=0,
+                                                     microsecond=0)
+    if rotation == "weekly":
+        day -= timedelta(days=day.weekday())
+        return day.timestamp(), (day + timedelta(days=7)).timestamp()
+    period_id(rotation, epoch)  # a bad name raises there
+    return day.timestamp(), (day + timedelta(days=1)).timestamp()
+
+
 def strip_port(client: str) -> str:
     """`192.0.2.7:5353` → `192.0.2.7`, `[2001:db8::1]:53` → `2001:db8::1`."""
     if client.startswith("["):
@@ -94,6 +108,10 @@ class ClientMasker:
         self._key = b""
         self._key_id: str | None = None
         self._cache: dict[str, str] = {}
+        # [from, until) of the times whose records `mask` answers with the current
+        # key (everything for raw and truncate); empty until a key is chosen.
+        self.key_window = ((-math.inf, math.inf) if self.mode is not ClientPrivacy.PSEUDONYMISE
+                           else (0.0, -1.0))
 
     def _select_key(self, epoch: float) -> None:
         period = period_id(self.rotation, epoch)
@@ -109,6 +127,7 @@ class ClientMasker:
         self._key_id = period or hashlib.sha256(self._key).hexdigest()[:12]
         self._period = period
         self._cache.clear()
+        self.key_window = period_window(self.rotation, epoch)
 
     def mask(self, client: str, epoch: float) -> tuple[str, str | None]:
         if self.mode is ClientPrivacy.RAW:
