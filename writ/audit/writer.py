@@ -17,7 +17,7 @@ Invariants:
   debris after it) after a crash. The gap is written down, never papered over.
 - Nothing raised inside the writer thread ends it. Every failure (a write, a
   checkpoint, a push off the box, a bug) is counted, logged on the node's
-  `writ.audit` logger (at most once per LOG_EVERY seconds per kind, with the
+  `writ.audit` logger (at most once per troubles.LOG_EVERY seconds per kind, with the
   count in between) and written into the chain as a `writ.audit.error` record
   once writing works again. While decisions cannot be written,
   `stats()["writer_ok"]` is 0 (/readyz fails) and `audit.on_failure: fail`
@@ -33,9 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -54,17 +52,16 @@ from writ.audit.privacy import ClientMasker
 from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
 from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL
 from writ.audit.recorder import Action, Outcome, Record
+from writ.audit.troubles import Troubles, describe
 from writ.policies import AuditPolicy, Policy
 
 __all__ = ["AuditLog"]
 
 _MAX_BATCH = 4096
 _IDLE_POLL = 0.2  # seconds the writer sleeps when nobody wakes it
-LOG_EVERY = 10.0  # seconds between two log lines about the same kind of failure
 ERROR = "writ.audit.error"  # failures of the writer itself, counted
 KEY_CHANGED = "writ.audit.key_changed"  # the checkpoint signing key is not the last one
 
-_logger = logging.getLogger("writ.audit")
 
 
 class _Lines:
@@ -127,22 +124,16 @@ class AuditLog:
         self._unsynced = False
         self._pending_drops = 0  # dropped but not yet written down in the chain
         self._controls: deque[tuple[str, float, dict[str, Any]]] = deque()  # control()
-        # Writer-thread only: failures not yet written into the chain, by kind
-        # (count, last message), and when each kind was last logged.
-        self._pending_errors: dict[str, tuple[int, str]] = {}
-        self._logged: dict[str, tuple[float, int]] = {}
-        self._ok = True  # the last attempt to write decisions succeeded
-        self._stopped_node = False
+        self._troubles = Troubles(policy.on_failure)  # the writer's own failures
+        self._failed = self._troubles.failed
         self._push_failures_seen = 0
         self._continue_from: tuple[str | None, str] | None = None  # sealed, next not open
         # Counters, read by /metrics: plain ints, written by one thread each.
         self.records_written = 0
         self.waits = 0
         self.drops = 0
-        self.write_errors = 0
         self.batches = 0
         self.rotations = 0
-        self.error: str | None = None  # the last write error, for the operator
 
     @classmethod
     def from_policy(cls, policy: Policy, *, path: str | None = None,
@@ -225,10 +216,20 @@ class AuditLog:
                 "writer_ok": int(self.writer_ok)}
 
     @property
+    def write_errors(self) -> int:
+        """Failures of the writer counted so far (/metrics)."""
+        return self._troubles.count
+
+    @property
+    def error(self) -> str | None:
+        """The writer's last failure, for the operator."""
+        return self._troubles.last
+
+    @property
     def writer_ok(self) -> bool:
         """The writer runs and its last write succeeded (read by /readyz)."""
         thread = self._thread
-        return self._ok and (thread is None or thread.is_alive())
+        return self._troubles.ok and (thread is None or thread.is_alive())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -284,39 +285,14 @@ class AuditLog:
                     self._write_whole(batch)
                 self._housekeeping()
             except Exception as e:  # noqa: BLE001 - nothing raised here ends the writer
-                self._failed("write", f"{self.path}: {_describe(e)}", cannot_write=True)
+                self._failed("write", f"{self.path}: {describe(e)}", cannot_write=True)
             self._busy = False
             if self._stopping and not q:
                 break
         try:
             self._seal(self.clock())
         except Exception as e:  # noqa: BLE001 - counted and logged; the thread ends anyway
-            self._failed("seal", f"{self.path}: cannot seal: {_describe(e)}", cannot_write=True)
-
-    def _failed(self, kind: str, message: str, *, cannot_write: bool = False,
-                count: bool = True) -> None:
-        """Count a failure, log it (rate-limited) and keep it for the chain."""
-        if count:
-            self.write_errors += 1
-        self.error = message
-        n, _ = self._pending_errors.get(kind, (0, ""))
-        self._pending_errors[kind] = (n + 1, message)
-        now = time.monotonic()
-        last, suppressed = self._logged.get(kind, (-LOG_EVERY, 0))
-        if now - last >= LOG_EVERY:
-            more = f" ({suppressed} more since the last report)" if suppressed else ""
-            verb = "cannot write" if cannot_write else "failure"
-            _logger.error("audit log %s (%s): %s%s", verb, kind, message, more)
-            self._logged[kind] = (now, 0)
-        else:
-            self._logged[kind] = (last, suppressed + 1)
-        if cannot_write:
-            self._ok = False
-            if self.policy.on_failure == "fail" and not self._stopped_node:
-                self._stopped_node = True
-                _logger.critical("audit.on_failure is 'fail': stopping the node, which "
-                                 "cannot record its decisions (%s)", message)
-                os.kill(os.getpid(), signal.SIGTERM)
+            self._failed("seal", f"{self.path}: cannot seal: {describe(e)}", cannot_write=True)
 
     def _write_whole(self, batch: list[Record]) -> None:
         """_write_batch; whatever of the batch an unexpected error left unwritten
@@ -354,8 +330,8 @@ class AuditLog:
             self._emit(DROPPED, self.clock(), count=dropped,
                        reason="queue overflow or write error: these decisions are not in the log")
             out.carried_drops += dropped
-        if self._pending_errors:
-            errors, self._pending_errors = self._pending_errors, {}
+        if self._troubles.pending:
+            errors = self._troubles.take()
             for what, (count, message) in sorted(errors.items()):
                 self._emit(ERROR, self.clock(), what=what, count=count, error=message)
             out.carried_errors.update(errors)
@@ -387,7 +363,7 @@ class AuditLog:
     def _unrenderable(self, e: Exception) -> None:
         """A decision that could not be rendered (a bug, not the disk): counted as
         dropped and written down in the chain with the next batch."""
-        self._failed("render", f"{self.path}: a decision could not be rendered: {_describe(e)}")
+        self._failed("render", f"{self.path}: a decision could not be rendered: {describe(e)}")
         with self._lock:
             self.drops += 1
             self._pending_drops += 1
@@ -415,12 +391,10 @@ class AuditLog:
             with self._lock:
                 self.drops += decisions
                 self._pending_drops += decisions + carried
-            for what, (count, message) in errors.items():  # still to be written down
-                n, _ = self._pending_errors.get(what, (0, message))
-                self._pending_errors[what] = (n + count, message)
+            self._troubles.keep(errors)  # still to be written down
             self._failed("write", f"{self.path}: {e.strerror or e}", cannot_write=True)
             return False
-        self._ok = True
+        self._troubles.ok = True
         self._file_records += data.count(b"\n")
         self._file_bytes += len(data)
         self._durable = self._chain.snapshot()
@@ -441,7 +415,7 @@ class AuditLog:
 
     def _housekeeping(self) -> None:
         self._note_push_failures()
-        if self._pending_drops or self._pending_errors or self._controls:  # even if no decision
+        if self._pending_drops or self._troubles.pending or self._controls:  # even if no decision
             self._write_batch([])
         now_mono = time.monotonic()
         if self._unsynced and (self.policy.fsync != "interval"
@@ -466,7 +440,7 @@ class AuditLog:
         try:
             cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
         except Exception as e:  # noqa: BLE001 - the log goes on; the gap shows in verify
-            self._failed("checkpoint", f"checkpoint: {_describe(e)}")
+            self._failed("checkpoint", f"checkpoint: {describe(e)}")
 
     def _note_push_failures(self) -> None:
         """Push failures happen on the pusher's thread; the writer notes them here."""
@@ -520,7 +494,7 @@ class AuditLog:
     def _seal(self, epoch: float) -> None:
         if self._continue_from is not None and not self._resume():
             return  # the last file is sealed and no next one could be opened
-        if self._pending_drops or self._pending_errors:
+        if self._pending_drops or self._troubles.pending:
             self._write_batch([])
         head = self._chain.prev
         self._emit(SEAL, epoch, count=self._file_records, last=head)
@@ -559,8 +533,3 @@ class AuditLog:
         self.rotations += 1
         return True
 
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return f"{type(e).__name__}: {e}"
