@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from tests import chromium
-from tests.icap.squid import Squid
+from tests.icap.squid import CONF, Squid
 from tests.icap.test_squid import assert_writ_unavailable
 from tests.ports import free_port
 from tests.tidy import problems, tidy_binary
@@ -45,6 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LANGS = ("kk", "ru", "en")
 WIDTHS = (360, 1280)
+TEMPLATE = CONF.parent / "errors" / "ERR_WRIT_UNAVAILABLE"
 PROXY_NAME = "proxy1.isp.example"  # Squid's visible_hostname: the page's %h
 LONG = "x" * 300
 SCRIPT = "<script>document.title='ran'</script>"
@@ -122,9 +123,28 @@ def served(squid_bin: str) -> tuple[dict[str, Answer], str]:
     return answers, log
 
 
+def _as_served(template: str) -> re.Pattern[str]:
+    """What Squid makes of the template: its codes filled in, `%%` a percent
+    sign, every other byte as it is."""
+    fills = {"%%": "%", "%U": "(?P<url>[^<]*)", "%h": re.escape(PROXY_NAME),
+             "%T": RFC1123.pattern}
+    parts = re.split(r"(%.)", template)
+    return re.compile("".join(fills.get(p, re.escape(p)) if i % 2 else re.escape(p)
+                              for i, p in enumerate(parts)))
+
+
+def test_the_template_uses_only_the_codes_it_means() -> None:
+    """A lone `%` is a Squid code, or an "Unsupported error page %code" error
+    (fatal in later Squids), or a `%` kept by luck: CSS writes `%%`."""
+    codes = re.findall(r"%.", TEMPLATE.read_text())
+    assert set(codes) == {"%%", "%U", "%h", "%T"}, codes
+
+
 def test_squid_fills_in_the_template_cleanly(served: tuple[dict[str, Answer], str]) -> None:
     answers, log = served
+    page = _as_served(TEMPLATE.read_text())
     for case, a in answers.items():
+        assert page.fullmatch(a.body.decode("utf-8")), case  # Squid's 5.7 reading of it
         assert_writ_unavailable(a.status, a.headers, a.body)
         assert int(a.headers["Content-Length"]) == len(a.body), case
         assert a.headers["Content-Type"].lower().startswith("text/html;charset=utf-8"), case
