@@ -1,7 +1,8 @@
 """Debian's headless Chromium, driven by Selenium through the system chromedriver.
 
-Shared by the audit report's tests (tests/audit/htmlreport) and the public
-pages' tests (tests/web/test_browser.py). Never Selenium Manager (it would
+Shared by the audit report's tests (tests/audit/htmlreport), the public
+pages' tests (tests/web/test_browser.py) and the outage page's behind Squid
+(tests/icap/test_squid_outage_page.py). Never Selenium Manager (it would
 download a browser and a driver): the driver's path is given explicitly and
 SE_OFFLINE is set. Every host name resolves to nothing (`--host-resolver-rules`)
 unless the caller maps one to loopback, so even a page that tried could not
