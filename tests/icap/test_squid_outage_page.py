@@ -62,11 +62,13 @@ PHRASES = {
     "ru": ("Служба фильтрации", "не блокировка", "Попробуйте ещё раз"),
     "en": ("filtering service is unavailable", "not a block", "try again"),
 }
-# Text per language: every text node under <body>, by its nearest `lang`.
+# Text per language: every text node under <body> that is rendered (not in a
+# display:none element), by its nearest `lang`.
 TEXT_BY_LANG_JS = """
 const out = {};
 const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+  if (!n.parentElement.getClientRects().length) continue;
   const lang = n.parentElement.closest('[lang]').lang;
   out[lang] = (out[lang] || '') + n.textContent;
 }
