@@ -1,7 +1,8 @@
 """Debian's headless Chromium, driven by Selenium through the system chromedriver.
 
-Shared by the audit report's tests (tests/audit/htmlreport) and the public
-pages' tests (tests/web/test_browser.py). Never Selenium Manager (it would
+Shared by the audit report's tests (tests/audit/htmlreport), the public
+pages' tests (tests/web/test_browser.py) and the outage page's behind Squid
+(tests/icap/test_squid_outage_page.py). Never Selenium Manager (it would
 download a browser and a driver): the driver's path is given explicitly and
 SE_OFFLINE is set. Every host name resolves to nothing (`--host-resolver-rules`)
 unless the caller maps one to loopback, so even a page that tried could not
@@ -96,3 +97,31 @@ def screenshot(driver: Any, out: Path, height: int | None = None) -> None:
     shot = driver.execute_cdp_cmd("Page.captureScreenshot",
                                   {"format": "png", "clip": clip, "captureBeyondViewport": True})
     out.write_bytes(base64.b64decode(shot["data"]))
+
+
+# WCAG 2.1 contrast (SC 1.4.3, AA): 4.5:1 for text, 3:1 for large text (24 px, or
+# 18.66 px bold). For each element with its own text: its computed colour against
+# the first opaque background up its ancestors (the page is white at the top).
+_CONTRAST_JS = """
+function rgb(s) { const m = s.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; }
+function lum(c) { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92
+                                   : Math.pow((v + 0.055) / 1.055, 2.4); };
+                  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); }
+function bg(el) { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el)
+                  .backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; }
+const low = [];
+for (const el of document.body.querySelectorAll('*')) {
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const st = getComputedStyle(el), size = parseFloat(st.fontSize);
+  const large = size >= 24 || (size >= 18.66 && parseInt(st.fontWeight) >= 700);
+  const a = lum(rgb(st.color)), b = lum(bg(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < (large ? 3 : 4.5)) low.push(el.tagName + ' ' + ratio.toFixed(2));
+}
+return low;
+"""
+
+
+def low_contrast(driver: Any) -> list[str]:
+    """The loaded page's text elements below WCAG AA contrast, as "TAG ratio"."""
+    return list(driver.execute_script(_CONTRAST_JS))

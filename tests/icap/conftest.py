@@ -1,7 +1,9 @@
-"""Fixtures for the ICAP tests: the proxy tests' act set, a server on loopback."""
+"""Fixtures for the ICAP tests: the proxy tests' act set, a server on loopback,
+Debian's squid binary for the tests that start a Squid."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
@@ -9,6 +11,7 @@ from datetime import date
 import pytest
 
 from tests.blocklist.builders import T0, act, domain, prefix, url
+from tests.icap.squid import squid_binary
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.icap import IcapServer, run_icap
@@ -50,3 +53,13 @@ async def server(sink: MemorySink) -> AsyncIterator[IcapServer]:
     srv = await run_icap(make_holder(), icap_policy(), sink, metrics=Metrics())
     yield srv
     await srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def squid_bin() -> str:
+    found = squid_binary()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("squid is not installed (.ci/run installs it)")
+        pytest.skip("squid is not installed")
+    return found

@@ -35,7 +35,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.icap.squid import Squid, squid_binary
+from tests.icap.squid import Squid
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -69,16 +69,6 @@ restores:
 keep_blocked:
   - url: https://videohost.example/v/136071201
 """
-
-
-@pytest.fixture(scope="module")
-def squid_bin() -> str:
-    found = squid_binary()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("squid is not installed (.ci/run installs it)")
-        pytest.skip("squid is not installed")
-    return found
 
 
 class _Origin(http.server.BaseHTTPRequestHandler):

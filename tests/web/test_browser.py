@@ -52,28 +52,6 @@ PAGES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# WCAG 2.1 contrast (SC 1.4.3, AA): 4.5:1 for text, 3:1 for large text (24 px, or
-# 18.66 px bold). For each element with its own text: its computed colour against
-# the first opaque background up its ancestors (the page is white at the top).
-CONTRAST_JS = """
-function rgb(s) { const m = s.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; }
-function lum(c) { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92
-                                   : Math.pow((v + 0.055) / 1.055, 2.4); };
-                  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); }
-function bg(el) { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el)
-                  .backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; }
-const low = [];
-for (const el of document.body.querySelectorAll('*')) {
-  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
-  const st = getComputedStyle(el), size = parseFloat(st.fontSize);
-  const large = size >= 24 || (size >= 18.66 && parseInt(st.fontWeight) >= 700);
-  const a = lum(rgb(st.color)), b = lum(bg(el));
-  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-  if (ratio < (large ? 3 : 4.5)) low.push(el.tagName + ' ' + ratio.toFixed(2));
-}
-return low;
-"""
-
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -137,7 +115,7 @@ def test_page(browser: Any, web: str, shots: Path, page: str, lang: str, width: 
 
     assert browser.execute_script("return document.documentElement.lang") == lang
     assert browser.execute_script("return document.scripts.length") == 0  # works without JS
-    low = browser.execute_script(CONTRAST_JS)
+    low = chromium.low_contrast(browser)
     assert not low, f"{page} [{lang}] below WCAG AA contrast: {low}"
     text = browser.find_element("tag name", "body").text
     for needle in must:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -11,6 +9,7 @@ from xml.etree import ElementTree as ET
 import aiohttp
 import pytest
 
+from tests.tidy import problems, tidy_binary
 from tests.web.register_data import ACTS, EVIL, XSS, holder
 from writ.policies import PagesPolicy, Policy
 from writ.web import WebHandle, WebStartError, run_web
@@ -247,15 +246,10 @@ async def test_a_broken_catalog_stops_the_start_with_its_name(tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def tidy() -> str:
-    found = shutil.which("tidy")
-    if found is None:
-        if __import__("os").environ.get("CI") == "true":
-            pytest.fail("tidy (Debian package tidy) is missing: .ci/run installs it")
-        pytest.skip("tidy not installed")
-    return found
+    return tidy_binary()
 
 
-async def test_every_page_is_valid_html(tidy: str, tmp_path: Path) -> None:
+async def test_every_page_is_valid_html(tidy: str) -> None:
     h = await start((*ACTS, EVIL), register_url="https://register.isp.example")
     try:
         base = f"http://127.0.0.1:{h.port}"
@@ -267,10 +261,7 @@ async def test_every_page_is_valid_html(tidy: str, tmp_path: Path) -> None:
         for path, host in targets:
             for lang in ("en", "kk", "ru"):
                 _, body, _ = await get(base + path, Host=host, **{"Accept-Language": lang})
-                page = tmp_path / "page.html"
-                page.write_text(body, encoding="utf-8")
-                r = subprocess.run([tidy, "-q", "-e", "-utf8", str(page)],
-                                   capture_output=True, text=True, check=False)
-                assert r.returncode == 0, f"{host}{path} [{lang}]: {r.stderr}"
+                found = problems(tidy, body.encode("utf-8"))
+                assert not found, f"{host}{path} [{lang}]: {found}"
     finally:
         await h.shutdown()
