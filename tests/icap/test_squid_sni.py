@@ -82,23 +82,31 @@ def squid_bin() -> str:
 @pytest.fixture(scope="module")
 def helper_command() -> Iterator[str]:
     """How Squid runs `writ` for sni.conf's @WRIT@. Squid started as root runs
-    its helpers as `proxy`, which may read neither this checkout nor this
-    venv's Python (under /root): then the system's Python runs a copy of
-    writ's sources, which the helper needs nothing else from (writ.icap.sni)."""
+    its helpers as `proxy` (Debian's build), which may read neither this
+    checkout nor this venv's Python (under /root): then a copy of writ's
+    sources (the helper needs nothing else: writ.icap.sni) runs on the first
+    Python 3.11+ that `proxy` can start, this one or the system's."""
     if os.geteuid() != 0:
         yield f"/usr/bin/env PYTHONPATH={ROOT} {sys.executable} -m writ.cli"
         return
-    python = "/usr/bin/python3"
-    check = subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 11)"],
-                           capture_output=True, check=False)
-    if check.returncode != 0:
-        pytest.fail(f"{python} (3.11 or later) runs writ squid-sni as Squid's user")
     lib = Path(tempfile.mkdtemp(prefix="writ-sni-helper-"))
     lib.chmod(0o755)
     shutil.copytree(ROOT / "writ", lib / "writ",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    yield f"/usr/bin/env PYTHONPATH={lib} {python} -m writ.cli"
-    shutil.rmtree(lib, ignore_errors=True)
+    try:
+        for python in (sys.executable, "/usr/bin/python3"):
+            check = subprocess.run(
+                ["runuser", "-u", "proxy", "--", "/usr/bin/env", f"PYTHONPATH={lib}", python,
+                 "-c", "import sys, writ.icap.sni; assert sys.version_info >= (3, 11)"],
+                capture_output=True, check=False)
+            if check.returncode == 0:
+                yield f"/usr/bin/env PYTHONPATH={lib} {python} -m writ.cli"
+                return
+        pytest.fail(f"no Python 3.11+ that Squid's user `proxy` can run: {sys.executable} "
+                    "is not readable by it, /usr/bin/python3 too old or missing "
+                    "(.ci/run installs Debian's python3)")
+    finally:
+        shutil.rmtree(lib, ignore_errors=True)
 
 
 @dataclass
