@@ -161,22 +161,24 @@ class Stack:
     origin: TlsOrigin
     writ: subprocess.Popen[str]
     workdir: Path
+    mark: int = 0  # decisions already looked at
 
     def records(self) -> list[dict[str, object]]:
+        """writ's decision records so far (whole lines: writ may be writing)."""
         logs = sorted((self.workdir / "state/audit").glob("decisions.*.log"))
-        lines = [line for f in logs for line in f.read_text().splitlines()]
+        texts = [f.read_text() for f in logs]
+        lines = [line for t in texts for line in t[:t.rfind("\n") + 1].splitlines()]
         return [r for r in map(json.loads, lines) if r.get("event") == "writ.http.decision"]
 
-    def decided(self, count: int) -> list[tuple[object, ...]]:  # (target, decision, …)
-        """The last `count` decisions, once writ has written them."""
+    def decided(self, count: int) -> list[tuple[object, ...]]:
+        """(target, decision, action, orders) of every decision since the last
+        call, once there are at least `count` (writ writes them a moment later)."""
         deadline = time.monotonic() + 30
         while len(self.records()) < self.mark + count and time.monotonic() < deadline:
             time.sleep(0.05)
         records = self.records()[self.mark:]
         self.mark += len(records)
         return [(r["target"], r["decision"], r["action"], r["orders"]) for r in records]
-
-    mark: int = 0
 
 
 @pytest.fixture(scope="module")
