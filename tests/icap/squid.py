@@ -11,13 +11,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tests.ports import free_port
 
-__all__ = ["CONF", "SNI_CONF", "Squid", "is_openssl_build", "squid_binary"]
+__all__ = ["CONF", "SNI_CONF", "Squid", "is_openssl_build", "squid_binary", "writ_for_squid"]
 
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "squid" / "squid.conf"
 
@@ -32,6 +33,30 @@ def squid_binary() -> str | None:
 # HTTPS with the SNI judged: deploy/squid/sni.conf, included where squid.conf says.
 SNI_CONF = CONF.with_name("sni.conf")
 _SNI_INCLUDE = "# include /etc/squid/writ-sni.conf\n"
+
+
+def writ_for_squid(lib: Path) -> str:
+    """The command that runs `writ` as Squid runs its helpers (sni.conf's
+    @WRIT@). Squid started as root runs them as `proxy` (Debian's build),
+    which may read neither this checkout nor this venv's Python (under
+    /root): then a copy of writ's sources in `lib` (the helper needs nothing
+    else: writ.icap.sni) runs on the first Python 3.11+ `proxy` can start,
+    this one or the system's. RuntimeError when there is none."""
+    if os.geteuid() != 0:
+        return f"/usr/bin/env PYTHONPATH={CONF.parents[2]} {sys.executable} -m writ.cli"
+    lib.chmod(0o755)
+    shutil.copytree(CONF.parents[2] / "writ", lib / "writ",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for python in (sys.executable, "/usr/bin/python3"):
+        check = subprocess.run(
+            ["runuser", "-u", "proxy", "--", "/usr/bin/env", f"PYTHONPATH={lib}", python,
+             "-c", "import sys, writ.icap.sni; assert sys.version_info >= (3, 11)"],
+            capture_output=True, check=False)
+        if check.returncode == 0:
+            return f"/usr/bin/env PYTHONPATH={lib} {python} -m writ.cli"
+    raise RuntimeError(f"no Python 3.11+ that Squid's user `proxy` can run: {sys.executable} "
+                       "is out of its reach, /usr/bin/python3 too old or missing "
+                       "(.ci/run installs Debian's python3)")
 
 
 def is_openssl_build(binary: str) -> bool:

@@ -33,17 +33,16 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.certs import self_signed
-from tests.icap.squid import Squid, is_openssl_build, squid_binary
+from tests.icap.squid import Squid, is_openssl_build, squid_binary, writ_for_squid
 from tests.icap.test_squid import start_writ
+from tests.icap.tls_origin import TlsOrigin
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -81,78 +80,15 @@ def squid_bin() -> str:
 
 @pytest.fixture(scope="module")
 def helper_command() -> Iterator[str]:
-    """How Squid runs `writ` for sni.conf's @WRIT@. Squid started as root runs
-    its helpers as `proxy` (Debian's build), which may read neither this
-    checkout nor this venv's Python (under /root): then a copy of writ's
-    sources (the helper needs nothing else: writ.icap.sni) runs on the first
-    Python 3.11+ that `proxy` can start, this one or the system's."""
-    if os.geteuid() != 0:
-        yield f"/usr/bin/env PYTHONPATH={ROOT} {sys.executable} -m writ.cli"
-        return
+    """How Squid runs `writ` for sni.conf's @WRIT@ (tests.icap.squid.writ_for_squid)."""
     lib = Path(tempfile.mkdtemp(prefix="writ-sni-helper-"))
-    lib.chmod(0o755)
-    shutil.copytree(ROOT / "writ", lib / "writ",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     try:
-        for python in (sys.executable, "/usr/bin/python3"):
-            check = subprocess.run(
-                ["runuser", "-u", "proxy", "--", "/usr/bin/env", f"PYTHONPATH={lib}", python,
-                 "-c", "import sys, writ.icap.sni; assert sys.version_info >= (3, 11)"],
-                capture_output=True, check=False)
-            if check.returncode == 0:
-                yield f"/usr/bin/env PYTHONPATH={lib} {python} -m writ.cli"
-                return
-        pytest.fail(f"no Python 3.11+ that Squid's user `proxy` can run: {sys.executable} "
-                    "is not readable by it, /usr/bin/python3 too old or missing "
-                    "(.ci/run installs Debian's python3)")
-    finally:
+        command = writ_for_squid(lib)
+    except RuntimeError as e:
         shutil.rmtree(lib, ignore_errors=True)
-
-
-@dataclass
-class TlsOrigin:
-    """A loopback TLS server: every accepted connection and its SNI, in order."""
-
-    port: int = 0
-    accepted: list[str | None] = field(default_factory=list)  # the SNI, None: none sent
-    _local: threading.local = field(default_factory=threading.local)
-
-    def start(self, folder: Path) -> TlsOrigin:
-        cert, key = self_signed(folder, "allowed.example")
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
-        self.ctx.sni_callback = self._sni
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def _sni(self, _conn: object, name: str | None, _ctx: object) -> None:
-        self.accepted[self._local.index] = name
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return  # closed
-            self.accepted.append(None)
-            threading.Thread(target=self._serve, args=(conn, len(self.accepted) - 1),
-                             daemon=True).start()
-
-    def _serve(self, conn: socket.socket, index: int) -> None:
-        self._local.index = index
-        conn.settimeout(30)
-        try:
-            with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                head = b""
-                while b"\r\n\r\n" not in head and (chunk := tls.recv(4096)):
-                    head += chunk
-                body = f"origin: {self.accepted[index]}".encode()
-                tls.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: "
-                            + str(len(body)).encode() + b"\r\n\r\n" + body)
-        except (OSError, ssl.SSLError):
-            conn.close()  # a client that only wanted the ServerHello
+        pytest.fail(str(e))
+    yield command
+    shutil.rmtree(lib, ignore_errors=True)
 
 
 @dataclass
@@ -202,7 +138,7 @@ def stack(squid_bin: str, helper_command: str,
         if writ.poll() is None:
             writ.kill()
             writ.wait()
-        origin.sock.close()
+        origin.close()
 
 
 def curl(stack: Stack, url: str) -> tuple[int, str]:
@@ -493,4 +429,4 @@ def sni_stack(squid_bin: str, helper: str, workdir: Path, *, gate: bool = True
         squid.stop()
         writ.kill()
         writ.wait()
-        origin.sock.close()
+        origin.close()
