@@ -39,7 +39,8 @@ def writ_for_squid(lib: Path) -> str:
     """The command that runs `writ` as Squid runs its helpers (sni.conf's
     @WRIT@). Squid started as root runs them as `proxy` (Debian's build),
     which may read neither this checkout nor this venv's Python (under
-    /root): then a copy of writ's sources in `lib` (the helper needs nothing
+    /root): then a copy of writ's sources in `lib` (a folder of its own that
+    `proxy` can reach, e.g. from tempfile.mkdtemp; the helper needs nothing
     else: writ.icap.sni) runs on the first Python 3.11+ `proxy` can start,
     this one or the system's. RuntimeError when there is none."""
     if os.geteuid() != 0:
