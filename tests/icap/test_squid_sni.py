@@ -252,6 +252,30 @@ def test_a_tunnel_to_one_name_with_a_blocked_sni_is_terminated(
     ]
 
 
+def test_a_hello_sent_with_the_connect_is_never_forwarded(stack: Stack) -> None:
+    """A client that does not wait for the 200: Squid 5.7 does not peek at a
+    hello that came in the same write as the CONNECT (it waits for more).
+    Sent a second, allowed hello to have judged while the first goes on, it
+    closes the tunnel: nothing reaches the origin, writ records the CONNECT."""
+    seen = len(stack.origin.accepted)
+    authority = f"allowed.example:{stack.origin.port}"
+    with socket.create_connection(("127.0.0.1", stack.squid.sni_port), timeout=30) as s:
+        s.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
+                  + hello("blocked.example"))
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := s.recv(4096)):
+            head += chunk
+        assert head == b"HTTP/1.1 200 Connection established\r\n\r\n"
+        s.sendall(hello("allowed.example"))
+        reply = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(65536):
+                reply += chunk
+    assert reply == b""
+    assert len(stack.origin.accepted) == seen
+    assert stack.decided(1) == [(f"CONNECT {authority}", "allow", "pass", [])]
+
+
 def test_a_blocked_connect_with_an_allowed_sni_is_refused_before_the_hello(
         stack: Stack) -> None:
     seen = len(stack.origin.accepted)
