@@ -156,6 +156,10 @@ class Squid:
                 self.proc.wait()
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+        # A Squid that died of a FATAL leaves its shared memory behind, and the
+        # next one under this name (`-n`) would fail on it.
+        for segment in Path("/dev/shm").glob(f"writ{self.port}-*"):
+            segment.unlink(missing_ok=True)
 
 
 def _listens(port: int) -> bool:
