@@ -177,6 +177,29 @@ async def test_connect_is_judged_by_host(server: IcapServer, sink: MemorySink) -
     ]
 
 
+async def test_a_connect_squid_splices_is_judged_on_its_sni(server: IcapServer,
+                                                            sink: MemorySink) -> None:
+    """Squid adapts a peeked CONNECT again as it splices, the SNI in
+    `X-Writ-SNI` (deploy/squid/sni.conf's adaptation_meta, URL-escaped)."""
+    c = await Client.open(server)
+    connect = b"CONNECT fine.example:443 HTTP/1.1\r\nHost: fine.example\r\n\r\n"
+    for sni in (b"blocked.example", b"news.example", b"-", b"WWW.BLOCKED.EXAMPLE.",
+                b"fine.example%0Ablocked.example", b"fine.example"):
+        await c.send(reqmod(connect, extra=b"Allow: 204\r\nX-Writ-SNI: " + sni + b"\r\n"))
+        answer = await c.answer()
+        assert (answer[0] == "ICAP/1.0 204 No Content") == (sni in (b"news.example", b"-",
+                                                                   b"fine.example"))
+    c.close()
+    assert [(r["target"], r["decision"], r["action"]) for r in sink.records] == [
+        ("TLS blocked.example", "tls-refused", "tls-refused"),
+        ("TLS news.example", "unenforceable", "pass"),
+        ("CONNECT fine.example:443", "allow", "pass"),
+        ("TLS www.blocked.example", "tls-refused", "tls-refused"),
+        ("TLS fine.example%0ablocked.example", "invalid", "tls-refused"),
+        ("TLS fine.example", "allow", "pass"),
+    ]
+
+
 async def test_malformed_icap_gets_an_error_and_the_server_lives_on(
         server: IcapServer) -> None:
     for bad, status in [(b"garbage\r\n\r\n", "400"),

@@ -11,6 +11,10 @@ Invariants:
 - A CONNECT marked `X-Writ-Check: sni` (writ's SNI helper, writ.icap.sni)
   is a TLS hello: `tls-refused` for a blocked name (answered with the 451
   page all the same), `unenforceable` for a host with URL rules.
+- A CONNECT carrying `X-Writ-SNI` (Squid's adaptation_meta, when it adapts
+  the CONNECT again as it splices a peeked tunnel) is that tunnel's TLS
+  hello: judged on the SNI and the CONNECT's host, recorded as `TLS name`.
+  `-` (no SNI, or not peeked yet) leaves it a plain CONNECT.
 - A CONNECT to a host with URL rules passes (Squid tunnels it unopened) and
   is recorded `unenforceable`: nothing inside the tunnel is judged behind
   Squid without interception (docs/operator.md, "writ behind Squid").
@@ -79,6 +83,13 @@ def judge_icap(index: Index | None, req: IcapRequest, policy: Policy) -> Judged:
         out = judge(index, Facts(Kind.TLS, (authority,)), fail_open=fail_open)
         host = (authority or "").rpartition(":")[0] or authority or ""
         return Judged(out, f"TLS {shown(host)}", f"https://{host}/")
+    sni = req.headers.get("x-writ-sni", "-")
+    if http.method == "CONNECT" and sni not in ("-", ""):
+        # Squid splicing a peeked tunnel adapts its CONNECT again, with the
+        # hello's SNI (deploy/squid/sni.conf's adaptation_meta, URL-escaped):
+        # judged on both names as the proxy judges a hello in a tunnel.
+        out = judge(index, Facts(Kind.TLS, (sni, authority)), fail_open=fail_open)
+        return Judged(out, f"TLS {shown(sni)}", f"https://{sni}/")
     if http.method == "CONNECT":
         out = judge(index, Facts(Kind.CONNECT, (authority,)), fail_open=fail_open)
         if out.decision == "url-rules":  # nothing inside the tunnel is seen behind Squid
@@ -97,7 +108,7 @@ def page_for(judged: Judged, index: Index | None, policy: Policy,
     if out.action in ("451", "tls-refused") and out.d is not None and index is not None:
         return blocked_page(out.d, index.acts, policy, judged.url, accept=accept,
                             blocklist_version=index.version)
-    if out.action == "400":
+    if out.action == "400" or out.decision == "invalid":  # (a hello's: tls-refused)
         return bad_request_page(out.reason, accept)
     if out.decision == "no-blocklist":
         return unavailable_page("No blocklist is loaded yet; writ fails closed.", accept)
