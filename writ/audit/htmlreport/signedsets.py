@@ -144,9 +144,12 @@ def _expires(ss: SignedSet) -> str:
     return escape(ss.expires_ts) if ss.expires_ts else escape(ss.expires) + " (not a time)"
 
 
-def _digest(digest: str) -> str:
-    short = digest if len(digest) <= 16 else digest[:16] + "…"
-    return f'<code title="{escape(digest)}">{escape(short)}</code>'
+def _digest(ss: SignedSet) -> str:
+    """The digest's start (all of it on hover), and when the manifest was created."""
+    d = ss.digest
+    short = d if len(d) <= 16 else d[:16] + "…"
+    return (f'<code title="{escape(d)}">{escape(short)}</code>'
+            f'<br><span class="muted">created {escape(ss.created)}</span>')
 
 
 def section(doc: Document) -> str:
@@ -163,14 +166,14 @@ def section(doc: Document) -> str:
         out.append(f"<h3>{node}</h3>")
         if c.sets:
             rows: Rows = [(escape(ss.ts), _code(ss.sequence), _code(ss.version),
-                           _digest(ss.digest), _code(ss.signers), escape(ss.created),
-                           _expires(ss),
+                           _digest(ss), _code(ss.signers), _expires(ss),
                            escape(", ".join(sorted(ss.workers, key=seq_key)) or "-"),
                            f"{ss.decisions:,}", f"{ss.late:,}") for ss in c.sets[:MAX_ROWS]]
             out.append(f'<div id="sets-{node}">' + table(
-                ["in force from", "manifest sequence", "blocklist version", "manifest digest",
-                 "signers", "created", "expires", "workers", "decisions", "after expiry"],
-                rows, numeric=(8, 9)) + "</div>" + more(c.sets_total, min(len(c.sets), MAX_ROWS)))
+                ["in force from", "manifest sequence", "blocklist version",
+                 "manifest digest / created", "signers", "expires", "workers", "decisions",
+                 "after expiry"],
+                rows, numeric=(7, 8)) + "</div>" + more(c.sets_total, min(len(c.sets), MAX_ROWS)))
             untied = sum(u.decisions for (v, _), u in c.unsigned.items() if v != "(none)")
             if untied:
                 out.append(f'<p class="finding">{untied:,} decision(s) of this node are tied to '
@@ -182,12 +185,14 @@ def section(doc: Document) -> str:
         if c.keys:
             keys: Rows = [(escape(k.ts), _code(k.previous), _code(k.key), _key_file(k.created))
                           for k in c.keys[:MAX_ROWS]]
+            out.append("<h4>Checkpoint signing key changes</h4>")
             out.append(f'<div id="keys-{node}">' + table(
                 ["time", "previous key", "new key", "key file"], keys) + "</div>"
                 + more(c.keys_total, min(len(c.keys), MAX_ROWS)))
         if c.errors:
             errs: Rows = [(escape(e.ts), _code(e.what), escape(e.count), _code(e.error))
                           for e in c.errors[:MAX_ROWS]]
+            out.append("<h4>Errors of the audit writer</h4>")
             out.append(f'<div id="errors-{node}">' + table(
                 ["time", "what", "count", "error"], errs, numeric=(2,)) + "</div>"
                 + more(c.errors_records, min(len(c.errors), MAX_ROWS)))
