@@ -170,7 +170,7 @@ class Controls:
 
     def tie(self, version: Any, ts: str, target: Any) -> SignedSet | Unsigned:
         """What a decision naming `version` at `ts` is tied to (see the invariants)."""
-        v = "(none)" if version is None else str(version)
+        v = "(none)" if version is None else as_text(version)  # as signed() reads it
         ss = self.in_force.get(v)
         if ss is not None:
             return ss
