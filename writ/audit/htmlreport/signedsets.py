@@ -8,7 +8,6 @@ from html import escape
 from writ.audit.htmlreport._html import MAX_ROWS, Rows, duration, more, table
 from writ.audit.htmlreport.controls import SPLIT_AFTER, SignedSet, seq_key
 from writ.audit.htmlreport.document import Document
-from writ.audit.htmlreport.scan import NodeScan
 
 __all__ = ["findings", "section"]
 
@@ -29,14 +28,15 @@ def _key_file(created: bool | None) -> str:
 
 def findings(doc: Document) -> str:
     signed = [s for s in doc.scans if s.controls.signed_records]
-    return "".join([_unsigned(doc, signed), _expired(doc, signed), _splits(doc, signed),
+    if not signed:  # one line for the three findings about signed sets
+        return "".join(["<h3>Signed sets: versions put in force, expiry, workers</h3>",
+                        _NOT_SIGNED.format(id="sets-skipped"), _keys(doc), _errors(doc)])
+    return "".join([_unsigned(doc), _expired(doc), _splits(doc),
                     _keys(doc), _errors(doc)])
 
 
-def _unsigned(doc: Document, signed: list[NodeScan]) -> str:
+def _unsigned(doc: Document) -> str:
     out = ["<h3>Decisions no signed set had put in force</h3>"]
-    if not signed:
-        return out[0] + _NOT_SIGNED.format(id="unsigned-skipped")
     if not doc.unsigned:
         out.append('<p class="none" id="unsigned-none">None: every decision of a node with '
                    "signed sets named a <code>blocklist_version</code> an earlier "
@@ -60,10 +60,8 @@ def _unsigned(doc: Document, signed: list[NodeScan]) -> str:
     return "".join(out)
 
 
-def _expired(doc: Document, signed: list[NodeScan]) -> str:
+def _expired(doc: Document) -> str:
     out = ["<h3>Signed sets in force past their expiry</h3>"]
-    if not signed:
-        return out[0] + _NOT_SIGNED.format(id="expired-skipped")
     if not doc.expired:
         return out[0] + ('<p class="none" id="expired-none">None: no decision was made under '
                          "a set whose manifest had expired.</p>")
@@ -81,11 +79,9 @@ def _expired(doc: Document, signed: list[NodeScan]) -> str:
     return "".join(out)
 
 
-def _splits(doc: Document, signed: list[NodeScan]) -> str:
+def _splits(doc: Document) -> str:
     out = [f"<h3>Workers of one node on different signed sets for more than "
            f"{duration(SPLIT_AFTER)}</h3>"]
-    if not signed:
-        return out[0] + _NOT_SIGNED.format(id="splits-skipped")
     if not doc.splits:
         out.append('<p class="none" id="splits-none">None.</p>')
     else:
