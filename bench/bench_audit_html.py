@@ -9,7 +9,10 @@ checks integrity) and the text `writ audit report` (the per-order table).
 
 The logs are written by the real writer (chaining, rotation, seals) with a
 clock spread over 7 days: 30 orders (one revoked on day 4, with decisions
-after that on one node), 3 blocklist versions, one crash recovery.
+after that on one node), 3 blocklist versions, one crash recovery. Each
+version goes into force through a `writ.blocklist.signed_set` record (and again
+after the restart); edge-0 runs two workers that switch 5 s apart; the third
+manifest expires on day 6, so the last day's decisions are made past its expiry.
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from writ.audit import AuditLog
 from writ.audit.files import chain_files
+from writ.audit.record import SIGNED_SET
 from writ.policies import AuditPolicy
 
 START = 1441584000.0  # 2015-09-07T00:00:00Z
 DAYS = 7
 ORDERS = 30
 REVOKED_AT = START + 3.5 * 86400  # EX-BENCH-00 revoked here
+V2_AT = START + 2 * 86400
+EXPIRES = {"v1": START + 8 * 86400, "v2": START + 8 * 86400, "v3": START + 6 * 86400}
 
 ORDER_YAML = """\
 id: EX-BENCH-{i:02d}
@@ -81,7 +87,7 @@ def write_node(d: Path, node: int, n: int) -> list[Path]:
                 o = 1  # nodes stop naming the revoked order...
             if node == 2 and ts >= REVOKED_AT and i % 997 == 0:
                 o = 0  # ...except node 2, now and then: findings to list
-            version = "v1" if ts < START + 2 * 86400 else "v2" if ts < REVOKED_AT else "v3"
+            version = _version(ts)
             comp = "dns" if i % 3 else "http"
             out.append((ts, comp, f"10.0.{i & 255}.{node}", f"n{i % 1000}.site{o}.example. A",
                         "block", "sinkhole" if comp == "dns" else "451",
@@ -91,11 +97,16 @@ def write_node(d: Path, node: int, n: int) -> list[Path]:
     def run(lo: int, hi: int) -> AuditLog:
         log = AuditLog(_policy(d), f"edge-{node}", queue_size=hi - lo + 10,
                        clock=lambda: clock[0])
-        for it in items(lo, hi):
-            log.enqueue(it)  # type: ignore[arg-type]
         clock[0] = START + lo * step  # the genesis / continue record
         log.start()
-        log.flush(timeout=600)
+        bounds = [i for i in range(lo + 1, hi)
+                  if _version(START + i * step) != _version(START + (i - 1) * step)]
+        for a, b in zip([lo, *bounds], [*bounds, hi], strict=True):
+            # the set goes into force (written before the decisions that follow it)
+            _signed_set(log, clock, START + a * step, _version(START + a * step), node)
+            for it in items(a, b):
+                log.enqueue(it)  # type: ignore[arg-type]
+            log.flush(timeout=600)
         clock[0] = START + (hi - 1) * step  # the seal
         return log
 
@@ -110,6 +121,24 @@ def write_node(d: Path, node: int, n: int) -> list[Path]:
     else:
         run(0, n).close()
     return [p for _, p in chain_files(d / "decisions.log")]
+
+
+def _version(ts: float) -> str:
+    return "v1" if ts < V2_AT else "v2" if ts < REVOKED_AT else "v3"
+
+
+def _signed_set(log: AuditLog, clock: list[float], at: float, version: str, node: int) -> None:
+    """What writ.node writes when a set goes into force; edge-0 has two workers."""
+    sequence = int(version[1:])
+    fields = {"blocklist_version": version, "manifest_sequence": sequence,
+              "manifest_digest": f"{sequence:064x}", "signers": ["bench-publisher"],
+              "manifest_created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at)),
+              "manifest_expires": time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                                time.gmtime(EXPIRES[version])),
+              "manifest_previous": None}
+    for worker in ((4001, 4002) if node == 0 else (None,)):
+        clock[0] = at + (5 if worker == 4002 else 0)
+        log.control(SIGNED_SET, **fields, **({"worker": worker} if worker else {}))
 
 
 def timed(cmd: list[str]) -> tuple[float, float, float, int]:

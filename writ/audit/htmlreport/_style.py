@@ -13,6 +13,7 @@ table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 9pt; width:
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: left;
          vertical-align: top; }
 th { background: #f2f2f2; }
+#sets td { overflow-wrap: anywhere; }  /* ten columns of log values, times among them */
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 code, .mono { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 8.5pt;
               overflow-wrap: anywhere; }

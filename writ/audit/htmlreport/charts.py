@@ -39,6 +39,8 @@ MARK_STYLE = {  # kind -> (marker, colour)
     "restart": ("^", "#1f77b4"),
     "dropped": ("v", "#ff7f0e"),
     "log started": ("o", "#7f7f7f"),
+    "key changed": ("D", "#9467bd"),
+    "writer error": ("s", "#8c564b"),
 }
 EVENT_COLOUR = {"issued": "#7f7f7f", "effective": "#2ca02c", "expires": "#8c564b",
                 "restored": "#ff7f0e", "revoked": "#d62728"}

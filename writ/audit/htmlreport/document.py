@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from writ.audit.checkpoint import Checkpoint
+from writ.audit.htmlreport import findings
+from writ.audit.htmlreport.controls import ErrorTotal, KeyChange, SignedSet, Split, Unsigned
 from writ.audit.htmlreport.findings import (
     Lag,
     OutsideFinding,
@@ -57,6 +59,11 @@ class Document:
     outside: list[OutsideFinding] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
     lags: list[Lag] = field(default_factory=list)
+    unsigned: list[tuple[str, Unsigned]] = field(default_factory=list)
+    expired: list[tuple[str, SignedSet]] = field(default_factory=list)
+    splits: list[tuple[str, Split]] = field(default_factory=list)
+    key_changes: list[tuple[str, KeyChange]] = field(default_factory=list)
+    writer_errors: list[tuple[str, ErrorTotal]] = field(default_factory=list)
     checkpoints_given: bool = False
     stamp: str | None = None  # "generated at", only when asked
 
@@ -107,4 +114,9 @@ def gather(paths: Sequence[Path], *, acts: Sequence[Act] | None = None,
         doc.outside = outside(scans, windows)
     doc.silences = silences(scans, silent_after)
     doc.lags = lags(scans, list(publishes))
+    doc.unsigned = findings.unsigned(scans)
+    doc.expired = findings.expired(scans)
+    doc.splits = findings.splits(scans)
+    doc.key_changes = findings.key_changes(scans)
+    doc.writer_errors = findings.writer_errors(scans)
     return doc

@@ -9,6 +9,13 @@
 - Switch lag: for each published version (from Redis history), when each
   node's decisions first carried it. A node shows a switch only by deciding,
   so the time is an upper bound.
+- Signed sets (nodes whose log holds `writ.blocklist.signed_set` records):
+  decisions naming a version no earlier signed_set record of the node put in
+  force; decisions tied to a set after its manifest expired (the node keeps
+  enforcing it by design, docs/auditor.md); workers of one node on different
+  sets for longer than a minute. Nodes without signed sets are not judged.
+- The log's own records: every key change, and the writer's errors per node
+  and kind (`what`).
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from writ.audit.htmlreport.controls import ErrorTotal, KeyChange, SignedSet, Split, Unsigned
 from writ.audit.htmlreport.scan import NodeScan
 from writ.audit.htmlreport.windows import Windows
 
-__all__ = ["Lag", "OutsideFinding", "Publish", "Silence", "lags", "outside", "parse_ts",
-           "silences"]
+__all__ = ["Lag", "OutsideFinding", "Publish", "Silence", "expired", "key_changes", "lags",
+           "outside", "parse_ts", "silences", "splits", "unsigned", "writer_errors"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +106,31 @@ def lags(scans: list[NodeScan], publishes: list[Publish]) -> list[Lag]:
             secs = (parse_ts(span.first) - parse_ts(p.at)).total_seconds()
             out.append(Lag(p.version, p.at, s.node, span.first, secs))
     return out
+
+
+def unsigned(scans: list[NodeScan]) -> list[tuple[str, Unsigned]]:
+    """(node, decisions of one version no earlier signed set put in force), for the
+    nodes that have signed sets; decisions naming no version are not counted."""
+    out = [(s.node, u) for s in scans if s.controls.signed_records
+           for (v, _), u in s.controls.unsigned.items() if v != "(none)"]
+    return sorted(out, key=lambda x: (x[0], x[1].first, x[1].version))
+
+
+def expired(scans: list[NodeScan]) -> list[tuple[str, SignedSet]]:
+    """(node, set) for every set that decisions were tied to after its expiry."""
+    return [(s.node, ss) for s in scans for ss in s.controls.sets if ss.late]
+
+
+def splits(scans: list[NodeScan]) -> list[tuple[str, Split]]:
+    return sorted(((s.node, x) for s in scans for x in s.controls.splits),
+                  key=lambda x: (x[1].start, x[0]))
+
+
+def key_changes(scans: list[NodeScan]) -> list[tuple[str, KeyChange]]:
+    return sorted(((s.node, k) for s in scans for k in s.controls.keys),
+                  key=lambda x: (x[1].ts, x[0]))
+
+
+def writer_errors(scans: list[NodeScan]) -> list[tuple[str, ErrorTotal]]:
+    return [(s.node, t) for s in scans
+            for t in sorted(s.controls.error_totals.values(), key=lambda t: (t.first, t.what))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from html import escape
 
-from writ.audit.htmlreport import sections
+from writ.audit.htmlreport import sections, signedsets
 from writ.audit.htmlreport._style import CSS
 from writ.audit.htmlreport.document import Document
 
@@ -46,6 +46,7 @@ def render(doc: Document) -> str:
         sections.orders(doc),
         sections.kinds(doc),
         sections.versions(doc),
+        signedsets.section(doc),
         sections.method(doc),
     ]
     return "\n".join([*head, *body, "</body></html>", ""])

@@ -4,8 +4,11 @@ Invariants:
 - Memory grows with the orders, hours and nodes, versions and marks, never with the
   number of records (a year of logs fits on a small box).
 - Counts decision records (`writ.<component>.decision`); control records give
-  the marks: `continue` with reason `restart` or `recovered` (a crash), and
-  `dropped` (decisions the writer could not log: queue overflow, write error).
+  the marks: `continue` with reason `restart` or `recovered` (a crash),
+  `dropped` (decisions the writer could not log: queue overflow, write error),
+  `key_changed` and `error` (the writer's own failures). Signed sets, key
+  changes and errors are kept in `NodeScan.controls` (controls.py says how a
+  decision is tied to the signed set in force).
 - A record naming several orders counts once for each.
 - Lines that are not records are counted and skipped: integrity is verify's
   job, and its verdict is printed first in the report.
@@ -22,8 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from writ.audit.htmlreport.controls import Controls, SignedSet, Unsigned
 from writ.audit.htmlreport.windows import Windows
-from writ.audit.record import CONTINUE, DROPPED, GENESIS, read_line
+from writ.audit.record import CONTINUE, DROPPED, GENESIS, SIGNED_SET, read_line
+from writ.audit.writer import ERROR, KEY_CHANGED
 
 __all__ = ["NO_ORDER", "Mark", "NodeScan", "Outside", "VersionSpan", "first_node", "scan_node"]
 
@@ -79,6 +84,7 @@ class NodeScan:
     gaps_total: int = 0
     # (order, interval index, lifted host or "") -> what was seen
     outside: dict[tuple[str, int, str], Outside] = field(default_factory=dict)
+    controls: Controls = field(default_factory=Controls)
 
     def mark(self, ts: str, kind: str, detail: str) -> None:
         self.marks_total += 1
@@ -131,6 +137,7 @@ def scan_node(node: str, paths: Iterable[Path], windows: Windows | None,
                     state.decision(rec, ts)
                 else:
                     state.control(rec, ts, event)
+    out.controls.finish(out.last)
     return out
 
 
@@ -147,6 +154,8 @@ class _State:
         self.prev_ts = ""
         self.span: VersionSpan | None = None
         self.spans: dict[str, VersionSpan] = {}
+        self.version: Any = None  # of the last decision, as written
+        self.tie: SignedSet | Unsigned | None = None  # what it is tied to
 
     def clock(self, ts: str) -> None:
         m = ts[:16]
@@ -177,6 +186,14 @@ class _State:
             span = self._switch(str(version) if version is not None else "(none)", ts)
         span.decisions += 1
         span.last = max(span.last, ts)
+        tie = self.tie
+        if tie is None or version != self.version:
+            self.version = version
+            tie = self.tie = out.controls.tie(version, ts, rec.get("target"))
+        tie.decisions += 1
+        tie.last = max(tie.last, ts)
+        if tie.expires_ts is not None and ts > tie.expires_ts:
+            tie.after_expiry(ts)
         hour = ts[:13]
         out.total_hourly[hour] += 1
         orders = rec.get("orders") or (NO_ORDER,)
@@ -219,8 +236,14 @@ class _State:
         seen.last = max(seen.last, ts)
 
     def control(self, rec: dict[str, Any], ts: str, event: str) -> None:
-        if event == CONTINUE:
+        controls = self.out.controls
+        if event == SIGNED_SET:
+            controls.signed(rec, ts)
+            self.tie = None  # the version of the next decision may be tied anew
+        elif event == CONTINUE:
             reason = rec.get("reason")
+            if reason in ("recovered", "restart"):
+                controls.restart(ts)
             if reason == "recovered":
                 self.out.mark(ts, "crash recovery",
                               f"the writer stopped without closing {rec.get('previous_file')}; "
@@ -235,3 +258,12 @@ class _State:
             self.out.mark(ts, "dropped", f"{n} decision(s) not logged: {rec.get('reason')}")
         elif event == GENESIS:
             self.out.mark(ts, "log started", "the node's first record (genesis)")
+        elif event == KEY_CHANGED:
+            controls.key_changed(rec, ts)
+            self.out.mark(ts, "key changed",
+                          f"checkpoints from here on are signed by key {rec.get('key')}, "
+                          f"not {rec.get('previous_key')}")
+        elif event == ERROR:
+            controls.error(rec, ts)
+            self.out.mark(ts, "writer error", f"{rec.get('what')}: {rec.get('count')} "
+                                              f"failure(s), the last: {rec.get('error')}")

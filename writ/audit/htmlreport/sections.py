@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from html import escape
 
-from writ.audit.htmlreport import charts
+from writ.audit.htmlreport import charts, signedsets
+from writ.audit.htmlreport._html import MAX_ROWS, Rows, duration
+from writ.audit.htmlreport._html import figure as _figure
+from writ.audit.htmlreport._html import more as _more
+from writ.audit.htmlreport._html import table as _table
 from writ.audit.htmlreport.charts import Axis
 from writ.audit.htmlreport.document import Document
 from writ.audit.htmlreport.findings import parse_ts
@@ -16,42 +19,7 @@ __all__ = ["activity", "findings", "inputs", "kinds", "method", "orders", "verif
            "versions"]
 
 MAX_ORDER_CHARTS = 40  # beyond these (fewest decisions), orders get a table row only
-MAX_ROWS = 200  # rows of a findings table; the rest are counted
 MAX_OTHER_ORDERS = 2000  # rows for orders past the charted ones (~300 bytes each)
-
-
-def duration(seconds: float) -> str:
-    s = round(seconds)
-    if s < 120:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    if s < 172800:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
-Rows = list[tuple[str, ...]]
-
-
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()
-           ) -> str:
-    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead>",
-           "<tbody>"]
-    for row in rows:
-        cells = (f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                 for i, c in enumerate(row))
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _more(total: int, shown: int) -> str:
-    return f'<p class="muted">… and {total - shown:,} more.</p>' if total > shown else ""
-
-
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
 def inputs(doc: Document) -> str:
@@ -149,10 +117,13 @@ def findings(doc: Document) -> str:
     for s in doc.scans:
         kinds = Counter(m.kind for m in s.marks)
         gaps.append((escape(s.node), f"{kinds['crash recovery']:,}", f"{kinds['restart']:,}",
-                     f"{s.dropped:,}", f"{s.skipped:,}"))
+                     f"{s.dropped:,}", f"{s.controls.errors_count:,}",
+                     f"{s.controls.keys_total:,}", f"{s.skipped:,}"))
     out.append('<div id="gaps">' + _table(
         ["node", "crash recoveries", "restarts", "decisions dropped (not logged)",
-         "lines that are not records"], gaps, numeric=(1, 2, 3, 4)) + "</div>")
+         "writer errors", "key changes", "lines that are not records"], gaps,
+        numeric=(1, 2, 3, 4, 5, 6)) + "</div>")
+    out.append(signedsets.findings(doc))
     out.append("</section>")
     return "".join(out)
 
@@ -176,7 +147,8 @@ def activity(doc: Document) -> str:
                                 _marks(doc), [(x.start, x.end) for x in doc.silences])
     out.append(_figure(svg, f"Decisions per {axis.unit} (UTC) per node. Marks on the axis: "
                             "crash recoveries (✕), restarts (▲), dropped decisions (▼), the "
-                            "start of a log (●); silences shaded red."))
+                            "start of a log (●), checkpoint key changes (◆), the writer's "
+                            "errors (■); silences shaded red."))
     rows = [(escape(m.ts), escape(s.node), escape(m.kind), escape(m.detail))
             for s in doc.scans for m in s.marks if m.kind != "log started"]
     rows.sort()
@@ -299,7 +271,8 @@ def _key(doc: Document) -> str:
     items += [swatch(c, k, "dashed") for k, c in charts.EVENT_COLOUR.items()]
     items += [f'<span class="key">{sym} {escape(k)}</span>'
               for k, sym in (("crash recovery", "✕"), ("restart", "▲"), ("dropped", "▼"),
-                             ("log started", "●"))]
+                             ("log started", "●"), ("key changed", "◆"),
+                             ("writer error", "■"))]
     return '<p class="keys">' + " ".join(items) + "</p>"
 
 
@@ -355,7 +328,7 @@ def versions(doc: Document) -> str:
 
 def method(doc: Document) -> str:
     return (
-        '<section id="method"><h2>7. How this report was made</h2><ul>'
+        '<section id="method"><h2>8. How this report was made</h2><ul>'
         "<li>Made by <code>writ audit report --html</code> from the files listed under "
         "<em>Inputs</em> (their SHA-256 lets anyone check they read the same logs). The same "
         "inputs give the same bytes: the report can be hashed and cited.</li>"
@@ -363,6 +336,9 @@ def method(doc: Document) -> str:
         "read every line that parses as a record, even after a failed check, so read them "
         "together with section 1.</li>"
         "<li>A decision naming several orders counts once for each. Times are UTC.</li>"
+        "<li>A decision is tied to a signed set through its <code>blocklist_version</code>: "
+        "the last <code>writ.blocklist.signed_set</code> record of its node before it that "
+        "names that version. Decisions carry no manifest of their own.</li>"
         "<li>An order's window in force comes from the order set: the block from "
         "<code>effective</code> until <code>expires</code>, less revocations and the hosts "
         "restorations lifted.</li>"
