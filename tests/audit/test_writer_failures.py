@@ -169,3 +169,25 @@ def test_a_rotation_that_cannot_open_the_next_file_is_retried_and_loses_nothing_
     assert written + dropped == 80
     assert dropped == lost
     assert written > 20
+
+
+def test_a_checkpoint_that_keeps_failing_is_retried_by_time_not_per_batch(
+        tmp_path: Path) -> None:
+    """A checkpoint file that cannot be written (here: its folder is a file) while
+    decisions still write: the writer must not retry the checkpoint — and write
+    one more `writ.audit.error` record — with every batch under load; it retries
+    after checkpoint_seconds, as it checkpoints by time."""
+    (tmp_path / "not-a-dir").write_text("x")
+    pol = policy(tmp_path, checkpoint_every=5,
+                 checkpoint_file=str(tmp_path / "not-a-dir" / "checkpoints.log"))
+    with AuditLog(pol, "edge-1") as log:
+        for i in range(400):  # 80 batches of 5 decisions: each past checkpoint_every
+            decide(log, i)
+            if i % 5 == 4:
+                log.flush()
+        stats = log.stats()
+    assert stats["records_written"] == 400
+    errors = [r for r in records(files(tmp_path)[0]) if r["event"] == "writ.audit.error"]
+    assert [e["what"] for e in errors] == ["checkpoint"]  # one failed try, not 80
+    assert errors[0]["count"] == 1
+    assert stats["write_errors"] == 1

@@ -121,6 +121,7 @@ class AuditLog:
         self._last_fsync = 0.0
         self._since_cp = 0
         self._last_cp = 0.0
+        self._cp_failing = False  # the last checkpoint failed: retry by time only
         self._unsynced = False
         self._pending_drops = 0  # dropped but not yet written down in the chain
         self._controls: deque[tuple[str, float, dict[str, Any]]] = deque()  # control()
@@ -422,7 +423,10 @@ class AuditLog:
                                or now_mono - self._last_fsync >= self.fsync_interval):
             self._fsync()
         wrote = self._chain.seq - 1 - (self._cp.last_seq if self._cp else 0)
-        if wrote > 0 and (wrote >= self.policy.checkpoint_every
+        # After a failed checkpoint only time brings the next try: by count it
+        # would be every batch (each writing one more `error` record) until the
+        # checkpoint file works again.
+        if wrote > 0 and ((wrote >= self.policy.checkpoint_every and not self._cp_failing)
                           or now_mono - self._last_cp >= self.policy.checkpoint_seconds):
             self._checkpoint()
         if (self.policy.rotate_seconds is not None and self._continue_from is None
@@ -440,7 +444,10 @@ class AuditLog:
         try:
             cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
         except Exception as e:  # noqa: BLE001 - the log goes on; the gap shows in verify
+            self._cp_failing = True
             self._failed("checkpoint", f"checkpoint: {describe(e)}")
+        else:
+            self._cp_failing = False
 
     def _note_push_failures(self) -> None:
         """Push failures happen on the pusher's thread; the writer notes them here."""
