@@ -207,11 +207,13 @@ async def test_a_copy_with_a_target_removed_is_refused(fleet: Fleet) -> None:
 
 async def test_an_older_sets_copy_under_the_current_name_is_refused(fleet: Fleet) -> None:
     on_a, _va, vb = await _enforcing_b_then_down(fleet)
-    # A's blob, its header naming B's version: decisions would name vB while enforcing A.
-    head, _, data = (on_a / fleet.copy.name).read_bytes().partition(b"\n")
-    header = {**json.loads(head), "version": vb}
+    # A's blob under B's header (its checksum fixed): decisions would name vB while
+    # the node enforces A, which does not block victim.example.
+    _, _, data = (on_a / fleet.copy.name).read_bytes().partition(b"\n")
+    head, _, _ = fleet.copy.read_bytes().partition(b"\n")
+    header = {**json.loads(head), "sha256": checksum(data)}
     fleet.copy.write_bytes(json.dumps(header).encode() + b"\n" + data)
-    await _refused(fleet, f"version/{vb}")
+    await _refused(fleet, "file-mismatch", f"version/{vb}")
 
 
 async def test_an_older_accepted_sets_copy_is_refused(fleet: Fleet) -> None:

@@ -11,6 +11,12 @@
   accepted manifest is kept on disk (signedset.InForceFile) before the switch
   is reported, so a replayed older set is refused even after a restart. Past
   its expiry the set in force stays in force and `alarm()` says `expired`.
+- The disk copy (localcache.py) is judged as if Redis offered it
+  (`judge_copy`): by the manifest and signature saved beside it, against the
+  kept manifest. Without a kept manifest no copy is trusted: the node always
+  keeps the manifest before it saves the copy, so a copy alone means the
+  state folder was tampered with (or the kept file deleted), and nothing then
+  shows the copy is not an older set (docs/operator.md §7).
 """
 
 from __future__ import annotations
@@ -32,9 +38,13 @@ from writ.blocklist.signed.setmanifest import (
     in_force_alarm,
     judge_switch,
 )
+from writ.blocklist.stores.localcache import RawCopy
 from writ.blocklist.stores.signedset import InForceFile, Kept, set_files
 
-__all__ = ["KeyringFile", "SetGuard"]
+__all__ = ["KEPT_MISSING", "KeyringFile", "SetGuard"]
+
+# Why a disk copy was refused when the kept manifest is gone (not a manifest alarm).
+KEPT_MISSING = "kept-manifest-missing"
 
 log = structlog.get_logger("writ.store")
 
@@ -92,10 +102,12 @@ class SetGuard:
         self.kept: Kept | None = None
         self.refused = 0  # sets refused since start (metrics)
         self._expired_logged = False
+        self.kept_problem: str | None = None  # why no manifest is kept (unreadable file)
         if self.file is not None:
             try:
                 self.kept = self.file.load()
             except ValueError as e:
+                self.kept_problem = str(e)
                 log.error("writ.store.kept_manifest_unreadable", reason=str(e))  # noqa: TRY400
 
     def judge(self, vid: str, mdata: bytes | None, msig: bytes | None,
@@ -123,6 +135,21 @@ class SetGuard:
                 return Refusal(problem[0], f"{sw.message.removesuffix(': already in force')}"
                                f": {problem[1]}")
         return sw
+
+    def judge_copy(self, copy: RawCopy, now: datetime) -> Switch | Refusal:
+        """May the node enforce its disk copy at start? As `judge` for a set Redis
+        offers (signature, files byte for byte, not below the kept sequence), and
+        only while a kept manifest says how new a set must be."""
+        if copy.manifest is None or copy.manifest_sig is None:
+            return Refusal(Alarm.MALFORMED, "no signed manifest saved beside the copy (a copy "
+                           "saved before writ kept one, or stripped); the next set from Redis "
+                           "saves a new one")
+        if self.kept is None:
+            where = self.file.path if self.file is not None else "the state folder"
+            why = self.kept_problem or f"{where} is missing"
+            return Refusal(KEPT_MISSING, f"{why}: the highest sequence this node accepted is "
+                           "unknown, so the copy cannot be shown not to be an older set")
+        return self.judge(copy.version, copy.manifest, copy.manifest_sig, copy.data, now)
 
     def accept(self, sw: Switch, mdata: bytes, msig: bytes) -> None:
         """Keep the accepted manifest (memory, then disk). Raises OSError (disk)."""
