@@ -21,7 +21,8 @@ Each store runs its own `Ticker`, which calls `holder.tick(now)` at every
 
 One-shot reads (explain, export, `mitmdump -s`): `read_blocklist(orders, redis_url)`
 and `load_holder(...)` (source.py; SourceError / InvalidOrdersError with
-user-facing messages), `read_published(url, prefix) -> Blocklist` (PublishedError).
+user-facing messages), `read_published(url, prefix, keyring) -> Blocklist` (PublishedError; with a
+keyring, SetRefusedError when the live set fails the manifest check nodes make).
 
 Publishing (`writ orders apply/diff/history/rollback`) goes through `Registry`,
 which owns the Redis key layout (see registry.py).
@@ -41,7 +42,12 @@ from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, 
 from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
-from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
+from writ.blocklist.stores.oneshot import (
+    PublishedError,
+    SetRefusedError,
+    fetch_published,
+    read_published,
+)
 from writ.blocklist.stores.publishing import (
     Published,
     SwitchUncertainError,
@@ -71,6 +77,7 @@ __all__ = [
     "RedisStore",
     "Registry",
     "RuleChanges",
+    "SetRefusedError",
     "SourceError",
     "Store",
     "StoreStatus",

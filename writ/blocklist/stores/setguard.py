@@ -41,7 +41,7 @@ from writ.blocklist.signed.setmanifest import (
 from writ.blocklist.stores.localcache import RawCopy
 from writ.blocklist.stores.signedset import InForceFile, Kept, set_files
 
-__all__ = ["KEPT_MISSING", "KeyringFile", "SetGuard"]
+__all__ = ["KEPT_MISSING", "KeyringError", "KeyringFile", "Refusal", "SetGuard", "judge_set"]
 
 # Why a disk copy was refused when the kept manifest is gone (not a manifest alarm).
 KEPT_MISSING = "kept-manifest-missing"
@@ -95,6 +95,34 @@ class Refusal:
     message: str
 
 
+def judge_set(vid: str, mdata: bytes | None, msig: bytes | None, blob: bytes | None, *,
+              keyring: Keyring, kept: Kept | None, now: datetime) -> Switch | Refusal:
+    """The rules a node applies to the set the pointer names (version `vid`, its
+    stored `blob`, the manifest `mdata` signed `msig`) when it enforces `kept`
+    (None: a node that never accepted one, or a one-shot reader)."""
+    if mdata is None or msig is None:
+        return Refusal(Alarm.MALFORMED, f"version {vid}: no signed manifest beside it "
+                       "(publish with `writ orders apply --publisher-key KEY`)")
+    files = set_files(vid, blob) if blob is not None else {}
+    sw = judge_switch(mdata, msig, files, keyring,
+                      in_force=kept.in_force if kept else None, at=now)
+    name = f"version/{vid}"
+    if (sw.manifest is not None and sw.alarm in (None, Alarm.FILE_MISSING)
+            and name not in dict(sw.manifest.files)):
+        signer = f" (signed by {sw.signer.id})" if sw.signer else ""
+        return Refusal(Alarm.FILE_UNLISTED, f"manifest {sw.manifest.sequence}{signer}: "
+                       f"{name}, the version the pointer names, is not listed in it")
+    if sw.alarm is not None:
+        return Refusal(sw.alarm, sw.message)
+    if sw.same:  # the manifest in force, offered again: its files must still match
+        assert sw.manifest is not None
+        problem = files_problem(sw.manifest, files)
+        if problem is not None:
+            return Refusal(problem[0], f"{sw.message.removesuffix(': already in force')}"
+                           f": {problem[1]}")
+    return sw
+
+
 class SetGuard:
     def __init__(self, keyring: KeyringFile, state_dir: Path | None, name: str) -> None:
         self.keyring = keyring
@@ -113,28 +141,8 @@ class SetGuard:
     def judge(self, vid: str, mdata: bytes | None, msig: bytes | None,
               blob: bytes | None, now: datetime) -> Switch | Refusal:
         """May the node switch to version `vid` under the manifest (`mdata`, `msig`)?"""
-        if mdata is None or msig is None:
-            return Refusal(Alarm.MALFORMED, f"version {vid}: no signed manifest beside it "
-                           "(publish with `writ orders apply --publisher-key KEY`)")
-        files = set_files(vid, blob) if blob is not None else {}
-        kept = self.kept
-        sw = judge_switch(mdata, msig, files, self.keyring.current(),
-                          in_force=kept.in_force if kept else None, at=now)
-        name = f"version/{vid}"
-        if (sw.manifest is not None and sw.alarm in (None, Alarm.FILE_MISSING)
-                and name not in dict(sw.manifest.files)):
-            signer = f" (signed by {sw.signer.id})" if sw.signer else ""
-            return Refusal(Alarm.FILE_UNLISTED, f"manifest {sw.manifest.sequence}{signer}: "
-                           f"{name}, the version the pointer names, is not listed in it")
-        if sw.alarm is not None:
-            return Refusal(sw.alarm, sw.message)
-        if sw.same:  # the manifest in force, offered again: its files must still match
-            assert sw.manifest is not None
-            problem = files_problem(sw.manifest, files)
-            if problem is not None:
-                return Refusal(problem[0], f"{sw.message.removesuffix(': already in force')}"
-                               f": {problem[1]}")
-        return sw
+        return judge_set(vid, mdata, msig, blob, keyring=self.keyring.current(), kept=self.kept,
+                         now=now)
 
     def judge_copy(self, copy: RawCopy, now: datetime) -> Switch | Refusal:
         """May the node enforce its disk copy at start? As `judge` for a set Redis
