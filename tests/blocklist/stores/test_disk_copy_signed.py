@@ -288,3 +288,28 @@ async def test_without_a_keyring_the_disk_copy_is_taken_as_before(fleet: Fleet) 
     st = store.status()
     assert (st.ready, st.source, st.version) == (True, "disk", vb)
     assert _blocks(holder, "victim.example")
+
+
+async def test_past_expiry_the_disk_copy_is_enforced_with_the_alarm(fleet: Fleet) -> None:
+    """As a running node keeps its set past the manifest's expiry (a cut-off
+    publisher must not blank the nodes), a restarted one keeps its copy."""
+    from datetime import UTC, datetime
+
+    _, _va, vb = await _enforcing_b_then_down(fleet)
+    later = datetime.now(UTC) + timedelta(days=8)
+    store, holder = await fleet.node(clock=lambda: later)
+    st = store.status()
+    assert (st.ready, st.source, st.version, st.alarm) == (True, "disk", vb, "expired")
+    assert _blocks(holder, "victim.example")
+
+
+async def test_a_copy_newer_than_the_kept_manifest_is_taken_and_kept(fleet: Fleet) -> None:
+    """The kept manifest lags the copy (its write failed, or an older one was put
+    back): the copy's own signed manifest is newer, so it holds, and is kept."""
+    on_a, _va, vb = await _enforcing_b_then_down(fleet)
+    shutil.copy(on_a / fleet.kept.name, fleet.kept)  # sequence 1 kept, copy on 2
+    store, holder = await fleet.node()
+    st = store.status()
+    assert (st.ready, st.version, st.manifest_sequence) == (True, vb, 2)
+    assert json.loads(fleet.kept.read_text())["sequence"] == 2
+    assert _blocks(holder, "victim.example")
