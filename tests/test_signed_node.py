@@ -6,6 +6,7 @@ and /metrics, and raises `expired` past the manifest's expiry."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,88 @@ def test_dns_workers_record_the_switch_in_the_parents_chain(redis_url: str,
     assert len({r["worker"] for r in switched}) == 2
     report = verify(sorted(log.parent.glob("decisions*.log")))
     assert report.ok, report.findings
+
+
+def _drop_a_target(copy: Path) -> str:
+    """Edit the node's disk copy as someone with the state folder but no publisher
+    key would: one target fewer, the header's checksum fixed. Returns the target."""
+    import json
+    import zlib
+
+    from writ.blocklist.stores.blob import checksum
+
+    head, _, data = copy.read_bytes().partition(b"\n")
+    header, doc = json.loads(head), json.loads(zlib.decompress(data))
+    act = next(a for a in doc["acts"] if a["targets"])
+    gone = json.dumps(act["targets"].pop())
+    new = zlib.compress(json.dumps(doc).encode())
+    header["sha256"] = checksum(new)
+    copy.write_bytes(json.dumps(header).encode() + b"\n" + new)
+    return gone
+
+
+async def test_a_tampered_disk_copy_is_refused_at_start_and_the_chain_says_why(
+        redis_url: str, tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    vid = await _publish(redis_url, 3600)
+    opts = NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                       components=frozenset({"web"}), web_listen="127.0.0.1:0")
+    node = Node(_policy(tmp_path), opts)
+    await node.start()
+    await node.stop()  # the disk copy is finished on stop
+    _drop_a_target(tmp_path / "s" / "redis-writ.blocklist")
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # Redis gone: only the disk is left
+    node = Node(_policy(tmp_path), replace(opts, redis_url=dead))
+    await node.start()
+    try:
+        assert not node.holder.ready  # the fail mode applies, as with no copy
+        status, ready = await _get(node, "/readyz")
+        assert status == 503
+        err = ready["store"]["last_error"]
+        assert "disk copy refused (file-mismatch)" in err, err
+        assert f"version/{vid}" in err, err
+        assert ready["store"]["sets_refused"] == 1
+        _, metrics = await _get(node, "/metrics")
+        assert "writ_sets_refused_total 1" in metrics
+    finally:
+        await node.stop()
+    log = files(tmp_path)
+    chain = [r for f in log for r in records(f)]
+    refused = [r for r in chain if r["event"] == "writ.blocklist.disk_copy_refused"]
+    assert len(refused) == 1
+    assert refused[0]["alarm"] == "file-mismatch"
+    assert refused[0]["blocklist_version"] == vid
+    assert refused[0]["kept_sequence"] == 1
+    assert refused[0]["path"].endswith("redis-writ.blocklist")
+    # the first start switched from Redis; the second put nothing in force
+    assert [r.get("source") for r in chain if r["event"] == "writ.blocklist.signed_set"] == [
+        None]
+    report = verify(log)
+    assert report.ok, report.findings
+
+
+async def test_an_untouched_disk_copy_goes_into_force_and_into_the_chain(
+        redis_url: str, tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    vid = await _publish(redis_url, 3600)
+    opts = NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                       components=frozenset({"web"}), web_listen="127.0.0.1:0")
+    node = Node(_policy(tmp_path), opts)
+    await node.start()
+    await node.stop()
+    node = Node(_policy(tmp_path), replace(opts, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    await node.start()
+    try:
+        status, ready = await _get(node, "/readyz")
+        assert status == 200
+        assert (ready["blocklist_version"], ready["stale"]) == (vid, True)
+        assert ready["store"]["source"] == "disk"
+    finally:
+        await node.stop()
+    chain = [r for f in files(tmp_path) for r in records(f)]
+    switched = [(r["blocklist_version"], r["manifest_sequence"], r.get("source"))
+                for r in chain if r["event"] == "writ.blocklist.signed_set"]
+    assert switched == [(vid, 1, None), (vid, 1, "disk")]
+    assert verify(files(tmp_path)).ok

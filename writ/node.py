@@ -36,7 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from writ.audit import RecordSink
-from writ.audit.record import SIGNED_SET
+from writ.audit.record import DISK_COPY_REFUSED, SIGNED_SET
 from writ.blocklist import BlocklistHolder
 from writ.endpoints import format_endpoint
 from writ.metrics import Metrics
@@ -109,6 +109,7 @@ class Node:
             self.store = open_store(opts.orders, opts.redis_url, state_dir=opts.state_dir,
                                     tz=ZoneInfo(policy.timezone), prefix=opts.prefix,
                                     keyring=keyring, on_switch=self._switched,
+                                    on_disk_refused=self._disk_refused,
                                     limits=policy.ip.limits())
             await self.store.start(self.holder)
             self._require_blocklist()
@@ -156,6 +157,13 @@ class Node:
         control = getattr(self.audit if self.audit is not None else self.sink, "control", None)
         if control is not None:
             control(SIGNED_SET, **fields)
+
+    def _disk_refused(self, fields: dict[str, Any]) -> None:
+        """The disk copy failed its signed manifest at start: the chain says why
+        nothing (or the fail mode) is enforced (docs/auditor.md)."""
+        control = getattr(self.audit if self.audit is not None else self.sink, "control", None)
+        if control is not None:
+            control(DISK_COPY_REFUSED, **fields)
 
     def _require_blocklist(self) -> None:
         """With --orders, no valid folder and no last good copy: refuse to start

@@ -26,6 +26,7 @@ import orjson
 __all__ = [
     "CONTINUE",
     "DECISION_KEYS",
+    "DISK_COPY_REFUSED",
     "DROPPED",
     "GENESIS",
     "GENESIS_PREV",
@@ -49,6 +50,9 @@ DROPPED = "writ.audit.dropped"  # records that could not be written, counted
 # A signed set went into force on the node: its manifest's sequence, digest, signer
 # key ids and the blocklist version it carries (docs/auditor.md).
 SIGNED_SET = "writ.blocklist.signed_set"
+# A node with a keyring refused its disk copy at start (tampered, older, unsigned):
+# why, and which copy (docs/auditor.md).
+DISK_COPY_REFUSED = "writ.blocklist.disk_copy_refused"
 GENESIS_PREV = "0" * 64
 
 _HASH_TAIL_LEN = len(',"hash":"') + 64 + len('"}')

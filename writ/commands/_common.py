@@ -64,11 +64,15 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
                      trust: OrderTrust | None = None) -> Blocklist | None:
     """The act set from --orders (default court_orders) or --redis, read once.
     An invalid folder prints its errors and "…; `nothing`", and gives None.
-    With `trust`, a folder's signatures are checked as `writ orders check` does."""
+    With `trust`, a folder's signatures are checked as `writ orders check` does,
+    and a published set's signed manifest as a node with that keyring checks it
+    (a refused set: its reason and "…; `nothing`" printed, None)."""
     from writ.blocklist.stores import InvalidOrdersError, SourceError, read_blocklist
 
     if args.orders is None and args.redis is None:
         args.orders = Path("court_orders")
+    if trust is not None and args.redis is not None:
+        return _verified_published(args, nothing, trust)
     if trust is not None and args.redis is None:
         from writ.blocklist import Blocklist
 
@@ -91,6 +95,21 @@ def source_blocklist(args: argparse.Namespace, nothing: str, tz: str = "UTC",
             print(line, file=sys.stderr)
         print(f"writ: {len(e.errors)} error(s) in the orders; {nothing}", file=sys.stderr)
         return None
+
+
+def _verified_published(args: argparse.Namespace, nothing: str,
+                        trust: OrderTrust) -> Blocklist | None:
+    """--redis with a keyring: the live set only if its signed manifest holds as it
+    must for a node with that keyring (docs/auditor.md "Signed sets")."""
+    from writ.blocklist.stores import PublishedError, SetRefusedError, read_published
+
+    try:
+        return read_published(args.redis, args.prefix, trust.keyring)
+    except SetRefusedError as e:
+        print(f"writ: {e}; {nothing}", file=sys.stderr)
+        return None
+    except PublishedError as e:
+        raise UsageError(str(e)) from None
 
 
 def ip_limits(args: argparse.Namespace) -> IpLimits | None:

@@ -3,6 +3,10 @@
 Writes the domain blocks in force at one instant as an RPZ zone for BIND or
 Unbound. The zone is a snapshot: blocks that start or end later need a new
 export (e.g. from cron), unlike a writ node, which switches by itself.
+
+With --keyring FILE (or --policy FILE naming trust.keyring) the source is
+checked as a writ node with that keyring checks it: a folder's signatures, or
+the published set's signed manifest; a source that fails exports nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from writ.blocklist import fold
 from writ.commands._common import UsageError, parse_instant, source_blocklist
+from writ.commands._trust import add_trust_args, order_trust
 from writ.export import RpzAction, RpzOptions, render_rpz
 
 __all__ = ["configure", "run"]
@@ -44,6 +49,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                      help="block-page address for --action sinkhole (repeatable, A or AAAA)")
     rpz.add_argument("-o", "--output", type=Path, metavar="FILE",
                      help="write the zone here (atomically) instead of stdout")
+    add_trust_args(rpz)
 
 
 def _options(args: argparse.Namespace) -> RpzOptions:
@@ -90,7 +96,8 @@ def _write_atomically(path: Path, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     options = _options(args)
     at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    blocklist = source_blocklist(args, "nothing exported", tz=args.timezone)
+    blocklist = source_blocklist(args, "nothing exported", tz=args.timezone,
+                                 trust=order_trust(args))
     if blocklist is None:
         return 1
     zone = render_rpz(fold(blocklist.acts, at), blocklist.version, options, blocklist.by_id)

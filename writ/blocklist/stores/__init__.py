@@ -21,7 +21,8 @@ Each store runs its own `Ticker`, which calls `holder.tick(now)` at every
 
 One-shot reads (explain, export, `mitmdump -s`): `read_blocklist(orders, redis_url)`
 and `load_holder(...)` (source.py; SourceError / InvalidOrdersError with
-user-facing messages), `read_published(url, prefix) -> Blocklist` (PublishedError).
+user-facing messages), `read_published(url, prefix, keyring) -> Blocklist` (PublishedError; with a
+keyring, SetRefusedError when the live set fails the manifest check nodes make).
 
 Publishing (`writ orders apply/diff/history/rollback`) goes through `Registry`,
 which owns the Redis key layout (see registry.py).
@@ -41,7 +42,12 @@ from writ.blocklist.stores.changes import ActChanges, RuleChanges, act_changes, 
 from writ.blocklist.stores.connection import connect, connect_sync, redact
 from writ.blocklist.stores.embedded import EmbeddedStore
 from writ.blocklist.stores.localcache import LocalCache
-from writ.blocklist.stores.oneshot import PublishedError, fetch_published, read_published
+from writ.blocklist.stores.oneshot import (
+    PublishedError,
+    SetRefusedError,
+    fetch_published,
+    read_published,
+)
 from writ.blocklist.stores.publishing import (
     Published,
     SwitchUncertainError,
@@ -71,6 +77,7 @@ __all__ = [
     "RedisStore",
     "Registry",
     "RuleChanges",
+    "SetRefusedError",
     "SourceError",
     "Store",
     "StoreStatus",
@@ -98,15 +105,18 @@ def open_store(orders: Path | None, redis_url: str | None, *, state_dir: Path | 
                tz: tzinfo | None = None, prefix: str = "writ", clock: Clock = utc_now,
                poll_interval: float = 5.0, keyring: Path | None = None,
                on_switch: Callable[[dict[str, Any]], None] | None = None,
+               on_disk_refused: Callable[[dict[str, Any]], None] | None = None,
                limits: IpLimits = DEFAULT_LIMITS) -> Store:
     """The store for a node: Redis when `redis_url` is given, else the orders folder.
     With `keyring` (the policy's trust.keyring), a folder's acts and lists must be
     signed, and a Redis set must come with a signed manifest (setguard.py);
-    `on_switch` receives each accepted manifest's audit fields.
+    `on_switch` receives each accepted manifest's audit fields (a disk copy put in
+    force at start too), `on_disk_refused` why a disk copy was refused at start.
     Raises ValueError for a malformed Redis URL or when neither is given."""
     if redis_url:
         return RedisStore(redis_url, prefix=prefix, state_dir=state_dir, clock=clock,
-                          poll_interval=poll_interval, keyring=keyring, on_switch=on_switch)
+                          poll_interval=poll_interval, keyring=keyring, on_switch=on_switch,
+                          on_disk_refused=on_disk_refused)
     if orders is None:
         raise ValueError("no blocklist source: give --orders DIR or --redis URL")
     return EmbeddedStore(orders, tz=tz, state_dir=state_dir, clock=clock, keyring=keyring,

@@ -25,6 +25,13 @@ Invariants:
   is down enforces that copy and reports `stale` with source "disk". With
   neither, the holder stays not ready and the shells apply the policy's
   fail mode (closed by default).
+- With a keyring the copy is saved with the signed manifest it was accepted
+  under, and at start it is enforced only if that manifest verifies, lists
+  exactly its blob and is not older than the kept one (SetGuard.judge_copy);
+  going into force it is reported to `on_switch` like a switch (`source`
+  "disk"). A copy that fails is refused as if there were none, reported to
+  `on_disk_refused` (the node writes it into the audit chain), and the reason
+  stays in the status until a set from Redis is in force.
 """
 
 from __future__ import annotations
@@ -50,9 +57,9 @@ from writ.blocklist.stores.base import (
     install_off_loop,
     utc_now,
 )
-from writ.blocklist.stores.blob import Encoded, VersionError, decode_acts
+from writ.blocklist.stores.blob import Encoded, VersionError, checksum, decode_acts
 from writ.blocklist.stores.connection import connect, redact
-from writ.blocklist.stores.localcache import LocalCache
+from writ.blocklist.stores.localcache import LocalCache, RawCopy
 from writ.blocklist.stores.registry import Registry
 from writ.blocklist.stores.setguard import KeyringError, KeyringFile, Refusal, SetGuard
 
@@ -92,7 +99,8 @@ class RedisStore(StoreState):
     def __init__(self, url: str, *, prefix: str = "writ", state_dir: Path | None = None,
                  clock: Clock = utc_now, poll_interval: float = 5.0,
                  max_backoff: float = 5.0, keyring: Path | None = None,
-                 on_switch: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_switch: Callable[[dict[str, Any]], None] | None = None,
+                 on_disk_refused: Callable[[dict[str, Any]], None] | None = None) -> None:
         connect(url)  # fail early on a malformed URL (ValueError); creates no connection
         self.url = url
         self.prefix = prefix
@@ -108,6 +116,8 @@ class RedisStore(StoreState):
         self._backoff = self.MIN_BACKOFF
         self.loads = {"full": 0, "delta": 0}  # how versions arrived (tests, metrics)
         self.on_switch = on_switch
+        self.on_disk_refused = on_disk_refused
+        self._disk_refused: str | None = None  # why the disk copy was refused at start
         self._guard = (SetGuard(KeyringFile(keyring), state_dir, f"redis-{prefix}")
                        if keyring is not None else None)
         self._refused_set: tuple[Any, ...] | None = None
@@ -146,8 +156,12 @@ class RedisStore(StoreState):
         g = self._guard
         if g is None:
             return st
+        error = st.last_error
+        if self._disk_refused is not None and self._blocklist is None:
+            # Nothing in force: say why the disk copy is not, whatever Redis says now.
+            error = f"{error}; {self._disk_refused}" if error else self._disk_refused
         return replace(st, alarm=g.alarm(self._clock()), manifest_sequence=g.sequence,
-                       sets_refused=g.refused)
+                       sets_refused=g.refused, last_error=error)
 
     # -- background ------------------------------------------------------------
 
@@ -296,7 +310,9 @@ class RedisStore(StoreState):
                  manifest=fields["manifest_sequence"], signers=fields["signers"])
         if self.on_switch is not None:
             self.on_switch(fields)
-        self._save(blocklist, now, Encoded(data, sha) if sha else None)
+        # The blob exactly as the manifest lists it, with the manifest: what the
+        # copy is judged by at a restart (SetGuard.judge_copy).
+        self._save(blocklist, now, Encoded(data, sha or checksum(data)), (mdata, msig))
 
     def _refuse_set(self, seen: tuple[Any, ...], guard: SetGuard, why: Refusal) -> None:
         self._refused_set, self._stale = seen, True
@@ -340,7 +356,68 @@ class RedisStore(StoreState):
                         keeping=self._version)
 
 
-    def _save(self, blocklist: Blocklist, now: datetime, encoded: Encoded | None) -> None:
+    # -- the disk copy under a keyring -------------------------------------------
+
+    def _from_disk(self) -> None:
+        if self._guard is None:
+            super()._from_disk()
+            return
+        if self._cache is None or self._holder is None:
+            return
+        try:
+            raw = self._cache.read()
+        except VersionError as e:
+            self._refuse_copy(self._cache.path, None, Refusal("unusable", str(e)))
+            return
+        if raw is not None:
+            self._from_signed_copy(raw, self._guard, self._holder)
+
+    def _from_signed_copy(self, raw: RawCopy, guard: SetGuard, holder: BlocklistHolder) -> None:
+        now = self._clock()
+        try:
+            verdict = guard.judge_copy(raw, now)
+        except KeyringError as e:
+            verdict = Refusal("keyring", str(e))
+        if isinstance(verdict, Refusal):
+            self._refuse_copy(raw.path, raw.version, verdict)
+            return
+        try:
+            acts = decode_acts(raw.data, raw.sha256, str(raw.path))
+            blocklist = Blocklist(acts, version=raw.version)
+            holder.set(blocklist, now)
+        except Exception as e:  # noqa: BLE001 (corrupt or not compilable: as no copy)
+            self._refuse_copy(raw.path, raw.version, Refusal("unusable", str(e)))
+            return
+        assert raw.manifest is not None
+        assert raw.manifest_sig is not None
+        if verdict.accepted:  # newer than the kept one (its save had failed): keep it now
+            try:
+                guard.accept(verdict, raw.manifest, raw.manifest_sig)
+            except OSError as e:
+                log.error("writ.store.disk_write_failed",  # noqa: TRY400
+                          path=str(guard.file and guard.file.path), error=str(e))
+        self._blocklist, self._source, self._loaded_at, self._stale = blocklist, "disk", now, True
+        fields = {**guard.control_fields(raw.version, verdict), "source": "disk"}
+        log.warning("writ.store.from_disk", version=raw.version, saved_at=raw.saved_at,
+                    path=str(raw.path), manifest=fields["manifest_sequence"],
+                    signers=fields["signers"])
+        if self.on_switch is not None:
+            self.on_switch(fields)
+
+    def _refuse_copy(self, path: Path, version: str | None, why: Refusal) -> None:
+        """The disk copy is not enforced (as if there were none): say why, everywhere."""
+        assert self._guard is not None
+        self._guard.refused += 1
+        self._disk_refused = f"disk copy refused ({why.alarm}): {path}: {why.message}"
+        log.error("writ.store.disk_copy_refused", path=str(path), alarm=str(why.alarm),
+                  reason=why.message, version=version, kept_sequence=self._guard.sequence)
+        if self.on_disk_refused is not None:
+            self.on_disk_refused({"path": str(path), "alarm": str(why.alarm),
+                                  "reason": why.message, "blocklist_version": version,
+                                  "kept_sequence": self._guard.sequence})
+
+    def _save(self, blocklist: Blocklist, now: datetime, encoded: Encoded | None,
+              manifest: tuple[bytes, bytes] | None = None) -> None:
         if self._cache is None:
             return
         cache, previous = self._cache, self._persist
@@ -352,7 +429,7 @@ class RedisStore(StoreState):
             if self._blocklist is not blocklist:
                 return  # a newer version arrived; it saves itself
             try:
-                await asyncio.to_thread(cache.save, blocklist, now, "redis", encoded)
+                await asyncio.to_thread(cache.save, blocklist, now, "redis", encoded, manifest)
             except OSError as e:
                 log.error("writ.store.disk_write_failed",  # noqa: TRY400
                           path=str(cache.path), error=str(e))

@@ -11,6 +11,12 @@
   accepted manifest is kept on disk (signedset.InForceFile) before the switch
   is reported, so a replayed older set is refused even after a restart. Past
   its expiry the set in force stays in force and `alarm()` says `expired`.
+- The disk copy (localcache.py) is judged as if Redis offered it
+  (`judge_copy`): by the manifest and signature saved beside it, against the
+  kept manifest. Without a kept manifest no copy is trusted: the node always
+  keeps the manifest before it saves the copy, so a copy alone means the
+  state folder was tampered with (or the kept file deleted), and nothing then
+  shows the copy is not an older set (docs/operator.md §7).
 """
 
 from __future__ import annotations
@@ -32,9 +38,13 @@ from writ.blocklist.signed.setmanifest import (
     in_force_alarm,
     judge_switch,
 )
+from writ.blocklist.stores.localcache import RawCopy
 from writ.blocklist.stores.signedset import InForceFile, Kept, set_files
 
-__all__ = ["KeyringFile", "SetGuard"]
+__all__ = ["KEPT_MISSING", "KeyringError", "KeyringFile", "Refusal", "SetGuard", "judge_set"]
+
+# Why a disk copy was refused when the kept manifest is gone (not a manifest alarm).
+KEPT_MISSING = "kept-manifest-missing"
 
 log = structlog.get_logger("writ.store")
 
@@ -85,6 +95,34 @@ class Refusal:
     message: str
 
 
+def judge_set(vid: str, mdata: bytes | None, msig: bytes | None, blob: bytes | None, *,
+              keyring: Keyring, kept: Kept | None, now: datetime) -> Switch | Refusal:
+    """The rules a node applies to the set the pointer names (version `vid`, its
+    stored `blob`, the manifest `mdata` signed `msig`) when it enforces `kept`
+    (None: a node that never accepted one, or a one-shot reader)."""
+    if mdata is None or msig is None:
+        return Refusal(Alarm.MALFORMED, f"version {vid}: no signed manifest beside it "
+                       "(publish with `writ orders apply --publisher-key KEY`)")
+    files = set_files(vid, blob) if blob is not None else {}
+    sw = judge_switch(mdata, msig, files, keyring,
+                      in_force=kept.in_force if kept else None, at=now)
+    name = f"version/{vid}"
+    if (sw.manifest is not None and sw.alarm in (None, Alarm.FILE_MISSING)
+            and name not in dict(sw.manifest.files)):
+        signer = f" (signed by {sw.signer.id})" if sw.signer else ""
+        return Refusal(Alarm.FILE_UNLISTED, f"manifest {sw.manifest.sequence}{signer}: "
+                       f"{name}, the version the pointer names, is not listed in it")
+    if sw.alarm is not None:
+        return Refusal(sw.alarm, sw.message)
+    if sw.same:  # the manifest in force, offered again: its files must still match
+        assert sw.manifest is not None
+        problem = files_problem(sw.manifest, files)
+        if problem is not None:
+            return Refusal(problem[0], f"{sw.message.removesuffix(': already in force')}"
+                           f": {problem[1]}")
+    return sw
+
+
 class SetGuard:
     def __init__(self, keyring: KeyringFile, state_dir: Path | None, name: str) -> None:
         self.keyring = keyring
@@ -92,37 +130,34 @@ class SetGuard:
         self.kept: Kept | None = None
         self.refused = 0  # sets refused since start (metrics)
         self._expired_logged = False
+        self.kept_problem: str | None = None  # why no manifest is kept (unreadable file)
         if self.file is not None:
             try:
                 self.kept = self.file.load()
             except ValueError as e:
+                self.kept_problem = str(e)
                 log.error("writ.store.kept_manifest_unreadable", reason=str(e))  # noqa: TRY400
 
     def judge(self, vid: str, mdata: bytes | None, msig: bytes | None,
               blob: bytes | None, now: datetime) -> Switch | Refusal:
         """May the node switch to version `vid` under the manifest (`mdata`, `msig`)?"""
-        if mdata is None or msig is None:
-            return Refusal(Alarm.MALFORMED, f"version {vid}: no signed manifest beside it "
-                           "(publish with `writ orders apply --publisher-key KEY`)")
-        files = set_files(vid, blob) if blob is not None else {}
-        kept = self.kept
-        sw = judge_switch(mdata, msig, files, self.keyring.current(),
-                          in_force=kept.in_force if kept else None, at=now)
-        name = f"version/{vid}"
-        if (sw.manifest is not None and sw.alarm in (None, Alarm.FILE_MISSING)
-                and name not in dict(sw.manifest.files)):
-            signer = f" (signed by {sw.signer.id})" if sw.signer else ""
-            return Refusal(Alarm.FILE_UNLISTED, f"manifest {sw.manifest.sequence}{signer}: "
-                           f"{name}, the version the pointer names, is not listed in it")
-        if sw.alarm is not None:
-            return Refusal(sw.alarm, sw.message)
-        if sw.same:  # the manifest in force, offered again: its files must still match
-            assert sw.manifest is not None
-            problem = files_problem(sw.manifest, files)
-            if problem is not None:
-                return Refusal(problem[0], f"{sw.message.removesuffix(': already in force')}"
-                               f": {problem[1]}")
-        return sw
+        return judge_set(vid, mdata, msig, blob, keyring=self.keyring.current(), kept=self.kept,
+                         now=now)
+
+    def judge_copy(self, copy: RawCopy, now: datetime) -> Switch | Refusal:
+        """May the node enforce its disk copy at start? As `judge` for a set Redis
+        offers (signature, files byte for byte, not below the kept sequence), and
+        only while a kept manifest says how new a set must be."""
+        if copy.manifest is None or copy.manifest_sig is None:
+            return Refusal(Alarm.MALFORMED, "no signed manifest saved beside the copy (a copy "
+                           "saved before writ kept one, or stripped); the next set from Redis "
+                           "saves a new one")
+        if self.kept is None:
+            where = self.file.path if self.file is not None else "the state folder"
+            why = self.kept_problem or f"{where} is missing"
+            return Refusal(KEPT_MISSING, f"{why}: the highest sequence this node accepted is "
+                           "unknown, so the copy cannot be shown not to be an older set")
+        return self.judge(copy.version, copy.manifest, copy.manifest_sig, copy.data, now)
 
     def accept(self, sw: Switch, mdata: bytes, msig: bytes) -> None:
         """Keep the accepted manifest (memory, then disk). Raises OSError (disk)."""

@@ -42,13 +42,16 @@ def read_blocklist(orders: Path | None, redis_url: str | None, prefix: str = "wr
                    tz: str = "UTC", keyring: Path | None = None, *,
                    limits: IpLimits | None = None) -> Blocklist:
     """The act set, read once: the published version from Redis when
-    `redis_url` is given, else the orders folder compiled in `tz` (with
-    `keyring`: every act and list signed, checked now; docs/regulator.md §10)."""
+    `redis_url` is given, else the orders folder compiled in `tz`. With
+    `keyring`, checked now as a node with it checks: a folder's acts and lists
+    signed (docs/regulator.md §10), a published set's signed manifest
+    (docs/auditor.md "Signed sets"; a SourceError saying what failed)."""
     if redis_url is not None:
         from writ.blocklist.stores.oneshot import PublishedError, read_published
 
+        ring = _trust(keyring)
         try:
-            return read_published(redis_url, prefix)
+            return read_published(redis_url, prefix, ring.keyring if ring else None)
         except PublishedError as e:
             raise SourceError(str(e)) from None
     if orders is None or not orders.is_dir():
