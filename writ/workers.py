@@ -135,10 +135,17 @@ def _drain(queue: Any, sink: RecordSink, on_stats: OnStats | None = None) -> Non
     enqueue = sink.enqueue
     control = getattr(sink, "control", None)  # AuditLog's; a test sink may have none
     enqueue_many = getattr(sink, "enqueue_many", None)  # AuditLog's: a batch in one go
+    bad_stats = 0
     while (batch := queue.get()) is not None:
         if isinstance(batch, WorkerStats):  # before tuple: a NamedTuple is one
             if on_stats is not None:
-                on_stats(*batch)
+                try:
+                    on_stats(*batch)
+                except Exception as e:  # noqa: BLE001 - metrics must never stop the records
+                    bad_stats += 1
+                    if bad_stats == 1:
+                        print(f"writ: a worker's counters could not be read ({e}); "
+                              "its /metrics may lag", file=sys.stderr, flush=True)
             continue
         if isinstance(batch, tuple):
             if control is not None:
