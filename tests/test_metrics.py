@@ -64,6 +64,22 @@ def test_a_late_snapshot_never_takes_a_count_back() -> None:
     assert b.totals()[2]["dns_shed"] == 3
 
 
+def test_a_late_snapshot_still_counts_and_its_gauges_are_ignored() -> None:
+    """Snapshots carry only the counts that changed: one arriving late still holds
+    counts no later one repeats; its gauges are out of date."""
+    b, _ = board()
+    b.update(0, 2, {"decisions": {("dns", "allow", "pass"): 5}, "stats": {"store_stale": 0.0},
+                    "blocklist": ("v2", 1, 0, 0, 0.0), "ready": True})
+    b.update(0, 1, {"decisions": {("dns", "block", "sinkhole"): 3},
+                    "stats": {"store_stale": 1.0}, "blocklist": ("v1", 1, 0, 0, 0.0),
+                    "ready": True})
+    metrics, blocklists, extra, _ = b.totals()
+    assert metrics.decisions == {("dns", "allow", "pass"): 5, ("dns", "block", "sinkhole"): 3}
+    assert extra["store_stale"] == 0
+    assert blocklists[0] is not None
+    assert blocklists[0].version == "v2"
+
+
 def test_a_stopped_workers_counts_stay_in_the_sum() -> None:
     b, _ = board()
     b.update(0, 5, snap(5))

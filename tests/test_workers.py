@@ -45,3 +45,22 @@ def test_a_snapshot_that_breaks_on_stats_never_stops_the_records() -> None:
 
     _drain(q, memory, broken)
     assert [r["target"] for r in memory.records] == ["after.example"]
+
+
+def test_a_worker_sends_only_the_counts_that_changed() -> None:
+    from writ.metrics import WorkerBoard
+    from writ.node import _Changes
+
+    changes = _Changes()
+    board = WorkerBoard(1, dict)
+    snaps = [{"decisions": {("dns", "block", "sinkhole"): 1}, "by_order": {("dns", "A"): 1}},
+             {"decisions": {("dns", "block", "sinkhole"): 1}, "by_order": {("dns", "A"): 1}},
+             {"decisions": {("dns", "block", "sinkhole"): 2, ("dns", "allow", "pass"): 1},
+              "by_order": {("dns", "A"): 1, ("dns", "B"): 1}}]
+    sent = [changes({**s, "stats": {}, "blocklist": None, "ready": True}) for s in snaps]
+    assert [s["by_order"] for s in sent] == [{("dns", "A"): 1}, {}, {("dns", "B"): 1}]
+    for seq, s in enumerate(sent, 1):
+        board.update(0, seq, s)
+    metrics = board.totals()[0]
+    assert metrics.decisions == snaps[2]["decisions"]
+    assert metrics.by_order == snaps[2]["by_order"]

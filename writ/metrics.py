@@ -186,12 +186,15 @@ class WorkerBoard:
 
     A snapshot (writ.node.Node.snapshot) is plain data: `decisions`,
     `by_order` (cumulative counts), `stats` (STATS keys), `blocklist` (a
-    BlocklistGauge as a tuple, or None) and `ready`. `update` runs on the
-    drainer thread, the readers on the metrics server's: one lock between them.
+    BlocklistGauge as a tuple, or None) and `ready`; `decisions` and `by_order`
+    may hold only the keys that changed since the worker's previous snapshot.
+    `update` runs on the drainer thread, the readers on the metrics server's:
+    one lock between them.
 
-    Counters are merged per worker by maximum: a snapshot that arrives late (a
-    lower `seq`) is ignored, and no count of a worker ever shrinks, so the sums
-    never go backwards. A worker's last snapshot stays after it stopped."""
+    Counters are merged per worker by maximum, so no count of a worker ever
+    shrinks and the sums never go backwards, whatever order snapshots arrive
+    in; the gauges of a snapshot that arrives late (a lower `seq`) are
+    ignored. A worker's last snapshot stays after it stopped."""
 
     def __init__(self, workers: int, local: Callable[[], Mapping[str, float]],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -209,16 +212,21 @@ class WorkerBoard:
 
     def update(self, worker: int, seq: int, snap: Mapping[str, Any]) -> None:
         with self._lock:
-            if seq <= self._seq.get(worker, -1):
-                return  # late: an older snapshot than the one kept
-            self._seq[worker] = seq
-            self._seen[worker] = self.clock()
+            # Counters: the maximum, whatever order snapshots come in (a worker
+            # may send only the counts that changed since its last snapshot).
             _merge_max(self._decisions.setdefault(worker, {}), snap.get("decisions", {}))
             _merge_max(self._by_order.setdefault(worker, {}), snap.get("by_order", {}))
             stats = self._stats.setdefault(worker, {})
+            late = seq <= self._seq.get(worker, -1)  # older than the one kept
             for key, value in snap.get("stats", {}).items():
-                counter = (f := STATS.get(key)) is not None and f.kind == "counter"
-                stats[key] = max(stats.get(key, value), value) if counter else value
+                if (f := STATS.get(key)) is not None and f.kind == "counter":
+                    stats[key] = max(stats.get(key, value), value)
+                elif not late:
+                    stats[key] = value
+            if late:
+                return  # its gauges are out of date
+            self._seq[worker] = seq
+            self._seen[worker] = self.clock()
             bl = snap.get("blocklist")
             self._blocklist[worker] = BlocklistGauge(*bl) if bl is not None else None
             self._ready[worker] = bool(snap.get("ready"))

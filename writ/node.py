@@ -401,10 +401,15 @@ def _run_workers(policy: Policy, worker_options: NodeOptions, workers: int, *,
     async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
         node = Node(policy, worker_options, sink=sink)
         await node.start()
-        node.drained = lambda: sink.stats(node.snapshot())  # the last counts, all in
-        sink.stats(node.snapshot())  # before ready: the parent's /readyz waits for it
+        changes = _Changes()
+
+        def send() -> None:
+            sink.stats(changes(node.snapshot()))
+
+        node.drained = send  # the last counts, all in
+        send()  # before ready: the parent's /readyz waits for it
         ready()
-        report = asyncio.create_task(_report(node, sink))
+        report = asyncio.create_task(_report(send))
         try:
             await wait_for_signal()
         finally:
@@ -445,7 +450,23 @@ def _run_workers(policy: Policy, worker_options: NodeOptions, workers: int, *,
                        label=label, transports=transports, on_stats=on_stats)
 
 
-async def _report(node: Node, sink: Any) -> None:
+async def _report(send: Callable[[], None]) -> None:
     while True:
         await asyncio.sleep(_REPORT_EVERY)
-        sink.stats(node.snapshot())
+        send()
+
+
+class _Changes:
+    """A worker's snapshots with only the decision counts that changed since the
+    last one sent (the parent keeps the maximum of each: writ.metrics.WorkerBoard):
+    with thousands of orders named, a second's report stays small."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, dict[Any, int]] = {"decisions": {}, "by_order": {}}
+
+    def __call__(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        for key, sent in self.sent.items():
+            changed = {k: n for k, n in snapshot[key].items() if sent.get(k) != n}
+            sent.update(changed)
+            snapshot[key] = changed
+        return snapshot
