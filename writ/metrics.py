@@ -13,15 +13,20 @@ Invariants:
 - Every number a component reports for /metrics (`STATS`) has one family
   name, type and help text here: what only grows is a counter named `_total`
   (Prometheus' rule; rate() depends on it), what goes up and down a gauge.
+- With workers (`writ dns|proxy --workers N`) the parent's /metrics is the sum
+  of the workers' snapshots (`WorkerBoard`, docs/operator.md §6): a counter
+  never goes backwards, whatever order snapshots arrive in.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
-__all__ = ["STATS", "Family", "Metrics"]
+__all__ = ["STATS", "BlocklistGauge", "Family", "Metrics", "WorkerBoard", "store_gauges"]
 
 
 class Metrics:
@@ -146,3 +151,127 @@ STATS: dict[str, Family] = {
         "sets_refused", "Published sets this node refused since it started (bad or missing "
         "signature, replay, files not matching the manifest, expired); see the node's log."),
 }
+
+
+def store_gauges(status: Any) -> dict[str, float]:
+    """The store's numbers for /metrics from its status (a StoreStatus-like value)."""
+    out = {"store_stale": 1.0 if status.stale else 0.0}
+    if status.manifest_sequence is not None or status.sets_refused:  # signed sets
+        out["manifest_expired"] = 1.0 if status.alarm == "expired" else 0.0
+        out["manifest_sequence"] = float(status.manifest_sequence or 0)
+        out["sets_refused"] = float(status.sets_refused)
+    return out
+
+
+class BlocklistGauge(NamedTuple):
+    """What /metrics says of the blocklist in force; `built` is a POSIX timestamp."""
+
+    version: str
+    domain: int
+    url: int
+    ip: int
+    built: float
+
+
+# Gauges that differ per worker and are summed would lie ("2 stale"): the parent
+# shows the worst worker's value instead (docs/operator.md §6).
+_WORST: dict[str, Callable[[Sequence[float]], float]] = {
+    "store_stale": max, "manifest_expired": max, "manifest_sequence": min,
+}
+STALE_AFTER = 5.0  # seconds without a worker's snapshot before the parent is not ready
+
+
+class WorkerBoard:
+    """The parent's view of its workers: the latest snapshot of each, summed.
+
+    A snapshot (writ.node.Node.snapshot) is plain data: `decisions`,
+    `by_order` (cumulative counts), `stats` (STATS keys), `blocklist` (a
+    BlocklistGauge as a tuple, or None) and `ready`; `decisions` and `by_order`
+    may hold only the keys that changed since the worker's previous snapshot.
+    `update` runs on the drainer thread, the readers on the metrics server's:
+    one lock between them.
+
+    Counters are merged per worker by maximum, so no count of a worker ever
+    shrinks and the sums never go backwards, whatever order snapshots arrive
+    in; the gauges of a snapshot that arrives late (a lower `seq`) are
+    ignored. A worker's last snapshot stays after it stopped."""
+
+    def __init__(self, workers: int, local: Callable[[], Mapping[str, float]],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.workers = workers
+        self.local = local  # this process's own numbers (its audit writer's)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._seq: dict[int, int] = {}
+        self._seen: dict[int, float] = {}
+        self._decisions: dict[int, dict[tuple[str, str, str], int]] = {}
+        self._by_order: dict[int, dict[tuple[str, str], int]] = {}
+        self._stats: dict[int, dict[str, float]] = {}
+        self._blocklist: dict[int, BlocklistGauge | None] = {}
+        self._ready: dict[int, bool] = {}
+
+    def update(self, worker: int, seq: int, snap: Mapping[str, Any]) -> None:
+        with self._lock:
+            # Counters: the maximum, whatever order snapshots come in (a worker
+            # may send only the counts that changed since its last snapshot).
+            _merge_max(self._decisions.setdefault(worker, {}), snap.get("decisions", {}))
+            _merge_max(self._by_order.setdefault(worker, {}), snap.get("by_order", {}))
+            stats = self._stats.setdefault(worker, {})
+            late = seq <= self._seq.get(worker, -1)  # older than the one kept
+            for key, value in snap.get("stats", {}).items():
+                if (f := STATS.get(key)) is not None and f.kind == "counter":
+                    stats[key] = max(stats.get(key, value), value)
+                elif not late:
+                    stats[key] = value
+            if late:
+                return  # its gauges are out of date
+            self._seq[worker] = seq
+            self._seen[worker] = self.clock()
+            bl = snap.get("blocklist")
+            self._blocklist[worker] = BlocklistGauge(*bl) if bl is not None else None
+            self._ready[worker] = bool(snap.get("ready"))
+
+    def totals(self) -> tuple[Metrics, dict[int, BlocklistGauge | None], dict[str, float],
+                              dict[int, float]]:
+        """(summed decisions, each worker's blocklist, summed and worst stats with this
+        process's own, seconds since each worker last reported)."""
+        with self._lock:
+            metrics = Metrics()
+            for per in self._decisions.values():
+                metrics.decisions.update(per)
+            for per_order in self._by_order.values():
+                metrics.by_order.update(per_order)
+            gathered: dict[str, list[float]] = {}
+            for stats in self._stats.values():
+                for key, value in stats.items():
+                    gathered.setdefault(key, []).append(value)
+            blocklists = dict(self._blocklist)
+            now = self.clock()
+            ages = {w: now - t for w, t in self._seen.items()}
+        extra = {k: _WORST.get(k, sum)(v) for k, v in gathered.items()}
+        extra.update(self.local())
+        return metrics, blocklists, extra, ages
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when every worker reported, recently, with a blocklist in force,
+        and this process's audit writer can write (docs/operator.md §6)."""
+        _, _, extra, ages = self.totals()
+        with self._lock:
+            ready = dict(self._ready)
+        for w in range(self.workers):
+            if w not in ages:
+                return False, f"worker {w} has not reported yet"
+            if ages[w] > STALE_AFTER:
+                return False, f"worker {w} has not reported for {ages[w]:.0f} s"
+            if not ready[w]:
+                return False, f"worker {w} has no blocklist loaded yet"
+        if not extra.get("writer_ok", 1):
+            return False, ("the audit log cannot be written: decisions are not recorded "
+                           "(see writ_write_errors_total and the node's log)")
+        return True, f"{self.workers} workers ready"
+
+
+def _merge_max(into: dict[Any, int], new: Mapping[Any, int]) -> None:
+    for key, n in new.items():
+        if n > into.get(key, 0):
+            into[key] = n

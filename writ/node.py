@@ -71,6 +71,9 @@ class NodeOptions:
     audit_path: str | None = None  # None: the policy's audit.path
     dns_reuse_port: bool = False  # several processes share the DNS port (workers)
     proxy_reuse_port: bool = False  # several processes share the proxy's ports (workers)
+    # `--metrics HOST:PORT` or the policy's dns|proxy|icap.metrics: /metrics, /healthz
+    # and /readyz of a node without `web` (writ.web.observe); with workers, the parent's.
+    metrics_listen: str | None = None
 
 
 @dataclass
@@ -91,7 +94,11 @@ class Node:
     proxy: Any = None
     icap: Any = None
     web: Any = None
+    metrics_web: Any = None
     addresses: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # Called by stop() once the listeners drained, before the store stops (a
+    # worker sends its last counters to its parent then: writ.workers).
+    drained: Callable[[], None] | None = None
 
     async def start(self) -> None:
         from writ.blocklist.stores import open_store
@@ -122,6 +129,8 @@ class Node:
                 await self._start_proxy()
             if "icap" in opts.components:
                 await self._start_icap()
+            if opts.metrics_listen:
+                await self._start_metrics(opts.metrics_listen)
         except BaseException:
             await self.stop()
             raise
@@ -201,6 +210,30 @@ class Node:
             out.update(self.dns.stats())  # writ.dns.transport.Listeners.stats
         return out
 
+    async def _start_metrics(self, where: str) -> None:
+        from writ.web import make_metrics_app, run_metrics
+
+        app = make_metrics_app(self.holder, self.metrics, sink_stats=self._stats,
+                               store_status=self.store.status if self.store else None)
+        self.metrics_web = await run_metrics(app, where, "--metrics")
+        self.addresses["metrics"] = self.metrics_web.addresses
+
+    def snapshot(self) -> dict[str, Any]:
+        """This node's counters as plain data, for its parent's /metrics when it is
+        a worker (writ.metrics.WorkerBoard sums them; docs/operator.md §6)."""
+        from writ.metrics import store_gauges
+
+        stats = self._stats()
+        if self.store is not None:
+            stats.update(store_gauges(self.store.status()))
+        index = self.holder.index
+        blocklist = None if index is None else (
+            index.version, index.domain_count, index.url_count, index.ip_count,
+            index.at.timestamp())
+        return {"decisions": dict(self.metrics.decisions),
+                "by_order": dict(self.metrics.by_order),
+                "stats": stats, "blocklist": blocklist, "ready": index is not None}
+
     async def _start_dns(self) -> None:
         from writ.dns.server import DnsServer
         from writ.dns.transport import Listeners
@@ -245,13 +278,22 @@ class Node:
 
     async def stop(self) -> None:
         # Reverse order: listeners drain, then the store, then the log is sealed.
-        for name in ("icap", "proxy", "dns", "web"):
-            part = getattr(self, name)
-            if part is None:
-                continue
-            setattr(self, name, None)
+        # The shells stay referenced until all drained: `drained` and a last
+        # scrape still read their counters.
+        names = [n for n in ("icap", "proxy", "dns", "web") if getattr(self, n) is not None]
+        for name in names:
             with contextlib.suppress(Exception):
+                part = getattr(self, name)
                 await (part.stop() if name == "dns" else part.shutdown())
+        if self.drained is not None:
+            with contextlib.suppress(Exception):
+                self.drained()
+        for name in names:
+            setattr(self, name, None)
+        if self.metrics_web is not None:
+            metrics_web, self.metrics_web = self.metrics_web, None
+            with contextlib.suppress(Exception):
+                await metrics_web.shutdown()
         if self.store is not None:
             store, self.store = self.store, None
             await store.stop()
@@ -303,6 +345,7 @@ def run_dns_workers(policy: Policy, options: NodeOptions, workers: int) -> int:
     from writ.workers import pin_ports
 
     listen = pin_ports(options.dns_listen)  # port 0: one concrete port for all
+    options = _claim_metrics(options)
     worker_options = replace(options, components=frozenset({"dns"}), dns_listen=tuple(listen),
                              dns_reuse_port=True, audit=False)
     return _run_workers(policy, worker_options, workers, listen=listen, label="writ dns",
@@ -319,6 +362,7 @@ def run_proxy_workers(policy: Policy, options: NodeOptions, workers: int) -> int
     from writ.workers import claim_tcp_ports
 
     check_mode(options.proxy_mode or policy.proxy.mode)
+    options = _claim_metrics(options)
 
     where = options.proxy_listen or policy.proxy.listen
     (listen,) = claim_tcp_ports([split_hostport(where)])  # port 0: one concrete port for all
@@ -334,29 +378,103 @@ def run_proxy_workers(policy: Policy, options: NodeOptions, workers: int) -> int
                         transports="")
 
 
+def _claim_metrics(options: NodeOptions) -> NodeOptions:
+    """The parent's metrics address checked before forking (OSError naming it if
+    taken; port 0 made concrete), so a taken port fails the start, not the node."""
+    if not options.metrics_listen:
+        return options
+    from writ.endpoints import split_hostport
+    from writ.workers import claim_tcp_ports
+
+    (where,) = claim_tcp_ports([split_hostport(options.metrics_listen)])
+    return replace(options, metrics_listen=format_endpoint(*where))
+
+
+_REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots to its parent
+
+
 def _run_workers(policy: Policy, worker_options: NodeOptions, workers: int, *,
                  listen: list[tuple[str, int]], label: str, transports: str) -> int:
     """Fork `workers` Nodes built from `worker_options` (writ.workers supervises),
-    each sending its records to this process's one audit log."""
+    each sending its records to this process's one audit log, and its counters
+    to this process's metrics listener (`worker_options.metrics_listen`, if any)."""
     from writ.audit import AuditLog
     from writ.loop import run as run_event_loop
+    from writ.metrics import WorkerBoard
     from writ.workers import QueueSink, run_workers
+
+    metrics_listen = worker_options.metrics_listen
+    worker_options = replace(worker_options, metrics_listen=None)  # the parent serves it
 
     async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
         node = Node(policy, worker_options, sink=sink)
         await node.start()
+        changes = _Changes()
+
+        def send() -> None:
+            sink.stats(changes(node.snapshot()))
+
+        node.drained = send  # the last counts, all in
+        send()  # before ready: the parent's /readyz waits for it
         ready()
+        report = asyncio.create_task(_report(send))
         try:
             await wait_for_signal()
         finally:
+            report.cancel()
             await node.stop()
 
+    board: WorkerBoard | None = None
+
     def open_sink() -> tuple[RecordSink, Callable[[], None]]:  # in this process, after the fork
+        nonlocal board
         log = AuditLog.from_policy(policy, path=worker_options.audit_path,
                                    redis_url=worker_options.redis_url,
                                    prefix=worker_options.prefix).start()
-        return log, log.close
+        if not metrics_listen:
+            return log, log.close
+        from writ.web import MetricsThread, make_workers_app
+
+        board = WorkerBoard(workers, log.stats)
+        try:
+            server = MetricsThread(make_workers_app(board), metrics_listen, "--metrics").start()
+        except BaseException:
+            log.close()
+            raise
+        print(f"{label}: metrics on {metrics_listen}", file=sys.stderr, flush=True)
+
+        def close() -> None:
+            server.stop()
+            log.close()
+
+        return log, close
+
+    def on_stats(worker: int, seq: int, snapshot: dict[str, Any]) -> None:
+        if board is not None:
+            board.update(worker, seq, snapshot)
 
     return run_workers(workers, listen,
                        lambda sink, ready: run_event_loop(serve(sink, ready)), open_sink,
-                       label=label, transports=transports)
+                       label=label, transports=transports, on_stats=on_stats)
+
+
+async def _report(send: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(_REPORT_EVERY)
+        send()
+
+
+class _Changes:
+    """A worker's snapshots with only the decision counts that changed since the
+    last one sent (the parent keeps the maximum of each: writ.metrics.WorkerBoard):
+    with thousands of orders named, a second's report stays small."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, dict[Any, int]] = {"decisions": {}, "by_order": {}}
+
+    def __call__(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        for key, sent in self.sent.items():
+            changed = {k: n for k, n in snapshot[key].items() if sent.get(k) != n}
+            sent.update(changed)
+            snapshot[key] = changed
+        return snapshot

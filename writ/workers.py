@@ -26,6 +26,11 @@ Invariants:
   every worker would listen somewhere else.
 - A worker that dies (or cannot start) stops the whole node, exit 1: the
   node never runs on fewer workers than it announced.
+- Counters travel beside the records: a worker sends a snapshot of its
+  cumulative counts (`QueueSink.stats`, a `WorkerStats`: never a record, never
+  in the chain) about once a second and once more after its listeners
+  drained; the parent hands each to `on_stats` (writ.metrics.WorkerBoard),
+  which serves their sum on the node's metrics listener (docs/operator.md §6).
 """
 
 from __future__ import annotations
@@ -40,12 +45,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from writ.audit import Record, RecordSink
 from writ.endpoints import format_endpoint
 
-__all__ = ["QueueSink", "claim_tcp_ports", "pin_ports", "run_workers"]
+__all__ = ["QueueSink", "WorkerStats", "claim_tcp_ports", "pin_ports", "run_workers"]
 
 Address = tuple[str, int]
 # serve(sink, ready): run one worker's node until SIGTERM, calling ready() once it listens
@@ -53,6 +58,16 @@ ServeOne = Callable[["QueueSink", Callable[[], None]], None]
 _STOP = {signal.SIGTERM, signal.SIGINT}
 _PARENT_POLL = 1.0  # seconds between a worker's checks that its parent lives
 _as_record = tuple.__new__  # a received plain tuple typed as the Record it was
+OnStats = Callable[[int, int, dict[str, Any]], None]  # (worker, seq, snapshot)
+
+
+class WorkerStats(NamedTuple):
+    """A worker's counters (writ.node.Node.snapshot) on the record queue; `seq`
+    grows with each one a worker sends, so a late one is recognised."""
+
+    worker: int
+    seq: int
+    snapshot: dict[str, Any]
 
 
 class QueueSink:
@@ -65,8 +80,11 @@ class QueueSink:
     tuples: those pickle in C, a NamedTuple through Python (~5 µs a record).
     """
 
-    def __init__(self, queue: Any, max_batch: int = 1024, interval: float = 0.05) -> None:
+    def __init__(self, queue: Any, max_batch: int = 1024, interval: float = 0.05,
+                 worker: int = 0) -> None:
         self.queue = queue
+        self.worker = worker  # this worker's number, 0..N-1 (the `worker` label)
+        self._seq = 0
         self.max_batch = max_batch
         self.interval = interval
         self._buf: list[Record] = []
@@ -104,13 +122,31 @@ class QueueSink:
         self.queue.put((event, {**fields, "worker": os.getpid()}))  # a tuple, not a batch
 
 
-def _drain(queue: Any, sink: RecordSink) -> None:
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        """This worker's cumulative counters for the parent's /metrics."""
+        self._seq += 1
+        self.queue.put(WorkerStats(self.worker, self._seq, snapshot))
+
+
+def _drain(queue: Any, sink: RecordSink, on_stats: OnStats | None = None) -> None:
     """The parent's end: every record the workers kept, in their decision time,
-    and their control records (a tuple `(event, fields)` where a batch is a list)."""
+    their control records (a tuple `(event, fields)` where a batch is a list)
+    and their counters (a WorkerStats, to `on_stats`)."""
     enqueue = sink.enqueue
     control = getattr(sink, "control", None)  # AuditLog's; a test sink may have none
     enqueue_many = getattr(sink, "enqueue_many", None)  # AuditLog's: a batch in one go
+    bad_stats = 0
     while (batch := queue.get()) is not None:
+        if isinstance(batch, WorkerStats):  # before tuple: a NamedTuple is one
+            if on_stats is not None:
+                try:
+                    on_stats(*batch)
+                except Exception as e:  # noqa: BLE001 - metrics must never stop the records
+                    bad_stats += 1
+                    if bad_stats == 1:
+                        print(f"writ: a worker's counters could not be read ({e}); "
+                              "its /metrics may lag", file=sys.stderr, flush=True)
+            continue
         if isinstance(batch, tuple):
             if control is not None:
                 control(batch[0], **batch[1])
@@ -172,12 +208,13 @@ def _watch_parent(parent: int, queue: Any) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(serve: ServeOne, queue: Any, ready: Any, label: str, parent: int) -> None:
+def _worker(serve: ServeOne, queue: Any, ready: Any, label: str, parent: int, *,
+            index: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)  # blocked by the parent around the fork
     threading.Thread(target=_watch_parent, args=(parent, queue), name="watch-parent",
                      daemon=True).start()
-    sink = QueueSink(queue)
+    sink = QueueSink(queue, worker=index)
     try:
         serve(sink, ready.release)
     except OSError as e:  # e.g. the TCP twin of the port is taken: say so, no traceback
@@ -204,15 +241,29 @@ def _await_ready(ready: Any, procs: Sequence[Any], stopping: threading.Event,
     return started
 
 
+def _stop(procs: Sequence[Any]) -> None:
+    for p in procs:
+        if p.pid is not None and p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.join(timeout=10)
+        if p.is_alive():  # stuck: it must not outlive the node
+            p.kill()
+            p.join()
+
+
 def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
                 open_sink: Callable[[], tuple[RecordSink, Callable[[], None]]],
-                *, label: str = "writ dns", transports: str = "udp, tcp") -> int:
+                *, label: str = "writ dns", transports: str = "udp, tcp",
+                on_stats: OnStats | None = None) -> int:
     """Fork `workers` processes that each run `serve(sink, ready)` (writ.node builds
     it: a one-component node whose recorder's sink is the worker's QueueSink), then
     open the one real sink (`open_sink()` -> (sink, close)) in this process and
     drain every worker's records into it until SIGTERM/SIGINT or a worker dies.
     `listen` must be concrete ports (see pin_ports, claim_tcp_ports); `label`
-    ("writ dns", "writ proxy") starts every line this prints."""
+    ("writ dns", "writ proxy") starts every line this prints. `on_stats` gets
+    every worker's counters (see WorkerStats); `close` runs after the last of them.
+    An `open_sink()` that raises (its message printed) stops the workers: exit 1."""
     # Whatever is loaded now is shared with the workers: move it out of the
     # collector's sight, so full collections skip it and pages stay shared longer.
     gc.collect()
@@ -222,7 +273,8 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
     ready = ctx.Semaphore(0)
     name = label.replace(" ", "-")
     procs = [ctx.Process(target=_worker, args=(serve, queue, ready, label, os.getpid()),
-                         name=f"{name}-{i}", daemon=True) for i in range(workers)]
+                         kwargs={"index": i}, name=f"{name}-{i}", daemon=True)
+             for i in range(workers)]
     stopping = threading.Event()
     # SIGTERM/SIGINT are blocked from before the fork until this process's
     # handlers are in place (the workers unblock them first thing): one that
@@ -236,8 +288,14 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
             signal.signal(sig, lambda *_: stopping.set())
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)
-    sink, close = open_sink()  # threads only after the fork
-    drainer = threading.Thread(target=_drain, args=(queue, sink), name=f"{name}-audit")
+    try:
+        sink, close = open_sink()  # threads only after the fork
+    except Exception as e:  # noqa: BLE001 - e.g. the metrics port taken since the check
+        print(f"{label}: cannot start: {e}", file=sys.stderr, flush=True)
+        _stop(procs)
+        return 1
+    drainer = threading.Thread(target=_drain, args=(queue, sink, on_stats),
+                               name=f"{name}-audit")
     drainer.start()
     started = _await_ready(ready, procs, stopping)  # announce only when serving
     if started == len(procs):
@@ -253,14 +311,7 @@ def run_workers(workers: int, listen: Sequence[Address], serve: ServeOne,
             print(f"{label}: a worker died (pid {dead[0].pid}, exit code {dead[0].exitcode}); "
                   "stopping", file=sys.stderr, flush=True)
             break
-    for p in procs:
-        if p.pid is not None and p.is_alive():
-            os.kill(p.pid, signal.SIGTERM)
-    for p in procs:
-        p.join(timeout=10)
-        if p.is_alive():  # stuck: it must not outlive the node
-            p.kill()
-            p.join()
+    _stop(procs)
     queue.put(None)
     drainer.join()
     close()

@@ -210,6 +210,12 @@ def test_optional_keys_accept_null() -> None:
         ("proxy:\n  steer_http: [0.0.0.0:8080]", "proxy.steer_http: 0.0.0.0:8080 collides"),
         ("proxy:\n  steer_http: ['[::1]:80']\n  steer_tls: ['[::1]:80']",
          "proxy.steer_tls: [::1]:80 collides with proxy.steer_http"),
+        ("dns:\n  metrics: nowhere", "p.yaml:2: dns.metrics: missing port"),
+        ("proxy:\n  metrics: [127.0.0.1:9]", "p.yaml:2: proxy.metrics: expected a single value"),
+        ("icap:\n  metrics: 127.0.0.1:8451", "p.yaml:2: icap.metrics: 127.0.0.1:8451 collides "
+         "with web.listen"),
+        ("dns:\n  metrics: 127.0.0.1:9531\nproxy:\n  metrics: 0.0.0.0:9531",
+         "proxy.metrics: 0.0.0.0:9531 collides with dns.metrics"),
     ],
 )
 def test_invalid_value_is_reported_where(text: str, expected: str) -> None:

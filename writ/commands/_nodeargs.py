@@ -11,8 +11,8 @@ from typing import Any
 from writ.commands._common import UsageError
 from writ.policies import Policy
 
-__all__ = ["add_source_args", "address", "addresses", "policy_from_args", "run_node_with",
-           "with_audit_path"]
+__all__ = ["add_metrics_arg", "add_source_args", "address", "addresses", "policy_from_args",
+           "run_node_with", "with_audit_path"]
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,13 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
                    help="where the last good blocklist copy is kept (default: state)")
     p.add_argument("--audit-log", metavar="PATH",
                    help="decision log path (default: the policy's audit.path)")
+
+
+def add_metrics_arg(p: argparse.ArgumentParser, key: str) -> None:
+    """`--metrics HOST:PORT` for a node without `web` (docs/operator.md §6)."""
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help=f"serve /metrics, /healthz and /readyz here (default: the policy's "
+                        f"{key}.metrics; unset: not served)")
 
 
 def addresses(flag: str, values: list[str], default_port: int | None) -> list[tuple[str, int]]:

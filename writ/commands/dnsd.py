@@ -1,7 +1,7 @@
 """`writ dns`: run the resolver.
 
     writ dns (--orders DIR | --redis URL) [--listen HOST:PORT]… [--upstream HOST:PORT]…
-             [--policy FILE] [--audit-log PATH] [--workers N]
+             [--policy FILE] [--audit-log PATH] [--workers N] [--metrics HOST:PORT]
 
 Flags override the policy file. Every worker process keeps its blocklist
 current itself (the folder watched, or the Redis replica followed, with the
@@ -18,7 +18,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from writ.commands._common import UsageError
-from writ.commands._nodeargs import add_source_args, addresses, policy_from_args, run_node_with
+from writ.commands._nodeargs import (
+    add_metrics_arg,
+    add_source_args,
+    address,
+    addresses,
+    policy_from_args,
+    run_node_with,
+)
 from writ.policies import Policy
 
 __all__ = ["configure", "run"]
@@ -32,6 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="resolver to forward allowed names to (repeatable; failover order)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="processes sharing the port (default: policy, else CPUs)")
+    add_metrics_arg(parser, "dns")
 
 
 def _preflight(args: argparse.Namespace, policy: Policy) -> None:
@@ -72,14 +80,15 @@ def run(args: argparse.Namespace) -> int:
                   upstreams=tuple(format_endpoint(*a) for a in upstreams), workers=workers)
     policy = replace(policy, dns=dns)
     _preflight(args, policy)
+    metrics = address("--metrics", args.metrics) or dns.metrics
     # One wiring point (writ.node): one process is a DNS-only node; several are
     # DNS-only nodes in forked workers, writing through this process's audit log.
     if workers == 1:
         return run_node_with(args, policy, components=frozenset({"dns"}),
-                             dns_listen=tuple(listen))
+                             dns_listen=tuple(listen), metrics_listen=metrics)
     options = NodeOptions(orders=args.orders, redis_url=args.redis, prefix=args.prefix,
                           state_dir=args.state_dir, components=frozenset({"dns"}),
-                          dns_listen=tuple(listen))
+                          dns_listen=tuple(listen), metrics_listen=metrics)
     try:
         return run_dns_workers(policy, options, workers)
     except OSError as e:

@@ -86,6 +86,7 @@ _DNS: dict[str, _Key] = {
     "upstream_queries": _Key(c.integer(1, 65536)),
     "max_public_prefix_v4": _Key(c.integer(1, 32)),
     "max_public_prefix_v6": _Key(c.integer(1, 128)),
+    "metrics": _Key(c.optional(c.endpoint())),
 }
 _PROXY: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
@@ -94,6 +95,7 @@ _PROXY: dict[str, _Key] = {
     "steer_http": _Key(c.endpoint(), many=True),
     "steer_tls": _Key(c.endpoint(), many=True),
     "workers": _Key(c.integer(0, 64)),
+    "metrics": _Key(c.optional(c.endpoint())),
 }
 _ICAP: dict[str, _Key] = {
     "enabled": _Key(c.boolean),
@@ -102,6 +104,7 @@ _ICAP: dict[str, _Key] = {
     "max_connections": _Key(c.integer(1, 65536)),
     "idle_timeout": _Key(c.seconds),
     "options_ttl": _Key(c.integer(1, 86400)),
+    "metrics": _Key(c.optional(c.endpoint())),
 }
 _WEB: dict[str, _Key] = {
     "listen": _Key(c.endpoint()),
@@ -304,6 +307,8 @@ class _Reader:
             tcp.append(("icap.listen", p.icap.listen))
         tcp += [("proxy.steer_http", e) for e in p.proxy.steer_http]
         tcp += [("proxy.steer_tls", e) for e in p.proxy.steer_tls]
+        tcp += [(f"{name}.metrics", where) for name, where in (
+            ("dns", d.metrics), ("proxy", p.proxy.metrics), ("icap", p.icap.metrics)) if where]
         for i, later in enumerate(tcp):
             for earlier in tcp[:i]:
                 if later[0] != earlier[0] and _overlap(later[1], earlier[1]):

@@ -101,6 +101,9 @@ class DnsPolicy:
     upstream_queries: int = 512  # upstream exchanges in flight (each holds a socket)
     max_public_prefix_v4: int = 8  # allow_clients may cover at most one /8 of public IPv4
     max_public_prefix_v6: int = 32  # … and at most one /32 of public IPv6
+    # `writ dns`'s metrics listener (/metrics, /healthz, /readyz); None: none
+    # (docs/operator.md §6). `writ serve` has these on web.listen instead.
+    metrics: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class ProxyPolicy:
     steer_tls: tuple[str, ...] = ()
     # `writ proxy` processes sharing the proxy's ports (SO_REUSEPORT); 0: one per CPU.
     workers: int = 0
+    metrics: str | None = None  # `writ proxy`'s metrics listener, as dns.metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,7 @@ class IcapPolicy:
     max_connections: int = 1024
     idle_timeout: float = 300.0
     options_ttl: int = 60  # seconds a client may keep the OPTIONS answer (and its ISTag)
+    metrics: str | None = None  # `writ icap`'s metrics listener, as dns.metrics
 
 
 @dataclass(frozen=True, slots=True)

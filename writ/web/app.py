@@ -24,7 +24,7 @@ from writ import __version__
 from writ.blocklist import BlocklistHolder, CanonError, Verdict, canonical_url, fold
 from writ.blocklist.explain import explain as explain_target
 from writ.blockpage import Page, bad_request_page, blocked_page, not_blocked_page, unavailable_page
-from writ.metrics import Metrics
+from writ.metrics import Metrics, store_gauges
 from writ.policies import Policy
 from writ.web import prom
 from writ.web.register import is_register_host, setup_register
@@ -178,13 +178,9 @@ async def metrics_page(request: web.Request) -> web.Response:
     stats: Any = app[SINK_STATS]
     clock: Any = app[CLOCK]
     extra = dict(stats()) if stats else {}
-    store = _store_detail(app)
-    if store:
-        extra["store_stale"] = 1.0 if store["stale"] else 0.0
-        if "alarm" in store:
-            extra["manifest_expired"] = 1.0 if store["alarm"] == "expired" else 0.0
-            extra["manifest_sequence"] = float(store["manifest_sequence"] or 0)
-            extra["sets_refused"] = float(store["sets_refused"])
+    status_fn: Any = app.get(STORE_STATUS)
+    if status_fn is not None:
+        extra.update(store_gauges(status_fn()))
     text = prom.render(app[METRICS], app[HOLDER].index, clock(), extra or None)
     return web.Response(body=text.encode(), headers={"Content-Type": prom.CONTENT_TYPE})
 
