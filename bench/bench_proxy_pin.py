@@ -17,19 +17,22 @@ an orders folder holding one domain order, and:
   the same order, writ resolving and judging, then mitmproxy resolving again.
 
 `wrk -t1 -c8 -H "Connection: close"` drives allowed requests; variants
-alternate for R rounds so that a noisy neighbour hurts all of them. Reports
+alternate for R rounds, each round starting with the next variant, so that
+a noisy neighbour hurts all of them. Reports
 req/s and p99 latency (median of the rounds). Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,14 +124,16 @@ def main() -> None:
         work = Path(tmp)
         (work / "audit").mkdir()
         origin_port = free_port()
-        origin = start_origin(origin_port, 1024)
+        origin = start_origin(origin_port, 1024, stderr=subprocess.DEVNULL)
         try:
             variants = {"no-ip": (ROOT, orders(work, False)), "ip": (ROOT, orders(work, True))}
             if args.old_root is not None:
                 variants["ip-old"] = (args.old_root.resolve(), orders(work, True))
             runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
             for r in range(args.rounds):
-                for name, (root, folder) in variants.items():
+                names = list(variants)  # each round starts with another variant
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    root, folder = variants[name]
                     got = run_variant(root, folder, origin_port, work, args.seconds)
                     runs[name].append(got)
                     print(f"round {r + 1} {name}: {got['rps']:.0f} req/s, "
@@ -141,7 +146,34 @@ def main() -> None:
                       "rps_rounds": [round(x["rps"]) for x in rs],
                       "non_2xx": sum(x["non_2xx"] for x in rs)}
                for name, rs in runs.items()}
+    summary["in_process_us"] = asyncio.run(in_process())
     print(json.dumps(summary, indent=2))
+
+
+async def in_process(n: int = 2000) -> dict[str, float]:
+    """Per new connection, in-process (steadier than wrk on a shared machine):
+    one resolution of `localhost` through the loop (what mitmproxy's connect
+    spends when it resolves; what pinning saves over ip-old), and writ's whole
+    judgement (resolve + judge) with the ip order in force."""
+    from datetime import UTC, datetime
+
+    from tests.blocklist.builders import act
+    from writ.blocklist import Blocklist, Target, TargetKind
+    from writ.proxy.destination import Connect, judge_destination
+
+    loop = asyncio.get_running_loop()
+    index = Blocklist([act("BENCH-PIN-IP", targets=(
+        Target(TargetKind.IP_PREFIX, "198.51.100.0/24"),))]).at(datetime.now(UTC))
+    assert isinstance(await judge_destination(index, "localhost", 80), Connect)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+    resolve = (time.perf_counter() - t0) / n * 1e6
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await judge_destination(index, "localhost", 80)
+    judge = (time.perf_counter() - t0) / n * 1e6
+    return {"resolve_localhost": round(resolve, 1), "judge_destination": round(judge, 1)}
 
 
 if __name__ == "__main__":
