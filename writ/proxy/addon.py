@@ -21,6 +21,9 @@ Invariants:
   metrics always, written to the sink unless it is an allow the policy does
   not log. Targets name hosts canonically and what went upstream.
 - A bug in a hook fails as the policy's fail mode says, never open by accident.
+- While ip/ip_prefix orders are in force, a server connection goes to exactly
+  the address `server_connect` judged, never to a second resolution of the
+  name (writ.proxy.destination; docs/operator.md §5, "Addresses").
 """
 
 from __future__ import annotations
