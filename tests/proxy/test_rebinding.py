@@ -18,6 +18,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tests.proxy.raw import RawClient, RawOrigin
 from tests.proxy.tls_helpers import client_hello_bytes
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder, Target, TargetKind
-from writ.policies import TlsMode
+from writ.policies import FailMode, TlsMode
 from writ.proxy import ProxyHandle, run_proxy
 
 pytestmark = pytest.mark.e2e
@@ -252,6 +253,24 @@ async def test_a_tunnel_writ_cannot_resolve_is_refused(
     await c.rest()
     c.close()
     assert blocked.connections == allowed.connections == 0
+    assert refused(sink) == [("error", "refused", f"connect {HOSTILE}:{allowed.port} (unresolved)")]
+
+
+async def test_an_unresolved_destination_is_refused_under_fail_open_too(
+        tmp_path: Path, sink: MemorySink, origins: tuple[Counting, Counting],
+        dns: HostileDns) -> None:
+    """`fail: open` is about writ's own failures; a name that does not resolve
+    is the network's, and resolving it again is the attack."""
+    allowed, blocked = origins
+    dns.set(HOSTILE, None, [BLOCKED])
+    handle = await run_proxy(ip_holder(), replace(policy(), fail=FailMode.OPEN), sink,
+                             listen="127.0.0.1:0", mode="regular", confdir=str(tmp_path))
+    try:
+        got = await get(handle.port, f"{HOSTILE}:{allowed.port}")
+    finally:
+        await handle.shutdown()
+    assert blocked.connections == allowed.connections == 0
+    assert got.startswith(b"HTTP/1.1 502"), got
     assert refused(sink) == [("error", "refused", f"connect {HOSTILE}:{allowed.port} (unresolved)")]
 
 
