@@ -40,7 +40,8 @@ Resolve = Callable[[str, int], Awaitable[Sequence[str]]]
 @dataclass(frozen=True, slots=True)
 class Connect:
     """Every address is allowed: connect to `address` (the first one resolved,
-    the one mitmproxy's own connect would have tried first)."""
+    the one mitmproxy's own connect would have tried first; its fallback to
+    the others is given up, docs/operator.md §5)."""
 
     address: str
 
