@@ -412,9 +412,10 @@ async def test_upstream_mode_leaves_the_destination_to_the_upstream_proxy(
         await handle.shutdown()
         await upstream.stop()
     assert got.startswith(b"HTTP/1.1 200"), got
-    # The upstream proxy is asked for the destination by name.
+    # The upstream proxy is asked for the destination by name, in absolute form
+    # (a forward proxy such as Squid refuses `GET /page` with only a Host header).
     assert len(upstream.requests) == 1
-    assert upstream.requests[0].endswith(f"| {HOSTILE}:8080")
+    assert upstream.requests[0] == f"GET http://{HOSTILE}:8080/page HTTP/1.1 | {HOSTILE}:8080"
     assert dns.asked[HOSTILE] == 0
     # Judged by writ, then resolved again by mitmproxy: not pinned.
     assert dns.asked["upstream.test"] == 2

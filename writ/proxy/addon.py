@@ -159,7 +159,12 @@ class WritAddon:
         invalid = flow.error.msg if flow.error is not None else unreadable(req)
         out, version = self.verdict(Facts(Kind.REQUEST, names, req.path, invalid))
         if absolute is not None and out.action == "pass":
-            req.host_header, req.authority = absolute, ""
+            req.host_header = absolute
+            # Origin-form for an origin server; but in `upstream:` mode a plain
+            # request goes to the operator's proxy, which needs the absolute
+            # form (its authority is the one judged, and Host now agrees).
+            if not isinstance(conn.proxy_mode, UpstreamMode):
+                req.authority = ""
         if flow.error is None:
             self.apply_request(flow, out, version)
         else:  # mitmproxy answers its own 400: only the record is ours
