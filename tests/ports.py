@@ -6,9 +6,23 @@ server on it retry on "address already in use".
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
-__all__ = ["free_dns_port", "free_port"]
+__all__ = ["closed_port", "free_dns_port", "free_port"]
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback TCP port where nothing listens, held so for the block: bound,
+    never listening, so a connection to it is refused every time. (A port
+    merely found free can meanwhile be taken by a listener, or be picked as the
+    local port of the very connection made to it — a TCP self-connect, which
+    then succeeds and hangs.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

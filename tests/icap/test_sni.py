@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.ports import free_port
+from tests.ports import closed_port, free_port
 from writ.audit import MemorySink
 from writ.icap import IcapServer
 from writ.icap.sni import wire_name
@@ -101,10 +101,11 @@ def test_the_icap_request_carries_no_byte_of_the_name_raw() -> None:
 
 
 async def test_writ_unreachable_fails_closed_unless_told_open() -> None:
-    dead = f"127.0.0.1:{free_port()}/writ"
-    assert await helper(dead, ["fine.example -"]) == ["ERR message=writ-unreachable"]
-    assert await helper(dead, ["3 fine.example -"], "--fail", "open", "--concurrent") == \
-        ["3 OK message=writ-unreachable"]
+    with closed_port() as port:
+        dead = f"127.0.0.1:{port}/writ"
+        assert await helper(dead, ["fine.example -"]) == ["ERR message=writ-unreachable"]
+        assert await helper(dead, ["3 fine.example -"], "--fail", "open", "--concurrent") == \
+            ["3 OK message=writ-unreachable"]
 
 
 async def test_writ_restarting_between_questions_is_survived(sink: MemorySink) -> None:

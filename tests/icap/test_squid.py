@@ -17,6 +17,7 @@ installs squid) they fail.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -36,7 +37,7 @@ from typing import ClassVar
 import pytest
 
 from tests.icap.squid import Squid
-from tests.ports import free_port
+from tests.ports import closed_port, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -341,7 +342,8 @@ def test_writ_unavailable_is_a_503_not_a_block(squid_bin: str, origin: int, mode
     """bypass=off: whatever way writ fails, Squid answers 503 (the filtering
     service is unavailable) and never asks the origin."""
     hostile = None if mode == "down" else _HostileIcap(mode)
-    port = free_port() if hostile is None else hostile.port  # "down": nothing listens
+    down = contextlib.ExitStack()  # "down": nothing listens, for the whole test
+    port = down.enter_context(closed_port()) if hostile is None else hostile.port
     # `silent`: Squid gives up after icap_io_timeout (30 s shipped; 1 s here)
     squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", names=NAMES,
                   extra="icap_io_timeout 1 seconds\n").start()
@@ -357,6 +359,7 @@ def test_writ_unavailable_is_a_503_not_a_block(squid_bin: str, origin: int, mode
         assert [(f[3], f[-1]) for f in logged] == [("TCP_DENIED_REPLY/503", "-")] * 3
     finally:
         squid.stop()
+        down.close()
         if hostile is not None:
             hostile.stop()
 
@@ -428,7 +431,8 @@ def test_with_bypass_on_a_failing_writ_lets_traffic_through(squid_bin: str, orig
     """bypass=on is the operator's choice to fail open: traffic passes
     unjudged, and Squid's access log shows it ("-" where writ's ISTag stands)."""
     hostile = None if mode == "down" else _HostileIcap(mode)
-    port = free_port() if hostile is None else hostile.port
+    down = contextlib.ExitStack()  # "down": nothing listens, for the whole test
+    port = down.enter_context(closed_port()) if hostile is None else hostile.port
     squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", bypass=True,
                   names=NAMES).start()
     try:
@@ -441,5 +445,6 @@ def test_with_bypass_on_a_failing_writ_lets_traffic_through(squid_bin: str, orig
         assert all(len(f) == 11 for f in logged), logged  # Squid's format + writ's ISTag
     finally:
         squid.stop()
+        down.close()
         if hostile is not None:
             hostile.stop()

@@ -38,7 +38,7 @@ import pytest
 from tests import chromium
 from tests.icap.squid import CONF, Squid
 from tests.icap.test_squid import assert_writ_unavailable
-from tests.ports import free_port
+from tests.ports import closed_port
 from tests.tidy import problems, tidy_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -112,16 +112,18 @@ def _ask(squid: Squid, request_line: str, host: str) -> Answer:
 def served(squid_bin: str) -> tuple[dict[str, Answer], str]:
     """Squid's answers (the TARGETS' GETs, and a CONNECT) with writ's ICAP
     service down, and Squid's whole cache.log."""
-    squid = Squid(squid_bin, icap_url=f"127.0.0.1:{free_port()}/writ",  # nothing listens
-                  names=("fine.example", "news.example"),
-                  extra=f"visible_hostname {PROXY_NAME}\n").start()
-    try:
-        answers = {case: _ask(squid, f"GET {target} HTTP/1.1", target.split("/")[2])
-                   for case, target in TARGETS.items()}
-        answers["connect"] = _ask(squid, "CONNECT fine.example:443 HTTP/1.1", "fine.example:443")
-        log = (squid.dir / "cache.log").read_text(errors="replace")
-    finally:
-        squid.stop()
+    with closed_port() as down:  # nothing listens there, for the whole run
+        squid = Squid(squid_bin, icap_url=f"127.0.0.1:{down}/writ",
+                      names=("fine.example", "news.example"),
+                      extra=f"visible_hostname {PROXY_NAME}\n").start()
+        try:
+            answers = {case: _ask(squid, f"GET {target} HTTP/1.1", target.split("/")[2])
+                       for case, target in TARGETS.items()}
+            answers["connect"] = _ask(squid, "CONNECT fine.example:443 HTTP/1.1",
+                                      "fine.example:443")
+            log = (squid.dir / "cache.log").read_text(errors="replace")
+        finally:
+            squid.stop()
     return answers, log
 
 
