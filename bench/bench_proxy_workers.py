@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -36,8 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.bench_icap import _UNITS, ORIGIN, cpu_s, get_status, wait_port  # noqa: E402
+from bench.bench_icap import cpu_s, get_status, wait_port  # noqa: E402
 from bench.bulk_orders import write_bulk_order  # noqa: E402
+from bench.http_load import parse_wrk, start_origin  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 ORDER = """\
@@ -63,11 +63,7 @@ def wrk(proxy: int, url: str, seconds: int, work: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{proxy}/"], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p99_ms": float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan"),
-            "non_2xx": float(bad.group(1)) if bad else 0.0}
+    return parse_wrk(out)
 
 
 def _family(pid: int) -> list[int]:
@@ -105,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         write_bulk_order(work / "orders", ORDER, args.names)
         origin = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-c", ORIGIN, str(origin)],
-                                      stderr=subprocess.DEVNULL))
+        procs.append(start_origin(origin, 1024, stderr=subprocess.DEVNULL))
         nodes: dict[int, tuple[int, int]] = {}  # workers -> (port, pid)
         for n in (1, 2):
             port = free_port()
