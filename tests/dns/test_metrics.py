@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
+from tests.children import child_pids
 from tests.dns.support import ORDER, StandIn, ede_of, make_query, udp_exchange
 from tests.metrics_scrape import get, ports_of, ready, scrape, total, wait_for
 
@@ -138,18 +139,6 @@ async def test_one_process_from_the_policy_key(tmp_path: Path, standin: StandIn)
         assert await asyncio.to_thread(proc.wait, 30) == 0
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
 async def test_a_killed_worker_stops_the_node_and_its_metrics(tmp_path: Path,
                                                               standin: StandIn) -> None:
     """No parent serving a dead worker's last counts forever: the node stops (exit 1)."""
@@ -160,7 +149,7 @@ async def test_a_killed_worker_stops_the_node_and_its_metrics(tmp_path: Path,
             r"writ dns: listening on 127\.0\.0\.1:")
         await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
                                 "/readyz 200")
-        os.kill(_children(proc.pid)[0], signal.SIGKILL)
+        os.kill(child_pids(proc.pid)[0], signal.SIGKILL)
         assert await asyncio.to_thread(proc.wait, 30) == 1
     finally:
         if proc.poll() is None:
@@ -182,7 +171,7 @@ async def test_a_stopped_worker_makes_the_parent_not_ready(tmp_path: Path,
         _drain_later(proc)
         await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
                                 "/readyz 200")
-        victim = _children(proc.pid)[0]
+        victim = child_pids(proc.pid)[0]
         os.kill(victim, signal.SIGSTOP)
         await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 503, proc,
                                 "/readyz 503 with a stuck worker")
