@@ -7,8 +7,10 @@ server on it retry on "address already in use".
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["free_dns_port", "free_port"]
+__all__ = ["free_dns_port", "free_port", "taken_port"]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -30,3 +32,13 @@ def free_dns_port() -> int:
                     continue
                 return port
     raise OSError("no loopback port free for both UDP and TCP")
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback TCP port held by a listening socket for the `with` block: a
+    listener started on it meets "address already in use"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
