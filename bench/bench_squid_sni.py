@@ -20,10 +20,8 @@ on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import socket
-import ssl
 import statistics
 import sys
 import tempfile
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.icap.squid import Squid, is_openssl_build, squid_binary, writ_for_squid  # noqa: E402
 from tests.icap.test_squid import start_writ  # noqa: E402
-from tests.icap.tls_origin import TlsOrigin  # noqa: E402
+from tests.icap.tls_origin import TlsOrigin, client_hello  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 ORDERS = """\
@@ -46,17 +44,6 @@ issued: 2025-01-01
 targets:
   - domain: blocked.example
 """
-
-
-def hello(sni: str) -> bytes:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
-    with contextlib.suppress(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
 
 
 def tunnel(proxy: int, authority: str, data: bytes) -> float:
@@ -81,7 +68,7 @@ def tunnel(proxy: int, authority: str, data: bytes) -> float:
 
 def run(proxy: int, authority: str, seconds: float, clients: int) -> tuple[float, float]:
     """(tunnels/s, median seconds to the ServerHello) with `clients` threads."""
-    data = hello("allowed.example")
+    data = client_hello("allowed.example")
     times: list[float] = []
     errors: list[BaseException] = []
     deadline = time.monotonic() + seconds

@@ -9,8 +9,9 @@ import re
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
-__all__ = ["ChildExited", "listening_port", "wait_http"]
+__all__ = ["ChildExited", "child_pids", "listening_port", "wait_http"]
 
 
 class ChildExited(AssertionError):
@@ -33,6 +34,19 @@ def listening_port(proc: subprocess.Popen[str], what: str = "writ dns", lines: i
         if m:
             return int(m.group(1))
     raise AssertionError(f"{what} never said where it listens; it said:\n{''.join(said)}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc), e.g. a node's workers."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def wait_http(url: str, proc: subprocess.Popen[str], deadline: float, what: str) -> None:

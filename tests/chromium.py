@@ -29,6 +29,15 @@ CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 DRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 
 
+def screenshot_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder named by WRIT_SCREENSHOTS (made if missing), else a temporary
+    one; printed, so a run says where its screenshots went."""
+    folder = Path(os.environ.get("WRIT_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
 def _first(paths: tuple[str, ...], name: str, env: str) -> str | None:
     if os.environ.get(env):
         return os.environ[env] if os.access(os.environ[env], os.X_OK) else None

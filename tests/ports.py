@@ -10,7 +10,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 
-__all__ = ["closed_port", "free_dns_port", "free_port"]
+__all__ = ["closed_port", "free_dns_port", "free_port", "taken_port"]
 
 
 @contextlib.contextmanager
@@ -44,3 +44,13 @@ def free_dns_port() -> int:
                     continue
                 return port
     raise OSError("no loopback port free for both UDP and TCP")
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback TCP port held by a listening socket for the `with` block: a
+    listener started on it meets "address already in use"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])

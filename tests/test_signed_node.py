@@ -17,6 +17,7 @@ import pytest
 from tests.audit.support import files, records
 from tests.audit.support import policy as audit_policy
 from tests.blocklist.stores.conftest import wait_for
+from tests.ports import free_port
 from writ.audit.verify import verify
 from writ.blocklist.signed.sshsigfmt import load_private_key
 from writ.blocklist.stores import Registry, connect, publish, read_blocklist
@@ -160,6 +161,24 @@ def test_dns_workers_record_the_switch_in_the_parents_chain(redis_url: str,
     assert report.ok, report.findings
 
 
+async def _a_stopped_node_with_its_disk_copy(redis_url: str,
+                                             tmp_path: Path) -> tuple[str, NodeOptions]:
+    """A web-only node that switched to a freshly published set and stopped (the
+    disk copy is finished on stop): the set's version and the node's options."""
+    vid = await _publish(redis_url, 3600)
+    opts = NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                       components=frozenset({"web"}), web_listen="127.0.0.1:0")
+    node = Node(_policy(tmp_path), opts)
+    await node.start()
+    await node.stop()
+    return vid, opts
+
+
+def _redis_gone(opts: NodeOptions) -> NodeOptions:
+    """`opts` with Redis at a free port nothing listens on: only the disk copy is left."""
+    return replace(opts, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+
+
 def _drop_a_target(copy: Path) -> str:
     """Edit the node's disk copy as someone with the state folder but no publisher
     key would: one target fewer, the header's checksum fixed. Returns the target."""
@@ -180,17 +199,9 @@ def _drop_a_target(copy: Path) -> str:
 
 async def test_a_tampered_disk_copy_is_refused_at_start_and_the_chain_says_why(
         redis_url: str, tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
-    vid = await _publish(redis_url, 3600)
-    opts = NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
-                       components=frozenset({"web"}), web_listen="127.0.0.1:0")
-    node = Node(_policy(tmp_path), opts)
-    await node.start()
-    await node.stop()  # the disk copy is finished on stop
+    vid, opts = await _a_stopped_node_with_its_disk_copy(redis_url, tmp_path)
     _drop_a_target(tmp_path / "s" / "redis-writ.blocklist")
-    dead = f"redis://127.0.0.1:{free_port()}/0"  # Redis gone: only the disk is left
-    node = Node(_policy(tmp_path), replace(opts, redis_url=dead))
+    node = Node(_policy(tmp_path), _redis_gone(opts))
     await node.start()
     try:
         assert not node.holder.ready  # the fail mode applies, as with no copy
@@ -221,15 +232,8 @@ async def test_a_tampered_disk_copy_is_refused_at_start_and_the_chain_says_why(
 
 async def test_an_untouched_disk_copy_goes_into_force_and_into_the_chain(
         redis_url: str, tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
-    vid = await _publish(redis_url, 3600)
-    opts = NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
-                       components=frozenset({"web"}), web_listen="127.0.0.1:0")
-    node = Node(_policy(tmp_path), opts)
-    await node.start()
-    await node.stop()
-    node = Node(_policy(tmp_path), replace(opts, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    vid, opts = await _a_stopped_node_with_its_disk_copy(redis_url, tmp_path)
+    node = Node(_policy(tmp_path), _redis_gone(opts))
     await node.start()
     try:
         status, ready = await _get(node, "/readyz")

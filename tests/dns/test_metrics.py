@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dnslib import DNSRecord
 
+from tests.children import child_pids
 from tests.dns.support import ORDER, StandIn, ede_of, make_query, udp_exchange
 from tests.metrics_scrape import get, ports_of, ready, scrape, total, wait_for
 
@@ -58,17 +59,26 @@ def _drain_later(proc: subprocess.Popen[str]) -> None:
     threading.Thread(target=proc.stderr.read, daemon=True).start()
 
 
+async def _worker_ports(proc: subprocess.Popen[str]) -> list[int]:
+    """The metrics port and the DNS port a node with workers says it listens on."""
+    return await asyncio.to_thread(ports_of, proc, r"writ dns: metrics on 127\.0\.0\.1:",
+                                   r"writ dns: listening on 127\.0\.0\.1:")
+
+
+async def _until_ready(proc: subprocess.Popen[str], metrics: int, status: int,
+                       what: str) -> None:
+    """Until the node's /readyz on port `metrics` answers `status`."""
+    await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == status, proc, what)
+
+
 async def test_workers_parent_serves_the_sum_of_every_worker(tmp_path: Path,
                                                               standin: StandIn) -> None:
     _zone(standin, 9)
     proc = _start(tmp_path, standin.port, "--workers", "2", "--metrics", "127.0.0.1:0")
     try:
-        metrics, port = await asyncio.to_thread(
-            ports_of, proc, r"writ dns: metrics on 127\.0\.0\.1:",
-            r"writ dns: listening on 127\.0\.0\.1:")
+        metrics, port = await _worker_ports(proc)
         _drain_later(proc)
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
-                                "/readyz 200")
+        await _until_ready(proc, metrics, 200, "/readyz 200")
         assert ready(metrics)["detail"] == "2 workers ready"
         # 21 blocked + 9 allowed from 30 source ports: all on one worker has odds 2**-29,
         # so a parent that served one worker's counts would fail here.
@@ -138,29 +148,14 @@ async def test_one_process_from_the_policy_key(tmp_path: Path, standin: StandIn)
         assert await asyncio.to_thread(proc.wait, 30) == 0
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
 async def test_a_killed_worker_stops_the_node_and_its_metrics(tmp_path: Path,
                                                               standin: StandIn) -> None:
     """No parent serving a dead worker's last counts forever: the node stops (exit 1)."""
     proc = _start(tmp_path, standin.port, "--workers", "2", "--metrics", "127.0.0.1:0")
     try:
-        metrics, _ = await asyncio.to_thread(
-            ports_of, proc, r"writ dns: metrics on 127\.0\.0\.1:",
-            r"writ dns: listening on 127\.0\.0\.1:")
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
-                                "/readyz 200")
-        os.kill(_children(proc.pid)[0], signal.SIGKILL)
+        metrics, _ = await _worker_ports(proc)
+        await _until_ready(proc, metrics, 200, "/readyz 200")
+        os.kill(child_pids(proc.pid)[0], signal.SIGKILL)
         assert await asyncio.to_thread(proc.wait, 30) == 1
     finally:
         if proc.poll() is None:
@@ -176,23 +171,18 @@ async def test_a_stopped_worker_makes_the_parent_not_ready(tmp_path: Path,
     proc = _start(tmp_path, standin.port, "--workers", "2", "--metrics", "127.0.0.1:0")
     victim = None
     try:
-        metrics, _ = await asyncio.to_thread(
-            ports_of, proc, r"writ dns: metrics on 127\.0\.0\.1:",
-            r"writ dns: listening on 127\.0\.0\.1:")
+        metrics, _ = await _worker_ports(proc)
         _drain_later(proc)
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
-                                "/readyz 200")
-        victim = _children(proc.pid)[0]
+        await _until_ready(proc, metrics, 200, "/readyz 200")
+        victim = child_pids(proc.pid)[0]
         os.kill(victim, signal.SIGSTOP)
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 503, proc,
-                                "/readyz 503 with a stuck worker")
+        await _until_ready(proc, metrics, 503, "/readyz 503 with a stuck worker")
         assert "has not reported for" in str(ready(metrics)["detail"])
         ages = {k: v for k, v in scrape(metrics).items()
                 if k.startswith("writ_worker_report_age_seconds")}
         assert max(ages.values()) > 5
         os.kill(victim, signal.SIGCONT)
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
-                                "/readyz 200 again")
+        await _until_ready(proc, metrics, 200, "/readyz 200 again")
     finally:
         if victim is not None:
             os.kill(victim, signal.SIGCONT)
@@ -206,9 +196,7 @@ async def test_a_slow_scraper_holds_nobody_up(tmp_path: Path, standin: StandIn) 
     proc = _start(tmp_path, standin.port, "--workers", "2", "--metrics", "127.0.0.1:0")
     held: list[socket.socket] = []
     try:
-        metrics, port = await asyncio.to_thread(
-            ports_of, proc, r"writ dns: metrics on 127\.0\.0\.1:",
-            r"writ dns: listening on 127\.0\.0\.1:")
+        metrics, port = await _worker_ports(proc)
         _drain_later(proc)
         for i in range(40):
             c = socket.create_connection(("127.0.0.1", metrics), timeout=5)
@@ -217,8 +205,7 @@ async def test_a_slow_scraper_holds_nobody_up(tmp_path: Path, standin: StandIn) 
             else:  # many requests, never a byte read back
                 c.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 200)
             held.append(c)
-        await asyncio.to_thread(wait_for, lambda: ready(metrics)["status"] == 200, proc,
-                                "/readyz 200 beside slow scrapers")
+        await _until_ready(proc, metrics, 200, "/readyz 200 beside slow scrapers")
         await asyncio.to_thread(_ask, port, 5, 0)
         await asyncio.to_thread(wait_for, lambda: scrape(metrics).get(BLOCK) == 5, proc,
                                 "5 blocks counted beside slow scrapers")

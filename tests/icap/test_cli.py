@@ -3,11 +3,11 @@ clear message and exit 2, never a traceback."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
+from tests.ports import taken_port
 from writ.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +37,7 @@ def test_bad_flags_exit_2(argv: list[str], says: str, capsys: pytest.CaptureFixt
 def test_a_taken_port_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         code = main(["icap", "--orders", str(ROOT / "court_orders"),
                      "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "st")])
     assert code == 2
@@ -63,10 +60,7 @@ def test_a_taken_metrics_port_is_a_clear_error(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         code = main(["icap", "--orders", str(ROOT / "court_orders"), "--listen", "127.0.0.1:0",
                      "--metrics", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "st")])
     assert code == 2

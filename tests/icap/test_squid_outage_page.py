@@ -24,7 +24,6 @@ tests skip locally and fail in CI (CI=true).
 from __future__ import annotations
 
 import html
-import os
 import re
 import socket
 import threading
@@ -208,10 +207,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("WRIT_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {folder}")
-    return folder
+    return chromium.screenshot_folder(tmp_path_factory)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -29,7 +29,6 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ import pytest
 
 from tests.icap.squid import Squid, is_openssl_build, squid_binary, writ_for_squid
 from tests.icap.test_squid import start_writ
-from tests.icap.tls_origin import TlsOrigin
+from tests.icap.tls_origin import TlsOrigin, client_hello
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -149,22 +148,10 @@ def curl(stack: Stack, url: str) -> tuple[int, str]:
     return out.returncode, out.stdout + out.stderr
 
 
-def hello(sni: str | None) -> bytes:
-    """A real ClientHello (Python's OpenSSL) naming `sni`, as one TLS record."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
-    with pytest.raises(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
-
-
 def odd_hello(raw_sni: bytes) -> bytes:
     """A ClientHello whose SNI is `raw_sni`, bytes no TLS library would write."""
     stand_in = b"q" * (len(raw_sni) - 8) + b".example"
-    data = hello(stand_in.decode())
+    data = client_hello(stand_in.decode())
     assert data.count(stand_in) == 1
     return data.replace(stand_in, raw_sni)
 
@@ -242,7 +229,7 @@ def test_https_by_name_blocked_allowed_and_url_rules_only(stack: Stack) -> None:
 def test_a_tunnel_to_one_name_with_a_blocked_sni_is_terminated(
         stack: Stack, connect: str, sni: str) -> None:
     seen = len(stack.origin.accepted)
-    status, reply = tunnel(stack, f"{connect}:{stack.origin.port}", hello(sni))
+    status, reply = tunnel(stack, f"{connect}:{stack.origin.port}", client_hello(sni))
     assert status == b"HTTP/1.1 200 Connection established"
     assert reply == b""  # terminated: no ServerHello
     assert len(stack.origin.accepted) == seen  # never dialled
@@ -261,12 +248,12 @@ def test_a_hello_sent_with_the_connect_is_never_forwarded(stack: Stack) -> None:
     authority = f"allowed.example:{stack.origin.port}"
     with socket.create_connection(("127.0.0.1", stack.squid.sni_port), timeout=30) as s:
         s.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
-                  + hello("blocked.example"))
+                  + client_hello("blocked.example"))
         head = b""
         while b"\r\n\r\n" not in head and (chunk := s.recv(4096)):
             head += chunk
         assert head == b"HTTP/1.1 200 Connection established\r\n\r\n"
-        s.sendall(hello("allowed.example"))
+        s.sendall(client_hello("allowed.example"))
         reply = b""
         with contextlib.suppress(ConnectionResetError):
             while chunk := s.recv(65536):
@@ -280,7 +267,7 @@ def test_a_blocked_connect_with_an_allowed_sni_is_refused_before_the_hello(
         stack: Stack) -> None:
     seen = len(stack.origin.accepted)
     status, _ = tunnel(stack, f"blocked.example:{stack.origin.port}",
-                       hello("allowed.example"))
+                       client_hello("allowed.example"))
     assert status == b"HTTP/1.1 451 Unavailable For Legal Reasons"
     assert len(stack.origin.accepted) == seen
     assert stack.decided(1) == [
@@ -288,7 +275,7 @@ def test_a_blocked_connect_with_an_allowed_sni_is_refused_before_the_hello(
 
 
 def test_a_hello_without_sni_goes_on_by_the_connects_decision(stack: Stack) -> None:
-    status, reply = tunnel(stack, f"allowed.example:{stack.origin.port}", hello(None))
+    status, reply = tunnel(stack, f"allowed.example:{stack.origin.port}", client_hello(None))
     assert status == b"HTTP/1.1 200 Connection established"
     assert reply[:1] == b"\x16"  # spliced: the origin's ServerHello
     assert stack.origin.accepted[-1] is None
@@ -301,7 +288,7 @@ def test_a_hello_without_sni_goes_on_by_the_connects_decision(stack: Stack) -> N
 def test_a_hello_cut_in_pieces_is_read_whole(stack: Stack, cut: str) -> None:
     """One TCP segment a byte, or one TLS record every 16 bytes of the hello."""
     def send(sni: str) -> bytes:
-        data = hello(sni)
+        data = client_hello(sni)
         authority = f"allowed.example:{stack.origin.port}"
         if cut == "bytes":
             return tunnel(stack, authority, data, pieces=len(data))[1]
@@ -425,7 +412,7 @@ def test_without_the_sni_in_the_adaptation_squid_splices_what_the_helper_cannot_
     should a later Squid terminate instead, this test says so)."""
     with sni_stack(squid_bin, broken_helper, tmp_path, gate=False) as stack:
         _, reply = tunnel(stack, f"allowed.example:{stack.origin.port}",
-                          hello("blocked.example"))
+                          client_hello("blocked.example"))
         assert reply[:1] == b"\x16"
         assert stack.origin.accepted == ["blocked.example"]
 

@@ -1,5 +1,6 @@
 """A loopback TLS origin for the Squid tests and benchmarks (no pytest here):
-it records every connection it accepts and the SNI the client sent."""
+it records every connection it accepts and the SNI the client sent; and the
+ClientHello a client would send it (`client_hello`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,22 @@ from pathlib import Path
 
 from tests.certs import self_signed
 
-__all__ = ["TlsOrigin"]
+__all__ = ["TlsOrigin", "client_hello"]
+
+
+def client_hello(sni: str | None) -> bytes:
+    """A real ClientHello (Python's OpenSSL) naming `sni` (None: no SNI), as one
+    TLS record."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:  # the hello is out; the server's answer is awaited
+        return outgoing.read()
+    raise AssertionError("a TLS handshake finished with no server")
 
 
 @dataclass

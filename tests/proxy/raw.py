@@ -1,16 +1,40 @@
 """Raw-socket parts for the bypass tests: a cooperating origin that records
 every byte it receives and serves anything asked of it, and a client that
-speaks bytes to the proxy (no HTTP library second-guessing the attack)."""
+speaks bytes to the proxy (no HTTP library second-guessing the attack); and
+`OriginServer`, the listen/stop part every test origin here shares."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
-__all__ = ["RawClient", "RawOrigin"]
+__all__ = ["OriginServer", "RawClient", "RawOrigin"]
 
 
-class RawOrigin:
+class OriginServer:
+    """An asyncio server for a test origin: `port` once it listens, `stop()`
+    closes it; a subclass answers each connection in `_serve`."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def _listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self._server = await asyncio.start_server(self._serve, host, port, ssl=tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class RawOrigin(OriginServer):
     """An origin on 127.0.0.1 that serves every request (200 naming it) and,
     like a blocked site's own server, answers `/upgrade` with a non-websocket
     `101 Switching Protocols` and then keeps serving requests on the
@@ -18,21 +42,13 @@ class RawOrigin:
     and Host it parsed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.raw = bytearray()
         self.requests: list[str] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
 
     async def start(self, host: str = "127.0.0.1") -> RawOrigin:
-        self._server = await asyncio.start_server(self._serve, host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._listen(host, self.port)
         return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buf = b""

@@ -27,7 +27,7 @@ import pytest
 from tests.blocklist.builders import T0, act, url
 from tests.certs import self_signed
 from tests.proxy.conftest import policy
-from tests.proxy.raw import RawClient, RawOrigin
+from tests.proxy.raw import OriginServer, RawClient, RawOrigin
 from tests.proxy.tls_helpers import client_hello_bytes
 from writ.audit import MemorySink
 from writ.blocklist import Blocklist, BlocklistHolder, Target, TargetKind
@@ -328,28 +328,20 @@ async def test_without_ip_orders_writ_resolves_nothing(
     assert dns.asked[HOSTILE] == 1  # mitmproxy's own, as before
 
 
-class TlsOrigin:
+class TlsOrigin(OriginServer):
     """A TLS origin that records the SNI of every handshake and answers 200."""
 
     def __init__(self, chain: tuple[Path, Path]) -> None:
+        super().__init__()
         self.chain = chain
         self.snis: list[str | None] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> TlsOrigin:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self.chain)
         ctx.sni_callback = lambda _obj, name, _ctx: self.snis.append(name)  # type: ignore[assignment,func-returns-value]
-        self._server = await asyncio.start_server(self._serve, host, port, ssl=ctx)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._listen(host, port, ctx)
         return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):

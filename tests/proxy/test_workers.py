@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.children import child_pids
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,18 +51,6 @@ def _port_of(proc: subprocess.Popen[str]) -> int:
             break
     proc.kill()
     raise AssertionError(f"writ proxy never said where it listens: {proc.communicate()[1]}")
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def _established_per_process(port: int, pids: list[int]) -> dict[int, int]:
@@ -105,7 +95,7 @@ def test_workers_share_the_port_and_write_one_sealed_chain(tmp_path: Path) -> No
     conns: list[socket.socket] = []
     try:
         port = _port_of(proc)
-        workers = _children(proc.pid)
+        workers = child_pids(proc.pid)
         assert len(workers) == 2, workers
         # 16 kept-alive connections: all on one worker has odds of 2**-15
         for _ in range(16):
@@ -139,7 +129,7 @@ def test_a_worker_that_dies_stops_the_node(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(BLOCKED)
             assert _answer(c).startswith(b"HTTP/1.1 451 ")
-        victim = _children(proc.pid)[0]
+        victim = child_pids(proc.pid)[0]
         os.kill(victim, signal.SIGKILL)
         assert proc.wait(timeout=30) == 1
     finally:
@@ -225,7 +215,7 @@ def test_every_worker_follows_an_edit_of_the_orders_folder(tmp_path: Path) -> No
     conns: list[socket.socket] = []
     try:
         port = _port_of(proc)
-        workers = _children(proc.pid)
+        workers = child_pids(proc.pid)
         for _ in range(16):  # kept alive: each stays on the worker it landed on
             conns.append(socket.create_connection(("127.0.0.1", port), timeout=10))
             conns[-1].sendall(later)
@@ -272,7 +262,7 @@ def test_a_signal_while_workers_start_stops_them_all(tmp_path: Path, sig: int) -
         except OSError:
             assert time.monotonic() < deadline, "no worker ever listened"
             time.sleep(0.005)
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid)
     proc.send_signal(sig)
     try:
         proc.wait(timeout=30)
@@ -291,7 +281,7 @@ def test_workers_do_not_outlive_a_killed_node(tmp_path: Path) -> None:
     proc = _start(tmp_path, "--listen", "127.0.0.1:0", "--workers", "2")
     try:
         _port_of(proc)
-        workers = _children(proc.pid)
+        workers = child_pids(proc.pid)
         proc.kill()
         proc.wait(timeout=10)
         deadline = time.monotonic() + 20

@@ -14,7 +14,6 @@ fails instead of skipping.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -88,10 +87,7 @@ def browser(web: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("WRIT_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {folder}")
-    return folder
+    return chromium.screenshot_folder(tmp_path_factory)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:

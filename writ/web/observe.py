@@ -38,7 +38,7 @@ from writ.web.app import (
     not_found,
     readyz,
 )
-from writ.web.runner import WebHandle, WebStartError
+from writ.web.runner import WebHandle, WebStartError, serve_app
 
 __all__ = ["MetricsThread", "make_metrics_app", "make_workers_app", "run_metrics"]
 
@@ -97,14 +97,7 @@ async def run_metrics(app: web.Application, where: str, key: str) -> WebHandle:
         host, port = split_hostport(where)
     except ValueError as e:
         raise WebStartError(f"{key}: {e}") from None
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as e:
-        await runner.cleanup()
-        raise WebStartError(f"metrics listener on {where}: {e.strerror or e}") from None
-    return WebHandle(runner)
+    return await serve_app(app, host, port, f"metrics listener on {where}")
 
 
 class MetricsThread:

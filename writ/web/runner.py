@@ -15,7 +15,7 @@ from writ.pages.i18n import CatalogError
 from writ.policies import Policy
 from writ.web.app import make_app
 
-__all__ = ["WebHandle", "WebStartError", "run_web"]
+__all__ = ["WebHandle", "WebStartError", "run_web", "serve_app"]
 
 
 class WebStartError(Exception):
@@ -53,11 +53,17 @@ async def run_web(holder: BlocklistHolder, policy: Policy, *, metrics: Metrics |
                        store_status=store_status)
     except CatalogError as e:  # a bad message catalog in pages.languages_dir
         raise WebStartError(str(e)) from None
+    return await serve_app(app, host, port, f"web server on {where}")
+
+
+async def serve_app(app: web.Application, host: str, port: int, name: str) -> WebHandle:
+    """Bind `app` to host:port and serve it on the running loop; a failed bind is a
+    WebStartError naming `name` (the listener and its address), nothing left open."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as e:
         await runner.cleanup()
-        raise WebStartError(f"web server on {where}: {e.strerror or e}") from None
+        raise WebStartError(f"{name}: {e.strerror or e}") from None
     return WebHandle(runner)

@@ -1,18 +1,21 @@
-"""Helpers for the store tests: acts built directly, and a registry on the
-session's own redis-server (tests/conftest.py; never a shared Redis)."""
+"""Helpers for the store tests: acts built directly, a registry on the
+session's own redis-server (tests/conftest.py; never a shared Redis), and a
+redis-server of the test's own (`own_redis`) for tests that stop or stall it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from tests.conftest import RedisServer, redis_binary
 from writ.blocklist import Act, ActKind, Blocklist, BulkList, Target, TargetKind
 from writ.blocklist.stores import Registry, publish
 
@@ -35,6 +38,21 @@ def write(path: Path, text: str) -> None:
     # Make the change visible to an mtime poll even within one timestamp tick.
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that stop, stall or kill it
+    (doing that to the session's would break every other test)."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(redis_binary(), tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:  # a test may have left it stopped (SIGSTOP)
+            os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.fixture

@@ -21,11 +21,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.blocklist.stores.conftest import write
-from tests.conftest import RedisServer, redis_binary
+from tests.conftest import RedisServer
 
 _SWITCH_MARK = b"'conflict'"  # a string only the switch script carries
 
@@ -79,19 +78,6 @@ class StallingRelay:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    (tmp_path / "redis").mkdir()
-    server = RedisServer(redis_binary(), tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            os.kill(server.proc.pid, signal.SIGCONT)
-        server.stop()
 
 
 def _orders(d: Path, *names: str) -> Path:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import shutil
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from tests.blocklist.signed.support import SigningKey, key_entry, new_key
 from tests.blocklist.stores.conftest import block, wait_for
-from tests.conftest import RedisServer, redis_binary
+from tests.conftest import RedisServer
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.blocklist.stores import RedisStore, Registry, publish
 from writ.blocklist.stores.blob import checksum
@@ -76,17 +76,6 @@ class Fleet:
         await store.start(holder)
         self.started.append(store)
         return store, holder
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    (tmp_path / "redis").mkdir()
-    server = RedisServer(redis_binary(), tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
