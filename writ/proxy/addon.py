@@ -4,7 +4,8 @@ Each hook gathers the facts of what it sees, asks `judge.judge` for the
 ruling (`verdict`), and applies it: `apply_request` and `apply_tls` turn a
 ruling into an answer (a page, a refused handshake) and a record;
 `next_layer` does the same for bytes that are neither (a closed connection).
-The steer listeners' hooks live in `writ.proxy.steered`, the `mitmdump -s`
+The steer listeners' hooks live in `writ.proxy.steered`, the server
+connections' in `writ.proxy.connecting`, the `mitmdump -s`
 lifecycle in `writ.mitmdump_node`, the layer-stack work in
 `writ.proxy.stack`, the readers of mitmproxy objects in `writ.proxy.facts`.
 
@@ -22,8 +23,7 @@ Invariants:
   not log. Targets name hosts canonically and what went upstream.
 - A bug in a hook fails as the policy's fail mode says, never open by accident.
 - While ip/ip_prefix orders are in force, a server connection goes to exactly
-  the address `server_connect` judged, never to a second resolution of the
-  name (writ.proxy.destination; docs/operator.md §5, "Addresses").
+  the address judged (the server-connection hooks: writ.proxy.connecting).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.proxy import layer, server_hooks
+from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.mode_specs import UpstreamMode
 from OpenSSL import SSL
@@ -47,14 +46,7 @@ from writ.blockpage import Page, bad_request_page, blocked_page, unavailable_pag
 from writ.metrics import Metrics
 from writ.policies import FailMode, Policy, TlsMode
 from writ.proxy import stack
-from writ.proxy.destination import (
-    Connect,
-    Refuse,
-    Resolve,
-    Unresolved,
-    judge_destination,
-    system_resolve,
-)
+from writ.proxy.connecting import ConnectAddon
 from writ.proxy.facts import (
     JUDGED,
     STREAM_THRESHOLD,
@@ -94,12 +86,8 @@ class WritAddon:
         self._refused: set[str] = set()  # client connection ids whose TLS we refuse
         self._websocket = True  # mitmproxy's `websocket` option (read in configure)
         self.steered = SteerAddon(self)
-        self.addons = [self.steered]  # mitmproxy: one addon per concern
-        # How a destination name becomes addresses (writ.proxy.destination).
-        self.resolve: Resolve = system_resolve
-        # Connections pinned to a judged address -> the name they were asked for.
-        self._named: weakref.WeakKeyDictionary[connection.Server, connection.Address] = (
-            weakref.WeakKeyDictionary())
+        self.connecting = ConnectAddon(self)
+        self.addons = [self.steered, self.connecting]  # mitmproxy: one addon per concern
 
     def attach(self, holder: Any, policy: Policy, sink: RecordSink | None) -> None:
         """What a `mitmdump -s` node hands over once its options are read."""
@@ -326,64 +314,6 @@ class WritAddon:
     def client_disconnected(self, client: connection.Client) -> None:
         self._refused.discard(client.id)  # closed before its handshake began
 
-    # -- the destination address (writ.proxy.destination) -------------------
-
-    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        """Never open a connection to an address an ip/ip_prefix order blocks,
-        and open it to exactly the address judged (writ.proxy.destination)."""
-        index = self.index()
-        server = data.server
-        address = server.address
-        if index is None or not index.ip_count or not address:
-            return
-        host, port = str(address[0]), int(address[1])
-        try:
-            got = await judge_destination(index, host, port, self.resolve)
-        except Exception:  # a bug: the fail mode decides, as in the other hooks
-            log.exception("writ: internal error in server_connect")
-            if self.policy.fail is not FailMode.OPEN:
-                server.error = "writ could not judge the destination (fails closed)"
-            return
-        upstream = _is_upstream_proxy(data)
-        if got is None or (upstream and not isinstance(got, Refuse)):
-            # The operator's upstream proxy resolves and connects to the
-            # destination itself: its own address is judged, never pinned, and
-            # resolving it is mitmproxy's business (docs/operator.md §5).
-            return
-        if isinstance(got, Connect):
-            self._named[server] = address
-            server.address = (got.address, port)
-            return
-        target = f"connect {authority_of(host)}:{port}"
-        if isinstance(got, Unresolved):
-            server.error = (f"destination {host} could not be resolved ({got.reason}): "
-                            "not connected")
-            self.record(data.client, f"{target} (unresolved)", Ruling("error", "refused"),
-                        index.version)
-            return
-        d = got.decision
-        server.error = (f"destination {got.address} blocked by court order "
-                        f"{', '.join(d.orders)} ({d.rule})")
-        self.record(data.client, f"{target} ({got.address})", Ruling("block", "refused", d),
-                    index.version)
-
-    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self._unpin(data.server)
-
-    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self._unpin(data.server)
-
-    def _unpin(self, server: connection.Server) -> None:
-        """Give a pinned connection its name back once it is open: TLS takes its
-        default SNI and the name it verifies from `address`, and mitmproxy reuses
-        a connection for later requests by the name asked for. mitmproxy's
-        Server refuses a new `address` on an open connection (it would misname
-        it); this one is open to the address judged for that very name, as if
-        mitmproxy had resolved the name itself (`peername` is that address)."""
-        named = self._named.pop(server, None)
-        if named is not None:
-            object.__setattr__(server, "address", named)
-
     def internal_error(self, obj: http.HTTPFlow | tls.ClientHelloData | layer.NextLayer) -> None:
         opened = self.policy.fail is FailMode.OPEN
         out = Ruling("error", "pass")
@@ -407,8 +337,3 @@ class WritAddon:
             else:
                 self.record(obj.context.client, "TLS/TCP", out, None)
 
-
-def _is_upstream_proxy(data: server_hooks.ServerConnectionHookData) -> bool:
-    """Is this the connection to the upstream proxy of an `upstream:` listener?"""
-    mode = data.client.proxy_mode
-    return isinstance(mode, UpstreamMode) and data.server.address == mode.address
