@@ -31,7 +31,6 @@ import json
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.child import measure_in_child  # noqa: E402
 
 ORDER = """\
 id: BENCH-IP-1
@@ -189,11 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="writ-bench-ip-") as tmp:
         folder = Path(tmp) / "orders"
         write_order(folder, n)
-        proc = subprocess.run([sys.executable, __file__, "--child", str(folder)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise SystemExit(proc.stderr)
-        out: dict[str, float] = json.loads(proc.stdout)
+        out: dict[str, float] = measure_in_child(__file__, folder)
     out.update(lookups(n))
     print(f"{n:,} prefixes: load+validate {out['load_s']:.2f} s + compile "
           f"{out['compile_s']:.2f} s = {out['total_s']:.2f} s (CPU {out['cpu_s']:.2f} s), "
