@@ -14,7 +14,6 @@ chunks, never held in memory by the generator.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bulk_orders import write_bulk_order  # noqa: E402
-from bench.child import measure_in_child  # noqa: E402
+from bench.child import answer_as_child, measure_in_child  # noqa: E402
 
 ORDER = """\
 id: BENCH-LOAD-1
@@ -70,9 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
-        out = child(args.child)
-        print(json.dumps(out))
-        return out
+        return answer_as_child(child, args.child)
     n = 100_000 if args.quick else args.names
     with tempfile.TemporaryDirectory(prefix="writ-bench-load-") as tmp:
         folder = Path(tmp) / "orders"

@@ -27,7 +27,6 @@ The load measurement runs in a child process so its peak RSS is its own.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import statistics
@@ -39,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.child import measure_in_child  # noqa: E402
+from bench.child import answer_as_child, measure_in_child  # noqa: E402
 
 ORDER = """\
 id: BENCH-IP-1
@@ -182,9 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
-        out = child(args.child)
-        print(json.dumps(out))
-        return out
+        return answer_as_child(child, args.child)
     n = 100_000 if args.quick else args.prefixes
     with tempfile.TemporaryDirectory(prefix="writ-bench-ip-") as tmp:
         folder = Path(tmp) / "orders"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["measure_in_child"]
+__all__ = ["answer_as_child", "measure_in_child"]
 
 
 def measure_in_child(script: str, folder: Path) -> dict[str, Any]:
@@ -23,4 +24,11 @@ def measure_in_child(script: str, folder: Path) -> dict[str, Any]:
     if proc.returncode:
         raise SystemExit(proc.stderr)
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def answer_as_child(measure: Callable[[Path], dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """The child's side: measure, print the result as the one JSON line."""
+    out = measure(folder)
+    print(json.dumps(out))
     return out
