@@ -5,10 +5,11 @@ redis-server of the test's own (`own_redis`) for tests that stop or stall it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,10 +17,39 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import RedisServer, redis_binary
-from writ.blocklist import Act, ActKind, Blocklist, BulkList, Target, TargetKind
-from writ.blocklist.stores import Registry, publish
+from writ.blocklist import Act, ActKind, Blocklist, BlocklistHolder, BulkList, Target, TargetKind
+from writ.blocklist.stores import RedisStore, Registry, publish
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+Node = tuple[RedisStore, BlocklistHolder]
+
+
+@contextlib.asynccontextmanager
+async def node_starter(redis_url: str, state_root: Path, **defaults: object,
+                       ) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
+    """`start(url=redis_url, state="node", **kw)`: a started replica node
+    (store, holder) with its state in `state_root/state`, the `defaults` under
+    `kw`; every node started is stopped when the block ends."""
+    started: list[RedisStore] = []
+
+    async def start(url: str = redis_url, state: str = "node", **kw: object) -> Node:
+        store = RedisStore(url, prefix="writtest", state_dir=state_root / state,
+                           **{**defaults, **kw})  # type: ignore[arg-type]
+        holder = BlocklistHolder()
+        await store.start(holder)
+        started.append(store)
+        return store, holder
+
+    try:
+        yield start
+    finally:
+        for s in started:
+            await s.stop()
+
+
+def version(holder: BlocklistHolder) -> str | None:
+    return holder.index.version if holder.index is not None else None
 
 ORDER = """\
 id: T-1

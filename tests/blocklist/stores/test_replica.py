@@ -11,36 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.blocklist.stores.conftest import block, put, wait_for
+from tests.blocklist.stores.conftest import Node, block, node_starter, put, version, wait_for
 from tests.conftest import RedisServer, free_port
 from writ.blocklist import Blocklist, BlocklistHolder
-from writ.blocklist.stores import RedisStore, Registry, publish
+from writ.blocklist.stores import Registry, publish
 from writ.blocklist.stores.blob import checksum
 
-Node = tuple[RedisStore, BlocklistHolder]
 StartNode = Callable[..., "AsyncIterator[Node]"]
 
 
 @pytest.fixture
 async def nodes(redis_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
-    started: list[RedisStore] = []
-
-    async def start(url: str = redis_url, state: str = "node", **kw: object) -> Node:
-        kw.setdefault("poll_interval", 30.0)  # long: switching must come from pub/sub
-        kw.setdefault("max_backoff", 0.3)
-        store = RedisStore(url, prefix="writtest", state_dir=tmp_path / state, **kw)  # type: ignore[arg-type]
-        holder = BlocklistHolder()
-        await store.start(holder)
-        started.append(store)
-        return store, holder
-
-    yield start
-    for s in started:
-        await s.stop()
-
-
-def version(holder: BlocklistHolder) -> str | None:
-    return holder.index.version if holder.index is not None else None
+    # poll_interval long: switching must come from pub/sub
+    async with node_starter(redis_url, tmp_path, poll_interval=30.0, max_backoff=0.3) as start:
+        yield start
 
 
 def blocks(holder: BlocklistHolder, name: str) -> bool:

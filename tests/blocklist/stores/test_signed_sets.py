@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.blocklist.signed.support import SigningKey, key_entry, new_key
-from tests.blocklist.stores.conftest import block, wait_for
+from tests.blocklist.stores.conftest import block, node_starter, version, wait_for
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.blocklist.signed import build_manifest, digest, sign_manifest
 from writ.blocklist.stores import RedisStore, Registry, publish, rollback
@@ -52,31 +52,12 @@ def world(tmp_path: Path) -> World:
     return World(path, pub, court, stranger, revoked, expired)
 
 
-Node = tuple[RedisStore, BlocklistHolder]
-
-
 @pytest.fixture
 async def nodes(redis_url: str, tmp_path: Path, world: World
                 ) -> AsyncIterator[Callable[..., object]]:
-    started: list[RedisStore] = []
-
-    async def start(state: str = "node", **kw: object) -> Node:
-        kw.setdefault("poll_interval", 0.2)
-        kw.setdefault("max_backoff", 0.3)
-        store = RedisStore(redis_url, prefix="writtest", state_dir=tmp_path / state,
-                           keyring=world.keyring, **kw)  # type: ignore[arg-type]
-        holder = BlocklistHolder()
-        await store.start(holder)
-        started.append(store)
-        return store, holder
-
-    yield start
-    for s in started:
-        await s.stop()
-
-
-def version(holder: BlocklistHolder) -> str | None:
-    return holder.index.version if holder.index is not None else None
+    async with node_starter(redis_url, tmp_path, poll_interval=0.2, max_backoff=0.3,
+                            keyring=world.keyring) as start:
+        yield start
 
 
 A = Blocklist([block("A", "a.example")])
