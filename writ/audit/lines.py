@@ -49,7 +49,9 @@ class DecisionLines:
         self._pieces: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._clients: dict[str, str] = {}
         self._key_window = (0.0, -1.0)  # [from, until) of the key the cached clients used
-        self._slow = (AddNode(node), AddTimestamp(), PseudonymiseClient(masker), chain)
+        # The structlog processors these lines equal (the writer's control records
+        # go through them too), and the path for records the fast one does not take.
+        self.processors = (AddNode(node), AddTimestamp(), PseudonymiseClient(masker), chain)
 
     def line(self, ts: float, component: str, client: str, target: str, decision: str,  # noqa: PLR0917 (a Record's fields, in its order: called as line(*record))
              action: str, orders: tuple[str, ...], rule: str | None,
@@ -134,7 +136,7 @@ class DecisionLines:
     def _processors(self, ts: float, component: str, client: str, target: str,  # noqa: PLR0917 (as line)
                     decision: str, action: str, orders: tuple[str, ...], rule: str | None,
                     version: str | None) -> str:
-        add_node, add_ts, pseudonymise, chain = self._slow
+        add_node, add_ts, pseudonymise, chain = self.processors
         ed = {"event": decision_event(component), "ts": ts, "component": component,
               "client": client, "target": target, "decision": decision, "action": action,
               "orders": list(orders), "rule": rule, "blocklist_version": version}

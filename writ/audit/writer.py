@@ -49,8 +49,8 @@ from writ.audit.checkpoint import Checkpointer, public_pem
 from writ.audit.files import file_for, find_chain_end
 from writ.audit.lines import DecisionLines
 from writ.audit.privacy import ClientMasker
-from writ.audit.processors import AddNode, AddTimestamp, ChainHash, PseudonymiseClient
-from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL
+from writ.audit.processors import ChainHash
+from writ.audit.record import CONTINUE, DROPPED, GENESIS, SEAL, format_ts
 from writ.audit.recorder import Action, Outcome, Record
 from writ.audit.troubles import Troubles, describe
 from writ.policies import AuditPolicy, Policy
@@ -98,12 +98,12 @@ class AuditLog:
         self._chain = ChainHash()
         self._durable = self._chain.snapshot()  # the head as last written to disk
         self._out = _Lines()
-        self._processors: tuple[AddNode, AddTimestamp, PseudonymiseClient, ChainHash] = (
-            AddNode(node), AddTimestamp(), PseudonymiseClient(self._masker), self._chain)
+        # Decisions take DecisionLines' fast path; control records its structlog
+        # processors, the same ones (one chain head, one masker).
+        self._decisions = DecisionLines(node, self._masker, self._chain)
         self._log = structlog.wrap_logger(
             self._out, wrapper_class=structlog.BoundLogger, cache_logger_on_first_use=True,
-            processors=list(self._processors))
-        self._decisions = DecisionLines(node, self._masker, self._chain)
+            processors=list(self._decisions.processors))
         self._queue: deque[Record] = deque()
         self._wake = threading.Event()
         self._idle = False
@@ -442,7 +442,7 @@ class AuditLog:
         self._last_cp = time.monotonic()
         seq, head = self._chain.seq - 1, self._chain.prev
         try:
-            cp.checkpoint(self.node, seq, head, AddTimestamp()._fmt(self.clock()))
+            cp.checkpoint(self.node, seq, head, format_ts(self.clock()))
         except Exception as e:  # noqa: BLE001 - the log goes on; the gap shows in verify
             self._cp_failing = True
             self._failed("checkpoint", f"checkpoint: {describe(e)}")
