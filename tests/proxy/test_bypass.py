@@ -59,6 +59,16 @@ async def tunnel(proxy: ProxyHandle, authority: str) -> RawClient:
     return c
 
 
+async def ask_through_tunnel(proxy: ProxyHandle, origin: RawOrigin, data: bytes) -> bytes:
+    """Through a tunnel to the origin (127.0.0.1): send `data`, return the
+    head of the answer."""
+    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
+    await c.send(data)
+    head = await c.head()
+    c.close()
+    return head
+
+
 def decisions(sink: MemorySink) -> list[tuple[str, str, str]]:
     return [(r["decision"], r["action"], r["target"]) for r in sink.records]
 
@@ -93,10 +103,8 @@ async def test_request_line_split_after_the_method_is_judged(
 
 async def test_request_after_a_leading_crlf_is_judged(
         proxy: ProxyHandle, origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"\r\nGET {KEPT} HTTP/1.1\r\nHost: videohost.example\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"\r\nGET {KEPT} HTTP/1.1\r\nHost: videohost.example\r\n\r\n".encode())
     assert not head.startswith(b"HTTP/1.1 200"), head
     assert origin.requests == []
 
@@ -130,21 +138,17 @@ async def test_raw_bytes_to_a_host_no_order_names_are_relayed_and_recorded(
 
 async def test_absolute_form_in_a_tunnel_is_judged_on_its_own_authority(
         proxy: ProxyHandle, origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"GET http://videohost.example{KEPT} HTTP/1.1\r\n"
-                 "Host: other.example\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"GET http://videohost.example{KEPT} HTTP/1.1\r\n"
+        "Host: other.example\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 451"), head
     assert origin.requests == []
 
 
 async def test_the_record_names_the_url_that_went_upstream(
         proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(b"GET http://fine.example/article/5 HTTP/1.1\r\nHost: other.example\r\n\r\n")
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, b"GET http://fine.example/article/5 HTTP/1.1\r\nHost: other.example\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     # what the origin was asked for, and what the record names, agree
     assert origin.requests == ["GET /article/5 HTTP/1.1 | fine.example"]
@@ -168,11 +172,9 @@ async def test_non_websocket_101_does_not_open_a_raw_relay(
 
 async def test_expect_continue_on_a_blocked_url_gets_451_not_100(
         proxy: ProxyHandle, origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"POST {KEPT} HTTP/1.1\r\nHost: videohost.example\r\n"
-                 "Content-Length: 314572800\r\nExpect: 100-continue\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"POST {KEPT} HTTP/1.1\r\nHost: videohost.example\r\n"
+        "Content-Length: 314572800\r\nExpect: 100-continue\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 451"), head
 
 
@@ -219,20 +221,16 @@ async def test_ipv6_rule_holds_for_every_spelling(proxy: ProxyHandle, spelling: 
                                   "/v\\136071201", "/v%5C136071201"])
 async def test_encoded_separators_do_not_walk_around_a_url_rule(
         proxy: ProxyHandle, origin: RawOrigin, path: str) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"GET {path} HTTP/1.1\r\nHost: videohost.example\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"GET {path} HTTP/1.1\r\nHost: videohost.example\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 451"), head
     assert origin.requests == []
 
 
 async def test_encoded_separator_under_a_prefix_rule(proxy: ProxyHandle,
                                                      origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(b"GET /forum%2Fthread/9 HTTP/1.1\r\nHost: news.example\r\n\r\n")
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, b"GET /forum%2Fthread/9 HTTP/1.1\r\nHost: news.example\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 451"), head
 
 
@@ -245,19 +243,15 @@ async def test_encoded_separator_under_a_prefix_rule(proxy: ProxyHandle,
 ])
 async def test_hosts_no_order_names_are_never_refused(
         proxy: ProxyHandle, origin: RawOrigin, host: str, path: str) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 200"), head
 
 
 async def test_unreadable_path_on_a_host_with_url_rules_is_refused(
         proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(b"GET /v/%zz HTTP/1.1\r\nHost: videohost.example\r\n\r\n")
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, b"GET /v/%zz HTTP/1.1\r\nHost: videohost.example\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head
     assert origin.requests == []
     assert sink.records[-1]["decision"] == "invalid"
@@ -267,10 +261,8 @@ async def test_unreadable_path_on_a_host_with_url_rules_is_refused(
 
 async def test_obs_fold_host_is_not_forwarded_unjudged(
         proxy: ProxyHandle, origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"GET {KEPT} HTTP/1.1\r\nX: y\r\n Host: videohost.example\r\n\r\n".encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, f"GET {KEPT} HTTP/1.1\r\nX: y\r\n Host: videohost.example\r\n\r\n".encode())
     assert not head.startswith(b"HTTP/1.1 200"), head
     assert bytes(origin.raw) == b""
 
@@ -285,10 +277,8 @@ async def test_records_name_hosts_canonically(proxy: ProxyHandle, sink: MemorySi
 
 async def test_malformed_request_answered_by_mitmproxy_is_recorded(
         proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(b"GET / HTTP/1.1\r\nHost: fine.example\r\nContent-Length: x\r\n\r\n")
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, b"GET / HTTP/1.1\r\nHost: fine.example\r\nContent-Length: x\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head
     assert any(r["decision"] == "invalid" and r["action"] == "400" for r in sink.records), \
         decisions(sink)
@@ -309,22 +299,18 @@ async def test_first_bytes_that_never_complete_are_closed_and_recorded(
 
 
 async def test_a_second_host_header_is_judged_too(proxy: ProxyHandle, origin: RawOrigin) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(f"GET {KEPT} HTTP/1.1\r\nHost: fine.example\r\nHost: videohost.example\r\n\r\n"
-                 .encode())
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin,
+        f"GET {KEPT} HTTP/1.1\r\nHost: fine.example\r\nHost: videohost.example\r\n\r\n".encode())
     assert not head.startswith(b"HTTP/1.1 200"), head
     assert origin.requests == []
 
 
 async def test_a_request_mitmproxy_refuses_as_smuggling_is_recorded_once(
         proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(b"POST /x HTTP/1.1\r\nHost: fine.example\r\nContent-Length: 5\r\n"
-                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(
+        proxy, origin, b"POST /x HTTP/1.1\r\nHost: fine.example\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), head
     assert origin.requests == []
     invalid = [r for r in sink.records if r["decision"] == "invalid"]
@@ -346,10 +332,7 @@ async def test_tls_records_name_the_sni_canonically(proxy: ProxyHandle, origin: 
 ])
 async def test_a_head_mitmproxy_cannot_parse_is_recorded(
         proxy: ProxyHandle, origin: RawOrigin, sink: MemorySink, request_head: bytes) -> None:
-    c = await tunnel(proxy, f"127.0.0.1:{origin.port}")
-    await c.send(request_head)
-    head = await c.head()
-    c.close()
+    head = await ask_through_tunnel(proxy, origin, request_head)
     assert head.startswith(b"HTTP/1.1 400"), head
     assert origin.requests == []
     assert ("invalid", "400", f"HTTP 127.0.0.1:{origin.port}") in decisions(sink)
