@@ -182,8 +182,14 @@ async def start_resolver(standin: StandIn, acts: tuple[Act, ...] = ACTS,
     dns.setdefault("upstreams", (f"127.0.0.1:{standin.port}",))
     dns.setdefault("upstream_timeout", 0.5)
     policy = Policy(dns=replace(DnsPolicy(), **dns))  # type: ignore[arg-type]
+    return await start_with_policy(policy, acts, batched)
+
+
+async def start_with_policy(policy: Policy, acts: tuple[Act, ...] = ACTS,
+                            batched: bool = True, at: datetime = T0) -> Resolver:
+    """A resolver on 127.0.0.1 (a free port) enforcing `acts` at `at` under `policy`."""
     holder = BlocklistHolder()
-    holder.set(Blocklist(acts), T0)
+    holder.set(Blocklist(acts), at)
     sink = MemorySink()
     server = DnsServer(holder, policy, sink)
     listeners = Listeners(server, idle=2.0, max_conns=8, batched=batched)

@@ -11,19 +11,17 @@ from dnslib import EDNS0, DNSRecord, EDNSOption
 from tests.blocklist.builders import T0
 from tests.dns.support import (
     ACTS,
-    MemorySink,
     Resolver,
     StandIn,
     block,
     ede_of,
     make_query,
+    start_with_policy,
     udp_exchange,
 )
 from writ.blocklist import Blocklist, BlocklistHolder
 from writ.dns import answers
 from writ.dns.sde import Structured, opted_in
-from writ.dns.server import DnsServer
-from writ.dns.transport import Listeners
 from writ.policies import DnsPolicy, PagesPolicy, Policy
 
 REGISTER = "https://register.isp.example"
@@ -32,13 +30,7 @@ REGISTER = "https://register.isp.example"
 async def _start(standin: StandIn, acts: tuple = ACTS, **pages: str) -> Resolver:  # type: ignore[type-arg]
     dns = replace(DnsPolicy(), upstreams=(f"127.0.0.1:{standin.port}",), upstream_timeout=0.5)
     policy = Policy(operator="Example ISP", dns=dns, pages=PagesPolicy(**pages))  # type: ignore[arg-type]
-    holder = BlocklistHolder()
-    holder.set(Blocklist(acts), T0)
-    sink = MemorySink()
-    server = DnsServer(holder, policy, sink)
-    listeners = Listeners(server, idle=2.0, max_conns=8, batched=False)
-    await listeners.start([("127.0.0.1", 0)])
-    return Resolver(server, listeners, holder, sink, listeners.addresses[0][1])
+    return await start_with_policy(policy, acts, batched=False, at=T0)
 
 
 def _query(name: str, opt_in: bool, payload: int = 1232) -> DNSRecord:
