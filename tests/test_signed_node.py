@@ -53,12 +53,17 @@ async def _publish(url: str, seconds: float) -> str:
     return done.version
 
 
+def _web_node(redis_url: str, tmp_path: Path) -> Node:
+    """A node following Redis with the demo keyring, serving only /readyz and /metrics."""
+    return Node(_policy(tmp_path), NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
+                                               components=frozenset({"web"}),
+                                               web_listen="127.0.0.1:0"))
+
+
 async def test_a_node_enforces_the_signed_set_and_records_the_switch(
         redis_url: str, tmp_path: Path) -> None:
     vid = await _publish(redis_url, 3600)
-    node = Node(_policy(tmp_path), NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
-                                               components=frozenset({"web"}),
-                                               web_listen="127.0.0.1:0"))
+    node = _web_node(redis_url, tmp_path)
     await node.start()
     try:
         status, ready = await _get(node, "/readyz")
@@ -84,9 +89,7 @@ async def test_a_node_enforces_the_signed_set_and_records_the_switch(
 async def test_past_expiry_readyz_says_expired_and_the_set_stays(
         redis_url: str, tmp_path: Path) -> None:
     vid = await _publish(redis_url, 1.5)
-    node = Node(_policy(tmp_path), NodeOptions(redis_url=redis_url, state_dir=tmp_path / "s",
-                                               components=frozenset({"web"}),
-                                               web_listen="127.0.0.1:0"))
+    node = _web_node(redis_url, tmp_path)
     await node.start()
     try:
         assert node.holder.index is not None
