@@ -409,19 +409,22 @@ def _run_workers(policy: Policy, worker_options: NodeOptions, workers: int, *,
     async def serve(sink: QueueSink, ready: Callable[[], None]) -> None:
         node = Node(policy, worker_options, sink=sink)
         await node.start()
-        changes = _Changes()
+        report = None
+        if metrics_listen:  # counters only where the parent serves them
+            changes = _Changes()
 
-        def send() -> None:
-            sink.stats(changes(node.snapshot()))
+            def send() -> None:
+                sink.stats(changes(node.snapshot()))
 
-        node.drained = send  # the last counts, all in
-        send()  # before ready: the parent's /readyz waits for it
+            node.drained = send  # the last counts, all in
+            send()  # before ready: the parent's /readyz waits for it
+            report = asyncio.create_task(_report(send))
         ready()
-        report = asyncio.create_task(_report(send))
         try:
             await wait_for_signal()
         finally:
-            report.cancel()
+            if report is not None:
+                report.cancel()
             await node.stop()
 
     board: WorkerBoard | None = None

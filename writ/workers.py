@@ -26,7 +26,8 @@ Invariants:
   every worker would listen somewhere else.
 - A worker that dies (or cannot start) stops the whole node, exit 1: the
   node never runs on fewer workers than it announced.
-- Counters travel beside the records: a worker sends a snapshot of its
+- Counters travel beside the records: when the node serves metrics, a
+  worker (writ.node) sends a snapshot of its
   cumulative counts (`QueueSink.stats`, a `WorkerStats`: never a record, never
   in the chain) about once a second and once more after its listeners
   drained; the parent hands each to `on_stats` (writ.metrics.WorkerBoard),
