@@ -448,3 +448,33 @@ def test_with_bypass_on_a_failing_writ_lets_traffic_through(squid_bin: str, orig
         down.close()
         if hostile is not None:
             hostile.stop()
+
+
+def test_a_writ_that_never_completes_the_tcp_handshake_is_a_503(squid_bin: str,
+                                                                 origin: int) -> None:
+    """The connect itself hangs (a host gone quiet, SYNs dropped): a listener
+    that never accepts, its backlog full, so the kernel drops Squid's SYNs.
+    Squid gives up after icap_connect_timeout (2 s shipped) and refuses: 503."""
+    with socket.socket() as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen(0)
+        port = quiet.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # fill the accept queue: the next SYN goes unanswered
+            f = socket.socket()
+            f.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                f.connect(("127.0.0.1", port))
+            fillers.append(f)
+        time.sleep(0.2)
+        squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", names=NAMES).start()
+        try:
+            seen = len(_Origin.seen)
+            started = time.monotonic()
+            assert_writ_unavailable(*fetch(squid, f"http://fine.example:{origin}/quiet"))
+            assert time.monotonic() - started >= 1.5  # it did wait for the connect
+            assert len(_Origin.seen) == seen
+        finally:
+            squid.stop()
+            for f in fillers:
+                f.close()
