@@ -433,8 +433,11 @@ def test_with_bypass_on_a_failing_writ_lets_traffic_through(squid_bin: str, orig
     hostile = None if mode == "down" else _HostileIcap(mode)
     down = contextlib.ExitStack()  # "down": nothing listens, for the whole test
     port = down.enter_context(closed_port()) if hostile is None else hostile.port
+    # icap_io_timeout 1 s, as in the 503 tests: in some full runs Squid sat on
+    # an ICAP exchange for the shipped 30 s before bypassing (cause not found;
+    # never seen alone); the test is about what passes, not how long Squid waits.
     squid = Squid(squid_bin, icap_url=f"127.0.0.1:{port}/writ", bypass=True,
-                  names=NAMES).start()
+                  names=NAMES, extra="icap_io_timeout 1 seconds\n").start()
     try:
         status, _, page = fetch(squid, f"http://blocked.example:{origin}/bypassed")
         assert (status, page) == (200, b"origin: ")  # the operator chose to fail open
